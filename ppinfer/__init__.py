@@ -1,0 +1,34 @@
+"""ppinfer: valid statistical inference with machine-learning predictions.
+
+Prediction-powered inference (PPI) and its power-tuned form PPI++ combine a small
+labeled sample (gold-standard outcomes with predictions) with a large unlabeled
+sample (predictions only). The estimates stay valid whatever the predictions'
+quality and are more precise than labeled-only ("classical") ones when the
+predictions are good.
+
+>>> import ppinfer
+>>> model = ppinfer.OLS(y, X, yhat, X_unlabeled, yhat_unlabeled)   # doctest: +SKIP
+>>> model.fit(method="ppi++").summary()                             # doctest: +SKIP
+"""
+
+from .covariance import PPIWarning
+from .formula import logit, ols, poisson
+from .mean import Mean
+from .quantile import Quantile
+from .regression import OLS, Logit, Poisson
+from .results import PPIResults
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Mean",
+    "Quantile",
+    "OLS",
+    "Logit",
+    "Poisson",
+    "ols",
+    "logit",
+    "poisson",
+    "PPIResults",
+    "PPIWarning",
+]

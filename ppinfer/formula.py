@@ -1,0 +1,141 @@
+"""Formula entry points: ``ppinfer.ols("y ~ x1 + C(group)", data=..., unlabeled=..., yhat=...)``.
+
+Formulas are parsed by patsy, as in statsmodels. The unlabeled design is built
+with the labeled data's design specification, so both share the same columns,
+categorical levels and transformations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import patsy
+
+from ._options import choose
+from .data import MISSING_OPTIONS
+
+
+def _frame(value, argument: str) -> pd.DataFrame:
+    if not isinstance(value, pd.DataFrame):
+        raise TypeError(f"{argument} must be a pandas DataFrame; got {type(value).__name__}.")
+    # positions, not labels, pair rows from here on (labels may repeat)
+    return value.reset_index(drop=True)
+
+
+def _dropped_message(frame: pd.DataFrame, kept: pd.Index, argument: str) -> str:
+    dropped = np.setdiff1d(np.arange(len(frame)), kept.to_numpy())
+    return (
+        f"{argument} has {dropped.size} row(s) with missing values in the formula's variables "
+        f"(first at row {dropped[0]}); clean them, or pass missing='drop' to drop incomplete rows."
+    )
+
+
+def _predictions(yhat, frame: pd.DataFrame, rows: pd.Index, argument: str, frame_name: str) -> pd.Series:
+    """Predictions for the design's rows: a column name of ``frame`` or an array over its rows."""
+    if isinstance(yhat, str):
+        if yhat not in frame.columns:
+            raise ValueError(f"{argument}={yhat!r} is not a column of {frame_name}.")
+        values = frame[yhat]
+    else:
+        values = pd.Series(np.asarray(yhat), name=argument) if not isinstance(yhat, pd.Series) else yhat.reset_index(drop=True)
+        if len(values) != len(frame):
+            raise ValueError(f"{argument} has {len(values)} values but {frame_name} has {len(frame)} rows.")
+    return values.iloc[rows.to_numpy()].set_axis(rows)
+
+
+def design_from_formula(formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, missing: str = "raise") -> dict:
+    """Arrays for a regression model from a formula and two data frames.
+
+    Returns the keyword arguments of the model's constructor.
+    """
+    if not isinstance(formula, str) or "~" not in formula:
+        raise ValueError(f"formula must be a string like 'y ~ x1 + x2'; got {formula!r}.")
+    missing = choose(missing, MISSING_OPTIONS, "missing")
+    labeled_frame = _frame(data, "data")
+    unlabeled_frame = _frame(unlabeled, "unlabeled")
+    try:
+        outcome, design = patsy.dmatrices(formula, labeled_frame, NA_action="drop", return_type="dataframe")
+    except patsy.PatsyError as error:
+        raise ValueError(f"could not build the design from formula {formula!r} and data: {error}") from None
+    if outcome.shape[1] != 1:
+        raise ValueError(
+            f"the formula's outcome must be one numeric column; patsy expanded it into {list(outcome.columns)}. "
+            "Code a binary outcome as 0/1."
+        )
+    if missing == "raise" and len(design) < len(labeled_frame):
+        raise ValueError(_dropped_message(labeled_frame, design.index, "data"))
+    try:
+        (design_unlabeled,) = patsy.build_design_matrices(
+            [design.design_info], unlabeled_frame, NA_action="drop", return_type="dataframe"
+        )
+    except patsy.PatsyError as error:
+        raise ValueError(
+            f"could not build the unlabeled design with the labeled data's specification: {error}. "
+            "Every variable of the formula's right-hand side must be in unlabeled, with categorical "
+            "levels that occur in data."
+        ) from None
+    if missing == "raise" and len(design_unlabeled) < len(unlabeled_frame):
+        raise ValueError(_dropped_message(unlabeled_frame, design_unlabeled.index, "unlabeled"))
+    if yhat_unlabeled is None:
+        if not isinstance(yhat, str):
+            raise ValueError("yhat_unlabeled is required when yhat is not a column name shared by both data frames.")
+        yhat_unlabeled = yhat
+    return dict(
+        y=outcome.iloc[:, 0],
+        X=design,
+        yhat=_predictions(yhat, labeled_frame, design.index, "yhat", "data"),
+        X_unlabeled=design_unlabeled,
+        yhat_unlabeled=_predictions(yhat_unlabeled, unlabeled_frame, design_unlabeled.index, "yhat_unlabeled", "unlabeled"),
+        missing=missing,
+    )
+
+
+_FORMULA_DOC = """Prediction-powered {title} from a formula.
+
+    Parameters
+    ----------
+    formula : str
+        Patsy formula, e.g. ``"y ~ x1 + np.log(x2) + C(group)"``. An intercept is
+        added unless the formula removes it (``- 1``).
+    data : pandas.DataFrame
+        Labeled data: the outcome, the right-hand-side variables and (if ``yhat``
+        is a column name) the predictions.
+    unlabeled : pandas.DataFrame
+        Unlabeled data: the right-hand-side variables and the predictions. Its
+        design is built with ``data``'s specification (same columns and levels).
+    yhat : str or array-like
+        Predictions for the labeled rows: a column of ``data`` (and, unless
+        ``yhat_unlabeled`` is given, of ``unlabeled``) or one value per row of ``data``.
+    yhat_unlabeled : str or array-like, optional
+        Predictions for the unlabeled rows, when not the column ``yhat`` of ``unlabeled``.
+    missing : {{"raise", "drop"}}
+        Rows with missing values: raise (default) or drop them consistently.
+
+    Returns
+    -------
+    {cls}
+        Call ``.fit()`` on it. Parameter names are the formula's terms.
+    """
+
+
+def ols(formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, missing: str = "raise"):
+    from .regression import OLS
+
+    return OLS.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, missing=missing)
+
+
+def logit(formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, missing: str = "raise"):
+    from .regression import Logit
+
+    return Logit.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, missing=missing)
+
+
+def poisson(formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, missing: str = "raise"):
+    from .regression import Poisson
+
+    return Poisson.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, missing=missing)
+
+
+ols.__doc__ = _FORMULA_DOC.format(title="ordinary least squares", cls="ppinfer.OLS")
+logit.__doc__ = _FORMULA_DOC.format(title="logistic regression", cls="ppinfer.Logit")
+poisson.__doc__ = _FORMULA_DOC.format(title="Poisson regression", cls="ppinfer.Poisson")

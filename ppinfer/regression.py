@@ -1,0 +1,125 @@
+"""Prediction-powered regression: OLS, logistic and Poisson (canonical-link GLMs)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data import as_variable, check_full_rank, make_sample, match_columns
+from .families import Binomial, Family, Gaussian, Poisson as PoissonFamily
+from .fitting import MEstimate, fit_glm
+from .model import PPIModel
+
+
+class RegressionModel(PPIModel):
+    """Prediction-powered GLM with canonical link (base of OLS, Logit, Poisson).
+
+    Parameters
+    ----------
+    y : array-like, shape (n,)
+        Gold-standard outcomes of the labeled units.
+    X : array-like or DataFrame, shape (n, p)
+        Labeled design. No intercept is added (as in statsmodels); add a column of
+        ones, or use the formula interface (``ppinfer.ols`` etc.), which adds one.
+    yhat : array-like, shape (n,)
+        Predictions for the labeled units.
+    X_unlabeled : array-like or DataFrame, shape (N, p)
+        Unlabeled design, with the columns of ``X`` (matched by name for DataFrames).
+    yhat_unlabeled : array-like, shape (N,)
+        Predictions for the unlabeled units.
+    missing : {"raise", "drop"}
+        Rows with NaN or infinite values: raise (default), or drop them from every
+        array of their sample.
+
+    Notes
+    -----
+    The plug-in ("predict-then-debias") estimator of METHODS.md, section 2::
+
+        theta(lam) = b(X, y) + lam * (b(X_unlabeled, yhat_unlabeled) - b(X, yhat))
+
+    ``b(X, v)`` is the (quasi-)likelihood fit of ``v`` on ``X``. Its variance uses
+    the influence rows ``psi_i = H^-1 x_i (v_i - mu(x_i' b))`` of each fit::
+
+        V(lam) = Cov(psi^y - lam psi^yhat) / n + lam^2 Cov(psi^unlabeled) / N
+
+    ``lam=None`` with ``method="ppi++"`` minimises the trace of ``V``;
+    ``lam="per-coefficient"`` minimises each diagonal entry. ``method="classical"``
+    is the labeled-only fit with HC0 standard errors (identical to statsmodels'
+    ``cov_type="HC0"``). For OLS with lambda = 1 the estimate equals
+    ``OLS(X_unlabeled, yhat_unlabeled) + OLS(X, y - yhat)`` (Angelopoulos et al. 2023).
+    """
+
+    _family: Family = Gaussian()
+    _outcome_kind = "outcome"
+
+    def __init__(self, y, X, yhat, X_unlabeled, yhat_unlabeled, *, missing: str = "raise"):
+        outcome = as_variable(y, "y", ndim=1, default_name="y")
+        design = as_variable(X, "X", ndim=2, default_name="x")
+        design_unlabeled = match_columns(design, as_variable(X_unlabeled, "X_unlabeled", ndim=2, default_name="x"))
+        self.labeled = make_sample(
+            {"y": outcome, "X": design, "yhat": as_variable(yhat, "yhat", ndim=1, default_name="yhat")},
+            missing=missing,
+            label="labeled",
+        )
+        self.unlabeled = make_sample(
+            {
+                "X_unlabeled": design_unlabeled,
+                "yhat_unlabeled": as_variable(yhat_unlabeled, "yhat_unlabeled", ndim=1, default_name="yhat"),
+            },
+            missing=missing,
+            label="unlabeled",
+        )
+        self._family.check_outcome(self.labeled["y"], "y")
+        self._family.check_prediction(self.labeled["yhat"], "yhat")
+        self._family.check_prediction(self.unlabeled["yhat_unlabeled"], "yhat_unlabeled")
+        check_full_rank(self.labeled["X"], design.names, "X")
+        check_full_rank(self.unlabeled["X_unlabeled"], design.names, "X_unlabeled")
+        self.param_names = design.names
+        self.endog_name = outcome.names[0]
+
+    def _estimate(self, which: str, start: np.ndarray | None = None) -> MEstimate:
+        X, Xu = self.labeled["X"], self.unlabeled["X_unlabeled"]
+        family = self._family
+        if which == "y":
+            return fit_glm(family, [(X, self.labeled["y"])], keep_influence=True, what="the fit of y on X")
+        if which == "yhat":
+            return fit_glm(family, [(X, self.labeled["yhat"])], keep_influence=True, what="the fit of yhat on X")
+        if which == "unlabeled":
+            return fit_glm(
+                family, [(Xu, self.unlabeled["yhat_unlabeled"])], start=start,
+                what="the fit of yhat_unlabeled on X_unlabeled",
+            )
+        return fit_glm(
+            family, [(X, self.labeled["y"]), (Xu, self.unlabeled["yhat_unlabeled"])], start=start,
+            what="the naive pooled fit",
+        )
+
+    @classmethod
+    def from_formula(cls, formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, missing: str = "raise"):
+        """Build the model from a formula; see :func:`ppinfer.ols`."""
+        from .formula import design_from_formula
+
+        return cls(**design_from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, missing=missing))
+
+
+class OLS(RegressionModel):
+    __doc__ = "Prediction-powered ordinary least squares.\n" + RegressionModel.__doc__.split("\n", 1)[1]
+    _title = "OLS"
+    _family = Gaussian()
+
+
+class Logit(RegressionModel):
+    __doc__ = (
+        "Prediction-powered logistic regression: ``y`` in {0, 1}, ``yhat`` probabilities in [0, 1].\n"
+        + RegressionModel.__doc__.split("\n", 1)[1]
+    )
+    _title = "Logit"
+    _family = Binomial()
+
+
+class Poisson(RegressionModel):
+    __doc__ = (
+        "Prediction-powered Poisson regression (log link): ``y`` counts, ``yhat`` >= 0.\n"
+        + RegressionModel.__doc__.split("\n", 1)[1]
+    )
+    _title = "Poisson"
+    _family = PoissonFamily()
