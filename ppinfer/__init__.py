@@ -20,6 +20,26 @@ from .results import PPIResults
 
 __version__ = "0.1.0"
 
+#: names imported on first use (heavier modules, and subpackages)
+_LAZY = {
+    "TreatmentEffect": "ppinfer.treatment",
+    "treatment_effect": "ppinfer.treatment",
+    "power": None,
+    "simulation": None,
+    "datasets": None,
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'ppinfer' has no attribute {name!r}")
+    import importlib
+
+    module = _LAZY[name]
+    value = importlib.import_module(f"ppinfer.{name}") if module is None else getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 __all__ = [
     "Mean",
     "Quantile",
@@ -31,4 +51,5 @@ __all__ = [
     "poisson",
     "PPIResults",
     "PPIWarning",
+    *_LAZY,
 ]
