@@ -23,26 +23,39 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fitting import MEstimate
+from .fitting import MEstimate, cluster_correction, cluster_sums
 
 
 class PPIWarning(UserWarning):
     """A fit went ahead with a fallback the user should know about."""
 
 
-def variance_of_mean(a: np.ndarray, b: np.ndarray | None = None, groups: np.ndarray | None = None) -> np.ndarray:
+def contributions(rows: np.ndarray, groups: np.ndarray | None = None, ngroups: int = 0) -> np.ndarray:
+    """Each unit's (or cluster's) contribution to the mean of ``rows`` (n, p).
+
+    Without clusters, ``rows / n``. With integer cluster codes ``groups`` (in
+    ``range(ngroups)``), ``sqrt(G / (G - 1)) * (within-cluster sums) / n`` with ``G``
+    the non-empty clusters: the small-sample factor of cluster-robust variances.
+    """
+    n = rows.shape[0]
+    if groups is None:
+        return rows / n
+    return cluster_sums(rows, groups, ngroups) / n * cluster_correction([groups])
+
+
+def variance_of_mean(
+    a: np.ndarray, b: np.ndarray | None = None, groups: np.ndarray | None = None, ngroups: int = 0
+) -> np.ndarray:
     """Estimated ``Cov(mean(a), mean(b))`` from rows ``a``, ``b`` (n, p) of mean zero.
 
-    ``sum_i a_i b_i' / n^2`` (1/n normalisation, HC0); with integer cluster codes
-    ``groups``, ``sum_g A_g B_g' / n^2`` over within-cluster sums ``A_g``, ``B_g``.
+    ``sum_i a_i b_i' / n^2`` (1/n normalisation, HC0); with cluster codes,
+    ``G / (G - 1) * sum_g A_g B_g' / n^2`` over within-cluster sums.
     """
-    b = a if b is None else b
-    n = a.shape[0]
-    if groups is not None:
+    if groups is not None and ngroups == 0:
         ngroups = int(groups.max()) + 1
-        a = np.stack([np.bincount(groups, weights=a[:, k], minlength=ngroups) for k in range(a.shape[1])], 1)
-        b = np.stack([np.bincount(groups, weights=b[:, k], minlength=ngroups) for k in range(b.shape[1])], 1)
-    return a.T @ b / n**2
+    left = contributions(a, groups, ngroups)
+    right = left if b is None else contributions(b, groups, ngroups)
+    return left.T @ right
 
 
 @dataclass(frozen=True)
@@ -60,14 +73,64 @@ class PPIComponents:
 
     @classmethod
     def from_estimates(
-        cls, fit_y: MEstimate, fit_f: MEstimate, fit_fu: MEstimate, groups: np.ndarray | None = None
+        cls,
+        fit_y: MEstimate,
+        fit_f: MEstimate,
+        fit_fu: MEstimate,
+        *,
+        groups: np.ndarray | None = None,
+        ngroups: int = 0,
     ) -> "PPIComponents":
-        """Blocks from labeled influence rows and the unlabeled fit's own covariance."""
+        """Blocks for labeled and unlabeled samples drawn independently.
+
+        ``groups`` are the labeled rows' cluster codes. When the unlabeled fit is
+        clustered too (it carries ``cluster_contributions`` in the same code
+        space), a cluster may hold units of both samples: its labeled and
+        unlabeled contributions are added before squaring, which brings in their
+        covariance. Otherwise the unlabeled fit enters through its own covariance.
+        """
+        labeled_y = contributions(fit_y.influence, groups, ngroups)
+        labeled_f = contributions(fit_f.influence, groups, ngroups)
+        if groups is not None and fit_fu.cluster_contributions is not None:
+            # theta - beta ~ sum_g [a^Y_g - L (a^f_g - b_g)]: one sum over shared clusters
+            difference = labeled_f - fit_fu.cluster_contributions
+            zero = np.zeros_like(fit_fu.covariance)
+            return cls(labeled_y.T @ labeled_y, labeled_y.T @ difference, difference.T @ difference, zero)
+        return cls(labeled_y.T @ labeled_y, labeled_y.T @ labeled_f, labeled_f.T @ labeled_f, fit_fu.covariance)
+
+    @classmethod
+    def from_labeling_probabilities(
+        cls, fit_y: MEstimate, fit_f: MEstimate, fit_all: MEstimate, label_prob: np.ndarray
+    ) -> "PPIComponents":
+        """Blocks when the labeled units are drawn from all units with known probabilities.
+
+        Every unit (labeled or not) has a prediction; unit ``i`` was labeled with
+        probability ``pi_i``. The labeled fits are weighted by ``1 / pi_i`` and the
+        "unlabeled" fit ``fit_all`` uses every unit's prediction, so
+
+            theta(lam) = b_w(Y) + lam (b_all(f) - b_w(f)),
+            theta - beta ~ (1/M) sum_units [xi_i / pi_i (psi^Y_i - L psi^f_i) + L psi^f_i]
+
+        over the ``M`` units, ``xi_i`` the labeling indicator. Taking the variance
+        of that sum (``E[xi / pi | x] = 1``) gives, with ``u_i`` the weighted
+        labeled influence rows of the fits,
+
+            V_Y = sum u^Y u^Y' / n^2,  C_Yf = sum (1 - pi) u^Y u^f' / n^2,
+            V_f = sum (1 - 2 pi) u^f u^f' / n^2,  V_fu = Cov(b_all(f)).
+
+        This is the inverse-probability-weighted rectifier of active inference
+        (Zrnic & Candes 2024) and design-based supervised learning (Egami et al.
+        2023). With ``pi = n / M`` for all units it is PPI on a labeled subsample.
+        """
+        influence_y, influence_f = fit_y.influence, fit_f.influence
+        n = influence_y.shape[0]
+        keep = (1.0 - label_prob)[:, None]
+        both = (1.0 - 2.0 * label_prob)[:, None]
         return cls(
-            var_y=variance_of_mean(fit_y.influence, groups=groups),
-            cov_yf=variance_of_mean(fit_y.influence, fit_f.influence, groups=groups),
-            var_f=variance_of_mean(fit_f.influence, groups=groups),
-            var_fu=fit_fu.covariance,
+            var_y=influence_y.T @ influence_y / n**2,
+            cov_yf=(influence_y * keep).T @ influence_f / n**2,
+            var_f=(influence_f * both).T @ influence_f / n**2,
+            var_fu=fit_all.covariance,
         )
 
     def covariance(self, lam: np.ndarray) -> np.ndarray:

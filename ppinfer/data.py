@@ -233,3 +233,54 @@ def check_binary(values: np.ndarray, argument: str) -> None:
             f"{argument} must contain only 0 and 1; found {int(bad.sum())} other value(s) "
             f"(first: {values.ravel()[first]!r} at position {first})."
         )
+
+
+def _labels(value, argument: str) -> pd.Series:
+    if isinstance(value, pd.DataFrame):
+        if value.shape[1] != 1:
+            raise ValueError(f"{argument} must be one column of labels; got {value.shape[1]} columns.")
+        value = value.iloc[:, 0]
+    if isinstance(value, pd.Series):
+        return value
+    array = np.asarray(value, dtype=object)
+    if array.ndim != 1:
+        raise ValueError(f"{argument} must be one-dimensional (one label per row); got shape {array.shape}.")
+    return pd.Series(array)
+
+
+def as_cluster_labels(
+    labeled, unlabeled, argument: str = "groups", argument_unlabeled: str = "groups_unlabeled"
+) -> tuple[Variable | None, Variable | None]:
+    """Labels of any hashable type, coded in one space shared by both samples.
+
+    A cluster with units in both samples keeps one code, so its labeled and
+    unlabeled contributions can be combined. Missing labels become NaN (raised
+    on, or dropped with their row, by :func:`make_sample`). Either input may be None.
+    """
+    given = [(name, value) for name, value in ((argument, labeled), (argument_unlabeled, unlabeled)) if value is not None]
+    series = {name: _labels(value, name) for name, value in given}
+    codes, _ = pd.factorize(pd.concat([s.reset_index(drop=True) for s in series.values()], ignore_index=True))
+    codes = np.where(codes < 0, np.nan, codes.astype(float))
+    out, start = {}, 0
+    for name, value in given:
+        stop = start + len(series[name])
+        index = value.index if isinstance(value, (pd.Series, pd.DataFrame)) else None
+        out[name] = Variable(codes[start:stop], [name], index)
+        start = stop
+    return out.get(argument), out.get(argument_unlabeled)
+
+
+def recode_clusters(*codes: np.ndarray | None) -> tuple[list[np.ndarray | None], int]:
+    """Integer codes ``0..G-1`` over the clusters present in any of the arrays."""
+    present = [c for c in codes if c is not None]
+    if not present:
+        return [None] * len(codes), 0
+    unique, inverse = np.unique(np.concatenate(present), return_inverse=True)
+    out, start = [], 0
+    for c in codes:
+        if c is None:
+            out.append(None)
+            continue
+        out.append(inverse[start : start + c.shape[0]].astype(np.intp))
+        start += c.shape[0]
+    return out, int(unique.size)

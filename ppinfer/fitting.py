@@ -34,17 +34,23 @@ class MEstimate:
     params : (p,) array
     nobs : int
     covariance : (p, p) array
-        Sandwich (HC0) covariance of ``params``: the variance of the mean of the
-        influence rows, cluster-summed when clusters were given.
+        Sandwich covariance of ``params``: the variance of the mean of the
+        influence rows (HC0), or with clusters ``sum_g c_g c_g'`` over the
+        cluster contributions ``c_g``.
     influence : (nobs, p) array or None
         Influence rows ``psi_i`` with ``params - beta ~ mean(psi)``; kept for the
         labeled sample, where PPI needs their covariance with other fits.
+    cluster_contributions : (ngroups, p) array or None
+        With clusters: ``c_g = sqrt(G / (G - 1)) * sum_{i in g} psi_i / nobs``, each
+        cluster's contribution to ``params - beta`` (``G`` non-empty clusters),
+        indexed by the shared cluster codes so fits of different samples line up.
     """
 
     params: np.ndarray
     nobs: int
     covariance: np.ndarray
     influence: np.ndarray | None = None
+    cluster_contributions: np.ndarray | None = None
 
 
 @dataclass
@@ -55,6 +61,7 @@ class _RowSums:
     score: np.ndarray
     hessian: np.ndarray
     loss: float
+    #: sum of score outer products (i.i.d.), or (ngroups, p) within-cluster score sums
     meat: np.ndarray | None
 
     def __add__(self, other: "_RowSums") -> "_RowSums":
@@ -73,11 +80,19 @@ def _chunks(nrows: int):
         yield slice(start, min(start + CHUNK_ROWS, nrows))
 
 
-def _cluster_sums(rows: np.ndarray, codes: np.ndarray, ngroups: int) -> np.ndarray:
-    """(ngroups, p) sums of ``rows`` within each cluster code."""
+def cluster_sums(rows: np.ndarray, codes: np.ndarray, ngroups: int) -> np.ndarray:
+    """(ngroups, p) sums of ``rows`` (n, p) within each integer cluster code."""
     return np.stack(
         [np.bincount(codes, weights=rows[:, k], minlength=ngroups) for k in range(rows.shape[1])], axis=1
     )
+
+
+def cluster_correction(codes: Sequence[np.ndarray | None]) -> float:
+    """``sqrt(G / (G - 1))`` for the ``G`` non-empty clusters of the given code arrays."""
+    present = np.unique(np.concatenate([c for c in codes if c is not None]))
+    if present.size < 2:
+        raise ValueError(f"cluster-robust variances need at least 2 clusters; the data have {present.size}.")
+    return float(np.sqrt(present.size / (present.size - 1.0)))
 
 
 def _row_sums(
@@ -89,18 +104,19 @@ def _row_sums(
     meat: bool,
     weights: np.ndarray | None = None,
     groups: np.ndarray | None = None,
+    ngroups: int = 0,
 ) -> _RowSums:
     """One pass over a block of rows: score, Hessian and loss (and meat) at ``beta``.
 
-    ``groups`` holds integer cluster codes; the meat is then the sum of outer
-    products of within-cluster score sums (cluster-robust).
+    With integer cluster codes ``groups`` (in ``range(ngroups)``) the meat is
+    returned as the (ngroups, p) within-cluster score sums, so that blocks
+    sharing clusters can be added before the outer product is taken.
     """
     p = X.shape[1]
     score = np.zeros(p)
     hessian = np.zeros((p, p))
     loss = 0.0
-    ngroups = int(groups.max()) + 1 if groups is not None else 0
-    outer = np.zeros((p, p)) if meat else None
+    outer = np.zeros((p, p)) if meat and groups is None else None
     cluster_scores = np.zeros((ngroups, p)) if meat and groups is not None else None
     for rows in _chunks(v.shape[0]):
         Xc = X[rows]
@@ -122,10 +138,8 @@ def _row_sums(
             if cluster_scores is None:
                 outer += scores.T @ scores
             else:
-                cluster_scores += _cluster_sums(scores, groups[rows], ngroups)
-    if cluster_scores is not None:
-        outer = cluster_scores.T @ cluster_scores
-    return _RowSums(v.shape[0], score, hessian, loss, outer)
+                cluster_scores += cluster_sums(scores, groups[rows], ngroups)
+    return _RowSums(v.shape[0], score, hessian, loss, outer if cluster_scores is None else cluster_scores)
 
 
 def _solve(hessian: np.ndarray, rhs: np.ndarray, what: str) -> np.ndarray:
@@ -154,6 +168,7 @@ def fit_glm(
     keep_influence: bool = False,
     weights: Sequence[np.ndarray | None] | None = None,
     groups: Sequence[np.ndarray | None] | None = None,
+    ngroups: int = 0,
     what: str = "fit",
     tol: float = 1e-10,
     max_iter: int = 100,
@@ -172,7 +187,10 @@ def fit_glm(
     keep_influence : bool
         Return the influence rows (one block only).
     weights, groups : sequences aligned with ``blocks``, optional
-        Row weights, and integer cluster codes for a cluster-robust covariance.
+        Row weights, and integer cluster codes in ``range(ngroups)`` (shared by
+        all blocks) for a cluster-robust covariance.
+    ngroups : int
+        Number of cluster codes.
     what : str
         Describes the fit in error messages.
 
@@ -190,6 +208,9 @@ def fit_glm(
     """
     weights = list(weights) if weights is not None else [None] * len(blocks)
     groups = list(groups) if groups is not None else [None] * len(blocks)
+    clustered = any(g is not None for g in groups)
+    if clustered and not all(g is not None for g in groups):
+        raise ValueError("cluster codes must be given for every block or for none")
     if keep_influence and len(blocks) != 1:
         raise ValueError("influence rows are kept for a single block only")
     p = blocks[0][0].shape[1]
@@ -197,7 +218,7 @@ def fit_glm(
     def sums(beta: np.ndarray, meat: bool) -> _RowSums:
         total = None
         for (X, v), w, g in zip(blocks, weights, groups):
-            part = _row_sums(family, X, v, beta, meat=meat, weights=w, groups=g)
+            part = _row_sums(family, X, v, beta, meat=meat, weights=w, groups=g, ngroups=ngroups)
             total = part if total is None else total + part
         return total
 
@@ -238,7 +259,13 @@ def fit_glm(
     if current.meat is None:
         current = sums(beta, meat=True)
     bread = _solve(current.hessian, np.eye(p), what)
-    covariance = bread @ current.meat @ bread
+    contributions = None
+    if clustered:
+        # each cluster's contribution to params - beta: bread @ (within-cluster score sum)
+        contributions = current.meat @ bread * cluster_correction(groups)
+        covariance = contributions.T @ contributions
+    else:
+        covariance = bread @ current.meat @ bread
     influence = None
     if keep_influence:
         (X, v), w = blocks[0], weights[0]
@@ -247,7 +274,7 @@ def fit_glm(
             residual = residual * w
         # psi_i = H^-1 x_i r_i with H the mean Hessian: bread is the inverse summed Hessian
         influence = (X * residual[:, None]) @ (bread * current.nobs)
-    return MEstimate(beta, current.nobs, covariance, influence)
+    return MEstimate(beta, current.nobs, covariance, influence, contributions)
 
 
 def fit_mean(
@@ -256,14 +283,16 @@ def fit_mean(
     keep_influence: bool = False,
     weights: np.ndarray | None = None,
     groups: np.ndarray | None = None,
+    ngroups: int = 0,
 ) -> MEstimate:
     """Column means of ``v`` (n, k) as M-estimates (estimating function ``v_i - b``).
 
     Notes
     -----
     ``psi_i = w_i (v_i - b) / mean(w)``; the covariance is ``sum psi psi' / n^2``
-    (1/n normalisation, as HC0), cluster-summed when ``groups`` are given. Two
-    passes: the mean, then centred outer products by chunks.
+    (1/n normalisation, as HC0); with cluster codes ``groups`` (in
+    ``range(ngroups)``) it is built from cluster contributions as in
+    :func:`fit_glm`. Two passes: the mean, then centred outer products by chunks.
     """
     if v.ndim == 1:
         v = v[:, None]
@@ -274,22 +303,25 @@ def fit_mean(
     else:
         params = weights @ v / weights.sum()
         scale = n / weights.sum()
-    ngroups = int(groups.max()) + 1 if groups is not None else 0
     outer = np.zeros((k, k))
-    cluster_sums = np.zeros((ngroups, k)) if groups is not None else None
+    within = np.zeros((ngroups, k)) if groups is not None else None
     for rows in _chunks(n):
         centred = v[rows] - params
         if weights is not None:
             centred = centred * (weights[rows] * scale)[:, None]
-        if cluster_sums is None:
+        if within is None:
             outer += centred.T @ centred
         else:
-            cluster_sums += _cluster_sums(centred, groups[rows], ngroups)
-    if cluster_sums is not None:
-        outer = cluster_sums.T @ cluster_sums
+            within += cluster_sums(centred, groups[rows], ngroups)
+    contributions = None
+    if within is not None:
+        contributions = within / n * cluster_correction([groups])
+        covariance = contributions.T @ contributions
+    else:
+        covariance = outer / n**2
     influence = None
     if keep_influence:
         influence = v - params
         if weights is not None:
             influence = influence * (weights * scale)[:, None]
-    return MEstimate(params, n, outer / n**2, influence)
+    return MEstimate(params, n, covariance, influence, contributions)

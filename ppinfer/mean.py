@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import as_variable, make_sample
+from .data import as_variable
 from .fitting import MEstimate, fit_mean
 from .model import PPIModel
 
@@ -20,9 +20,21 @@ class Mean(PPIModel):
         Predictions for the labeled units.
     yhat_unlabeled : array-like, shape (N,) or (N, k)
         Predictions for the unlabeled units.
+    weights, weights_unlabeled : array-like, optional
+        Row weights of each sample (e.g. survey weights).
+    label_prob : array-like, optional
+        Known probability with which each labeled unit was chosen for labeling
+        from all units (labeled and unlabeled); see :class:`~ppinfer.model.PPIModel`.
+    groups, groups_unlabeled : array-like, optional
+        Cluster labels for cluster-robust standard errors; a label present in both
+        samples is one cluster.
     missing : {"raise", "drop"}
         What to do with rows holding NaN or infinite values: raise (default) or
-        drop them (from ``y`` and ``yhat`` together).
+        drop them (from every array of their sample together).
+
+    ``yhat`` and ``yhat_unlabeled`` of shape (n, K) and (N, K) for a single
+    outcome are K synthetic draws per unit: their row mean is the prediction, and
+    the summary reports the variance gained over a single draw.
 
     Notes
     -----
@@ -48,29 +60,49 @@ class Mean(PPIModel):
     _title = "Mean"
     _default_tuning = "per-coefficient"
 
-    def __init__(self, y, yhat, yhat_unlabeled, *, missing: str = "raise"):
+    def __init__(
+        self,
+        y,
+        yhat,
+        yhat_unlabeled,
+        *,
+        weights=None,
+        weights_unlabeled=None,
+        label_prob=None,
+        groups=None,
+        groups_unlabeled=None,
+        missing: str = "raise",
+    ):
         outcome = as_variable(y, "y", ndim=2, default_name="y")
-        predicted = as_variable(yhat, "yhat", ndim=2, default_name="yhat")
-        predicted_unlabeled = as_variable(yhat_unlabeled, "yhat_unlabeled", ndim=2, default_name="yhat")
-        k = outcome.values.shape[1]
-        for argument, variable in (("yhat", predicted), ("yhat_unlabeled", predicted_unlabeled)):
-            if variable.values.shape[1] != k:
-                raise ValueError(
-                    f"{argument} has {variable.values.shape[1]} column(s) but y has {k}; "
-                    "give one prediction per outcome column."
-                )
-        self.labeled = make_sample({"y": outcome, "yhat": predicted}, missing=missing, label="labeled")
-        self.unlabeled = make_sample({"yhat_unlabeled": predicted_unlabeled}, missing=missing, label="unlabeled")
+        self._setup(
+            {"y": outcome, "yhat": as_variable(yhat, "yhat", ndim=2, default_name="yhat")},
+            {"yhat_unlabeled": as_variable(yhat_unlabeled, "yhat_unlabeled", ndim=2, default_name="yhat")},
+            missing=missing,
+            outcome_columns=outcome.values.shape[1],
+            groups=groups,
+            groups_unlabeled=groups_unlabeled,
+            weights=weights,
+            weights_unlabeled=weights_unlabeled,
+            label_prob=label_prob,
+        )
         if self.labeled.nobs < 2:
             raise ValueError(f"y has {self.labeled.nobs} complete row(s); at least 2 are needed for a variance.")
         self.param_names = outcome.names
         self.endog_name = ", ".join(outcome.names)
 
-    def _estimate(self, which: str, start: np.ndarray | None = None) -> MEstimate:
-        if which == "y":
-            return fit_mean(self.labeled["y"], keep_influence=True)
-        if which == "yhat":
-            return fit_mean(self.labeled["yhat"], keep_influence=True)
-        if which == "unlabeled":
-            return fit_mean(self.unlabeled["yhat_unlabeled"])
-        return fit_mean(np.concatenate([self.labeled["y"], self.unlabeled["yhat_unlabeled"]]))
+    def _estimate_on(self, blocks, *, start=None, keep_influence=False, what="fit") -> MEstimate:
+        codes, ngroups = self._clusters_for(blocks)
+        responses = [np.asarray(b[1]).reshape(b[1].shape[0], -1) for b in blocks]
+        weights = [b[2] for b in blocks]
+        if any(w is not None for w in weights):
+            weights = [np.ones(r.shape[0]) if w is None else w for r, w in zip(responses, weights)]
+            weights = np.concatenate(weights)
+        else:
+            weights = None
+        return fit_mean(
+            np.concatenate(responses) if len(responses) > 1 else responses[0],
+            keep_influence=keep_influence,
+            weights=weights,
+            groups=None if codes[0] is None else np.concatenate(codes),
+            ngroups=ngroups,
+        )

@@ -8,7 +8,7 @@ from functools import cached_property
 import numpy as np
 
 from .covariance import PPIComponents, PPIWarning
-from .data import as_variable, make_sample
+from .data import as_variable
 from .model import PPIModel
 from .results import PPIResults, critical_value
 
@@ -157,6 +157,9 @@ class Quantile(PPIModel):
     missing : {"raise", "drop"}
         Rows with NaN or infinite values: raise (default) or drop.
 
+    Predictions with K columns are K synthetic draws per unit; their row mean is
+    the prediction.
+
     Notes
     -----
     The rectified CDF and its variance at a point ``t`` (Angelopoulos et al. 2023;
@@ -188,15 +191,10 @@ class Quantile(PPIModel):
         if not np.all((levels > 0) & (levels < 1)):
             raise ValueError(f"q must lie strictly between 0 and 1; got {q!r}.")
         outcome = as_variable(y, "y", ndim=1, default_name="y")
-        self.labeled = make_sample(
-            {"y": outcome, "yhat": as_variable(yhat, "yhat", ndim=1, default_name="yhat")},
+        self._setup(
+            {"y": outcome, "yhat": as_variable(yhat, "yhat", ndim=2, default_name="yhat")},
+            {"yhat_unlabeled": as_variable(yhat_unlabeled, "yhat_unlabeled", ndim=2, default_name="yhat")},
             missing=missing,
-            label="labeled",
-        )
-        self.unlabeled = make_sample(
-            {"yhat_unlabeled": as_variable(yhat_unlabeled, "yhat_unlabeled", ndim=1, default_name="yhat")},
-            missing=missing,
-            label="unlabeled",
         )
         if self.labeled.nobs < 2:
             raise ValueError(f"y has {self.labeled.nobs} complete row(s); at least 2 are needed.")
@@ -206,11 +204,11 @@ class Quantile(PPIModel):
 
     @cached_property
     def _cdf(self) -> RectifiedCDF:
-        return RectifiedCDF(self.labeled["y"], self.labeled["yhat"], self.unlabeled["yhat_unlabeled"])
+        return RectifiedCDF(self.labeled["y"], self._prediction("labeled"), self._prediction("unlabeled"))
 
     @cached_property
     def _pooled_cdf(self) -> RectifiedCDF:
-        return RectifiedCDF(np.concatenate([self.labeled["y"], self.unlabeled["yhat_unlabeled"]]))
+        return RectifiedCDF(np.concatenate([self.labeled["y"], self._prediction("unlabeled")]))
 
     def _interval_bse(self, cdf: RectifiedCDF, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Point estimates and interval-implied standard errors (95% width / 3.92)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import as_variable, check_full_rank, make_sample, match_columns
+from .data import as_variable, check_full_rank, match_columns
 from .families import Binomial, Family, Gaussian, Poisson as PoissonFamily
 from .fitting import MEstimate, fit_glm
 from .model import PPIModel
@@ -26,9 +26,23 @@ class RegressionModel(PPIModel):
         Unlabeled design, with the columns of ``X`` (matched by name for DataFrames).
     yhat_unlabeled : array-like, shape (N,)
         Predictions for the unlabeled units.
+    weights, weights_unlabeled : array-like, optional
+        Row weights of each sample (e.g. survey weights).
+    label_prob : array-like, optional
+        Known probability with which each labeled unit was chosen for labeling
+        from all units (labeled and unlabeled): the labeled fits are weighted by
+        ``1 / label_prob`` and the prediction fit uses every unit (active or
+        stratified labeling; Zrnic & Candes 2024, Egami et al. 2023).
+    groups, groups_unlabeled : array-like, optional
+        Cluster labels for cluster-robust standard errors (with the small-sample
+        factor G / (G - 1)); a label present in both samples is one cluster.
     missing : {"raise", "drop"}
         Rows with NaN or infinite values: raise (default), or drop them from every
-        array of their sample.
+        array of their sample (cluster labels and weights included).
+
+    ``yhat`` and ``yhat_unlabeled`` with K columns are K synthetic draws per
+    unit: their row mean is the prediction, and the summary reports the variance
+    gained over a single draw.
 
     Notes
     -----
@@ -51,22 +65,35 @@ class RegressionModel(PPIModel):
     _family: Family = Gaussian()
     _outcome_kind = "outcome"
 
-    def __init__(self, y, X, yhat, X_unlabeled, yhat_unlabeled, *, missing: str = "raise"):
+    def __init__(
+        self,
+        y,
+        X,
+        yhat,
+        X_unlabeled,
+        yhat_unlabeled,
+        *,
+        weights=None,
+        weights_unlabeled=None,
+        label_prob=None,
+        groups=None,
+        groups_unlabeled=None,
+        missing: str = "raise",
+    ):
         outcome = as_variable(y, "y", ndim=1, default_name="y")
         design = as_variable(X, "X", ndim=2, default_name="x")
-        design_unlabeled = match_columns(design, as_variable(X_unlabeled, "X_unlabeled", ndim=2, default_name="x"))
-        self.labeled = make_sample(
-            {"y": outcome, "X": design, "yhat": as_variable(yhat, "yhat", ndim=1, default_name="yhat")},
-            missing=missing,
-            label="labeled",
-        )
-        self.unlabeled = make_sample(
+        self._setup(
+            {"y": outcome, "X": design, "yhat": as_variable(yhat, "yhat", ndim=2, default_name="yhat")},
             {
-                "X_unlabeled": design_unlabeled,
-                "yhat_unlabeled": as_variable(yhat_unlabeled, "yhat_unlabeled", ndim=1, default_name="yhat"),
+                "X_unlabeled": match_columns(design, as_variable(X_unlabeled, "X_unlabeled", ndim=2, default_name="x")),
+                "yhat_unlabeled": as_variable(yhat_unlabeled, "yhat_unlabeled", ndim=2, default_name="yhat"),
             },
             missing=missing,
-            label="unlabeled",
+            groups=groups,
+            groups_unlabeled=groups_unlabeled,
+            weights=weights,
+            weights_unlabeled=weights_unlabeled,
+            label_prob=label_prob,
         )
         self._family.check_outcome(self.labeled["y"], "y")
         self._family.check_prediction(self.labeled["yhat"], "yhat")
@@ -76,21 +103,18 @@ class RegressionModel(PPIModel):
         self.param_names = design.names
         self.endog_name = outcome.names[0]
 
-    def _estimate(self, which: str, start: np.ndarray | None = None) -> MEstimate:
-        X, Xu = self.labeled["X"], self.unlabeled["X_unlabeled"]
-        family = self._family
-        if which == "y":
-            return fit_glm(family, [(X, self.labeled["y"])], keep_influence=True, what="the fit of y on X")
-        if which == "yhat":
-            return fit_glm(family, [(X, self.labeled["yhat"])], keep_influence=True, what="the fit of yhat on X")
-        if which == "unlabeled":
-            return fit_glm(
-                family, [(Xu, self.unlabeled["yhat_unlabeled"])], start=start,
-                what="the fit of yhat_unlabeled on X_unlabeled",
-            )
+    def _estimate_on(self, blocks, *, start=None, keep_influence=False, what="fit") -> MEstimate:
+        codes, ngroups = self._clusters_for(blocks)
+        designs = {"labeled": self.labeled["X"], "unlabeled": self.unlabeled["X_unlabeled"]}
         return fit_glm(
-            family, [(X, self.labeled["y"]), (Xu, self.unlabeled["yhat_unlabeled"])], start=start,
-            what="the naive pooled fit",
+            self._family,
+            [(designs[sample], response) for sample, response, _, _ in blocks],
+            start=start,
+            keep_influence=keep_influence,
+            weights=[b[2] for b in blocks],
+            groups=codes if codes[0] is not None else None,
+            ngroups=ngroups,
+            what=f"{what} ({self._title})",
         )
 
     @classmethod
