@@ -102,6 +102,10 @@ class Sample:
     def nobs(self) -> int:
         return next(iter(self.variables.values())).nrows
 
+    def take(self, rows: np.ndarray) -> "Sample":
+        """The sample restricted to (or resampled at) integer positions ``rows``."""
+        return Sample({name: Variable(v.values[rows], v.names) for name, v in self.variables.items()})
+
 
 def make_sample(variables: Mapping[str, Variable], *, missing: str, label: str) -> Sample:
     """Check that ``variables`` describe the same rows, then handle missing values.

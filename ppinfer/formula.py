@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import patsy
 
-from ._options import choose
+from ._options import choose, reject_unknown_keywords
 from .data import MISSING_OPTIONS
 
 
@@ -30,23 +30,46 @@ def _dropped_message(frame: pd.DataFrame, kept: pd.Index, argument: str) -> str:
     )
 
 
-def _predictions(yhat, frame: pd.DataFrame, rows: pd.Index, argument: str, frame_name: str) -> pd.Series:
-    """Predictions for the design's rows: a column name of ``frame`` or an array over its rows."""
-    if isinstance(yhat, str):
-        if yhat not in frame.columns:
-            raise ValueError(f"{argument}={yhat!r} is not a column of {frame_name}.")
-        values = frame[yhat]
+def _column(value, frame: pd.DataFrame, rows: pd.Index, argument: str, frame_name: str) -> pd.Series | pd.DataFrame:
+    """Values for the design's rows: column name(s) of ``frame`` or an array over its rows."""
+    if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        missing = [c for c in ([value] if isinstance(value, str) else value) if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{argument}={value!r}: {missing} not column(s) of {frame_name}.")
+        values = frame[value]
     else:
-        values = pd.Series(np.asarray(yhat), name=argument) if not isinstance(yhat, pd.Series) else yhat.reset_index(drop=True)
+        if isinstance(value, (pd.Series, pd.DataFrame)):
+            values = value.reset_index(drop=True)
+        else:
+            array = np.asarray(value)
+            values = pd.Series(array, name=argument) if array.ndim == 1 else pd.DataFrame(array)
         if len(values) != len(frame):
-            raise ValueError(f"{argument} has {len(values)} values but {frame_name} has {len(frame)} rows.")
+            raise ValueError(f"{argument} has {len(values)} rows but {frame_name} has {len(frame)}.")
     return values.iloc[rows.to_numpy()].set_axis(rows)
 
 
-def design_from_formula(formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, missing: str = "raise") -> dict:
+#: design options passed through to the model: (labeled argument, unlabeled counterpart)
+ROW_OPTIONS = (("weights", "weights_unlabeled"), ("groups", "groups_unlabeled"), ("label_prob", None))
+
+
+def design_from_formula(
+    formula: str,
+    data,
+    unlabeled,
+    yhat,
+    yhat_unlabeled=None,
+    *,
+    missing: str = "raise",
+    function: str = "from_formula",
+    **options,
+) -> dict:
     """Arrays for a regression model from a formula and two data frames.
 
-    Returns the keyword arguments of the model's constructor.
+    ``options`` are the models' row options (``weights``, ``groups``,
+    ``label_prob`` and their ``*_unlabeled`` counterparts): column names or arrays
+    over the rows of the matching data frame. A column name given for a labeled
+    option also supplies its unlabeled counterpart when ``unlabeled`` has that
+    column. Returns the keyword arguments of the model's constructor.
     """
     if not isinstance(formula, str) or "~" not in formula:
         raise ValueError(f"formula must be a string like 'y ~ x1 + x2'; got {formula!r}.")
@@ -80,14 +103,27 @@ def design_from_formula(formula: str, data, unlabeled, yhat, yhat_unlabeled=None
         if not isinstance(yhat, str):
             raise ValueError("yhat_unlabeled is required when yhat is not a column name shared by both data frames.")
         yhat_unlabeled = yhat
-    return dict(
+    arguments = dict(
         y=outcome.iloc[:, 0],
         X=design,
-        yhat=_predictions(yhat, labeled_frame, design.index, "yhat", "data"),
+        yhat=_column(yhat, labeled_frame, design.index, "yhat", "data"),
         X_unlabeled=design_unlabeled,
-        yhat_unlabeled=_predictions(yhat_unlabeled, unlabeled_frame, design_unlabeled.index, "yhat_unlabeled", "unlabeled"),
+        yhat_unlabeled=_column(yhat_unlabeled, unlabeled_frame, design_unlabeled.index, "yhat_unlabeled", "unlabeled"),
         missing=missing,
     )
+    for labeled_option, unlabeled_option in ROW_OPTIONS:
+        value = options.pop(labeled_option, None)
+        other = options.pop(unlabeled_option, None) if unlabeled_option else None
+        if value is not None:
+            arguments[labeled_option] = _column(value, labeled_frame, design.index, labeled_option, "data")
+            if other is None and isinstance(value, str) and unlabeled_option and value in unlabeled_frame.columns:
+                other = value
+        if other is not None:
+            arguments[unlabeled_option] = _column(
+                other, unlabeled_frame, design_unlabeled.index, unlabeled_option, "unlabeled"
+            )
+    reject_unknown_keywords(function, options, ["missing"] + [o for pair in ROW_OPTIONS for o in pair if o])
+    return arguments
 
 
 _FORMULA_DOC = """Prediction-powered {title} from a formula.
@@ -110,6 +146,11 @@ _FORMULA_DOC = """Prediction-powered {title} from a formula.
         Predictions for the unlabeled rows, when not the column ``yhat`` of ``unlabeled``.
     missing : {{"raise", "drop"}}
         Rows with missing values: raise (default) or drop them consistently.
+    weights, weights_unlabeled, groups, groups_unlabeled, label_prob : str or array-like, optional
+        The model's row options (see :class:`{cls}`), as column names or arrays
+        over the rows of ``data`` (or ``unlabeled``). A column name given for
+        ``weights`` or ``groups`` is also read from ``unlabeled`` when it has
+        that column.
 
     Returns
     -------
@@ -118,22 +159,22 @@ _FORMULA_DOC = """Prediction-powered {title} from a formula.
     """
 
 
-def ols(formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, missing: str = "raise"):
+def ols(formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, missing: str = "raise", **options):
     from .regression import OLS
 
-    return OLS.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, missing=missing)
+    return OLS.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, missing=missing, **options)
 
 
-def logit(formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, missing: str = "raise"):
+def logit(formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, missing: str = "raise", **options):
     from .regression import Logit
 
-    return Logit.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, missing=missing)
+    return Logit.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, missing=missing, **options)
 
 
-def poisson(formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, missing: str = "raise"):
+def poisson(formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, missing: str = "raise", **options):
     from .regression import Poisson
 
-    return Poisson.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, missing=missing)
+    return Poisson.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, missing=missing, **options)
 
 
 ols.__doc__ = _FORMULA_DOC.format(title="ordinary least squares", cls="ppinfer.OLS")

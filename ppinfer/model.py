@@ -9,6 +9,8 @@ single M-estimate is computed.
 
 from __future__ import annotations
 
+import copy
+import warnings
 from functools import cached_property
 
 import numpy as np
@@ -18,7 +20,8 @@ from ._options import choose, reject_unknown_keywords
 from .covariance import PPIComponents
 from .data import Sample, Variable, as_cluster_labels, as_variable, check_range, make_sample, recode_clusters
 from .fitting import MEstimate
-from .results import PPIResults, WaldInference
+from .covariance import PPIWarning
+from .results import BootstrapInference, PPIResults, WaldInference
 
 METHODS = {
     "ppi++": "ppi++",
@@ -34,6 +37,8 @@ TUNING = {
     "per_coefficient": "per-coefficient",
     "overall": "overall",
 }
+
+CI_TYPES = {"analytic": "analytic", "wald": "analytic", "bootstrap": "bootstrap"}
 
 #: lambda fixed by each method that has no tuning
 FIXED_LAMBDA = {"classical": 0.0, "ppi": 1.0}
@@ -69,6 +74,11 @@ def lambda_rule(method: str, lam, *, default_tuning: str, nparams: int):
         raise ValueError(f"lam must be finite; got {lam!r}.")
     return values
 
+
+#: cached fits, dropped from a bootstrap replica of a model
+_CACHED = frozenset(
+    {"_fit_y", "_fit_yhat", "_fit_unlabeled", "_components", "_single_draw_components", "_cdf", "_pooled_cdf"}
+)
 
 #: one block of rows to fit: (sample name, response, row weights, cluster codes)
 Block = tuple[str, np.ndarray, "np.ndarray | None", "np.ndarray | None"]
@@ -275,7 +285,9 @@ class PPIModel:
         fit_f = self._fit_labeled(self._prediction("labeled", 0), "the fit of the first draw")
         return self._components_for(self._fit_y, fit_f, self._fit_predictions(0, start=fit_f.params))
 
-    def fit(self, *, method: str = "ppi++", lam=None, **unknown) -> PPIResults:
+    def fit(
+        self, *, method: str = "ppi++", lam=None, ci: str = "analytic", n_boot: int = 1000, seed=None, **unknown
+    ) -> PPIResults:
         """Estimate the parameters with prediction-powered inference or a baseline.
 
         Parameters
@@ -290,6 +302,17 @@ class PPIModel:
             estimated variance (for regressions one lambda minimising the sum of
             the variances); ``"per-coefficient"`` tunes one lambda per
             coefficient; a number (or one per parameter) fixes lambda.
+        ci : {"analytic", "bootstrap"}
+            ``"analytic"`` (default): intervals and tests from the estimated
+            (influence-function) variance, or the quantile's test inversion.
+            ``"bootstrap"``: percentile intervals and bootstrap standard errors
+            from ``n_boot`` replicates that resample the labeled and unlabeled
+            rows independently (whole clusters when ``groups`` are given, all
+            units together when ``label_prob`` is), re-tuning lambda in each.
+        n_boot : int
+            Bootstrap replicates (``ci="bootstrap"`` only).
+        seed : int, SeedSequence or Generator, optional
+            Seed of the bootstrap (``ci="bootstrap"`` only).
 
         Returns
         -------
@@ -300,11 +323,76 @@ class PPIModel:
         ``theta(lam) = b(Y) + lam * (b(unlabeled predictions) - b(labeled predictions))``
         with the influence-function variance of :mod:`ppinfer.covariance`
         (Angelopoulos et al. 2023, Science; Angelopoulos, Duchi & Zrnic 2023, PPI++).
+        The bootstrap refits every replicate: its cost is ``n_boot`` fits.
         """
-        reject_unknown_keywords("fit", unknown, ("method", "lam"))
+        reject_unknown_keywords("fit", unknown, ("method", "lam", "ci", "n_boot", "seed"))
         method = choose(method, METHODS, "method")
+        ci = choose(ci, CI_TYPES, "ci")
         rule = lambda_rule(method, lam, default_tuning=self._default_tuning, nparams=len(self.param_names))
-        return self._fit(method, rule)
+        results = self._fit(method, rule)
+        if ci == "analytic":
+            if seed is not None:
+                raise ValueError("seed applies to ci='bootstrap' only.")
+            return results
+        if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+            raise ValueError(f"n_boot must be an integer >= 2; got {n_boot!r}.")
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        replicates = np.empty((int(n_boot), len(self.param_names)))
+        with warnings.catch_warnings():
+            # a replicate with degenerate predictions falls back to lambda = 0 by design
+            warnings.simplefilter("ignore", PPIWarning)
+            for b in range(int(n_boot)):
+                replicates[b] = self._resampled(rng)._fit(method, rule).params.to_numpy()
+        inference = BootstrapInference(results.params.to_numpy(), replicates)
+        return results._with_inference(inference, ("Intervals", f"bootstrap ({int(n_boot)})"))
+
+    def _resampled(self, rng: np.random.Generator) -> "PPIModel":
+        """A copy of the model on a bootstrap resample (no validation, no cached fits).
+
+        Rows of each sample are resampled independently; with clusters, whole
+        clusters are drawn (jointly across samples, since a cluster may span
+        both), each draw becoming a new cluster; with labeling probabilities the
+        units of both samples are resampled together, as they form one sample.
+        """
+        n, N = self.nobs, self.nobs_unlabeled
+        groups, groups_unlabeled = self._groups, self._groups_unlabeled
+        if self.design == "labeling probabilities":
+            units = rng.integers(0, n + N, n + N)
+            labeled_rows, unlabeled_rows = units[units < n], units[units >= n] - n
+        elif groups is None and groups_unlabeled is None:
+            labeled_rows, unlabeled_rows = rng.integers(0, n, n), rng.integers(0, N, N)
+        else:
+            codes = [groups, groups_unlabeled]
+            if groups is None:
+                codes[0] = self._ngroups + np.arange(n)
+            if groups_unlabeled is None:
+                codes[1] = self._ngroups + n + np.arange(N)
+            if groups is not None and groups_unlabeled is not None:
+                drawn = [rng.integers(0, self._ngroups, self._ngroups)] * 2
+            else:
+                drawn = [rng.choice(np.unique(c), np.unique(c).size) for c in codes]
+            rows, new_codes = [], []
+            for sample_codes, sample_draws in zip(codes, drawn):
+                order = np.argsort(sample_codes, kind="stable")
+                starts = np.searchsorted(sample_codes[order], sample_draws, side="left")
+                stops = np.searchsorted(sample_codes[order], sample_draws, side="right")
+                sizes = stops - starts
+                take = np.concatenate([order[a:b] for a, b in zip(starts, stops)]) if sizes.sum() else np.array([], int)
+                rows.append(take)
+                new_codes.append(np.repeat(np.arange(sample_draws.size), sizes))
+            labeled_rows, unlabeled_rows = rows
+            if groups is not None:
+                groups = new_codes[0]
+            if groups_unlabeled is not None:
+                groups_unlabeled = new_codes[1]
+        replica = copy.copy(self)
+        replica.__dict__ = {k: v for k, v in self.__dict__.items() if k not in _CACHED}
+        replica.labeled = self.labeled.take(labeled_rows)
+        replica.unlabeled = self.unlabeled.take(unlabeled_rows)
+        replica._groups, replica._groups_unlabeled = groups, groups_unlabeled
+        present = [c for c in (groups, groups_unlabeled) if c is not None]
+        replica._ngroups = int(max(c.max() for c in present)) + 1 if present else 0
+        return replica
 
     @staticmethod
     def _lambda(components: PPIComponents, rule) -> np.ndarray:

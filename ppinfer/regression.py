@@ -118,11 +118,17 @@ class RegressionModel(PPIModel):
         )
 
     @classmethod
-    def from_formula(cls, formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, missing: str = "raise"):
+    def from_formula(
+        cls, formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, missing: str = "raise", **options
+    ):
         """Build the model from a formula; see :func:`ppinfer.ols`."""
         from .formula import design_from_formula
 
-        return cls(**design_from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, missing=missing))
+        arguments = design_from_formula(
+            formula, data, unlabeled, yhat, yhat_unlabeled, missing=missing,
+            function=f"ppinfer.{cls.__name__.lower()}", **options,
+        )
+        return cls(**arguments)
 
 
 class OLS(RegressionModel):

@@ -87,6 +87,40 @@ class WaldInference:
             return (self.params - null) / self.bse
 
 
+class BootstrapInference:
+    """Percentile intervals from bootstrap replicates of the estimate.
+
+    ``bse`` and ``covariance`` are the replicates' standard deviations and
+    covariance; tests use the z statistic with the bootstrap standard error.
+    """
+
+    def __init__(self, params: np.ndarray, replicates: np.ndarray):
+        self.params = params
+        self.replicates = replicates
+
+    @cached_property
+    def covariance(self) -> np.ndarray:
+        return np.atleast_2d(np.cov(self.replicates, rowvar=False))
+
+    @cached_property
+    def bse(self) -> np.ndarray:
+        return np.sqrt(np.diag(self.covariance))
+
+    def interval(self, alpha, alternative):
+        k = self.params.shape[0]
+        if alternative == "two-sided":
+            lower, upper = np.quantile(self.replicates, [alpha / 2.0, 1.0 - alpha / 2.0], axis=0)
+        elif alternative == "larger":
+            lower, upper = np.quantile(self.replicates, alpha, axis=0), np.full(k, np.inf)
+        else:
+            lower, upper = np.full(k, -np.inf), np.quantile(self.replicates, 1.0 - alpha, axis=0)
+        return lower, upper
+
+    def statistic(self, null):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (self.params - null) / self.bse
+
+
 class PPIResults:
     """Results of a prediction-powered (or baseline) fit.
 
@@ -286,6 +320,23 @@ class PPIResults:
         if notes:
             summary.add_extra_txt(notes)
         return summary
+
+    def _with_inference(self, inference: Inference, detail: tuple[str, str]) -> "PPIResults":
+        """A copy with another inference object (same estimates)."""
+        copy = PPIResults(
+            params=self._params,
+            inference=inference,
+            method=self.method,
+            lam=self.lam,
+            nobs=self.nobs,
+            nobs_unlabeled=self.nobs_unlabeled,
+            classical_bse=self._classical_bse,
+            title=self._title,
+            dep_variable=self._dep_variable,
+            details=self._details + [detail],
+            notes=self._notes,
+        )
+        return copy
 
     def __repr__(self) -> str:
         estimates = ", ".join(f"{name}={value:.4g}" for name, value in self._params.items())
