@@ -254,16 +254,17 @@ def _labels(value, argument: str) -> pd.Series:
 
 def as_cluster_labels(
     labeled, unlabeled, argument: str = "groups", argument_unlabeled: str = "groups_unlabeled"
-) -> tuple[Variable | None, Variable | None]:
+) -> tuple[Variable | None, Variable | None, np.ndarray]:
     """Labels of any hashable type, coded in one space shared by both samples.
 
     A cluster with units in both samples keeps one code, so its labeled and
     unlabeled contributions can be combined. Missing labels become NaN (raised
-    on, or dropped with their row, by :func:`make_sample`). Either input may be None.
+    on, or dropped with their row, by :func:`make_sample`). Either input may be
+    None. Also returns the distinct labels, indexed by code.
     """
     given = [(name, value) for name, value in ((argument, labeled), (argument_unlabeled, unlabeled)) if value is not None]
     series = {name: _labels(value, name) for name, value in given}
-    codes, _ = pd.factorize(pd.concat([s.reset_index(drop=True) for s in series.values()], ignore_index=True))
+    codes, uniques = pd.factorize(pd.concat([s.reset_index(drop=True) for s in series.values()], ignore_index=True))
     codes = np.where(codes < 0, np.nan, codes.astype(float))
     out, start = {}, 0
     for name, value in given:
@@ -271,14 +272,15 @@ def as_cluster_labels(
         index = value.index if isinstance(value, (pd.Series, pd.DataFrame)) else None
         out[name] = Variable(codes[start:stop], [name], index)
         start = stop
-    return out.get(argument), out.get(argument_unlabeled)
+    return out.get(argument), out.get(argument_unlabeled), np.asarray(uniques, dtype=object)
 
 
-def recode_clusters(*codes: np.ndarray | None) -> tuple[list[np.ndarray | None], int]:
-    """Integer codes ``0..G-1`` over the clusters present in any of the arrays."""
+def recode_clusters(*codes: np.ndarray | None) -> tuple[list[np.ndarray | None], int, np.ndarray]:
+    """Integer codes ``0..G-1`` over the clusters present in any of the arrays,
+    their number, and the original code of each."""
     present = [c for c in codes if c is not None]
     if not present:
-        return [None] * len(codes), 0
+        return [None] * len(codes), 0, np.array([], dtype=np.intp)
     unique, inverse = np.unique(np.concatenate(present), return_inverse=True)
     out, start = [], 0
     for c in codes:
@@ -287,4 +289,4 @@ def recode_clusters(*codes: np.ndarray | None) -> tuple[list[np.ndarray | None],
             continue
         out.append(inverse[start : start + c.shape[0]].astype(np.intp))
         start += c.shape[0]
-    return out, int(unique.size)
+    return out, int(unique.size), unique.astype(np.intp)

@@ -325,3 +325,69 @@ def fit_mean(
         if weights is not None:
             influence = influence * (weights * scale)[:, None]
     return MEstimate(params, n, covariance, influence, contributions)
+
+
+@dataclass(frozen=True)
+class GroupedScores:
+    """Per-group score sums at fixed coefficients, from one pass over the rows.
+
+    Attributes
+    ----------
+    counts : (G,) array
+        Rows per group.
+    sums : (G, p) array
+        ``sum_{i in g} s_i`` of the (weighted) scores ``s_i = w_i x_i (v_i - mu_i)``.
+    outer : (G, p, p) array
+        ``sum_{i in g} s_i s_i'``.
+    hessian : (p, p) array
+        ``sum_i w_i mu'(x_i' b) x_i x_i'`` over all rows.
+    """
+
+    counts: np.ndarray
+    sums: np.ndarray
+    outer: np.ndarray
+    hessian: np.ndarray
+
+
+def grouped_scores(
+    v: np.ndarray,
+    params: np.ndarray,
+    codes: np.ndarray,
+    ngroups: int,
+    *,
+    family: Family | None = None,
+    X: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> GroupedScores:
+    """Scores summed within groups (e.g. strata) at ``params``, by chunks.
+
+    With ``family`` and ``X`` the scores are the GLM's ``w x (v - mu(x'b))``;
+    without, the mean's ``w (v - b)`` for ``v`` of shape (n,) or (n, k).
+    """
+    if X is None and v.ndim == 1:
+        v = v[:, None]
+    p = params.shape[0]
+    counts = np.bincount(codes, minlength=ngroups)
+    sums = np.zeros((ngroups, p))
+    outer = np.zeros((ngroups, p, p))
+    hessian = np.zeros((p, p))
+    for rows in _chunks(v.shape[0]):
+        w = np.ones(rows.stop - rows.start) if weights is None else weights[rows]
+        if X is None:
+            scores = (v[rows] - params) * w[:, None]
+            hessian += np.eye(p) * w.sum()
+        else:
+            Xc = X[rows]
+            eta = Xc @ params
+            mu = family.mean(eta)
+            scores = Xc * ((v[rows] - mu) * w)[:, None]
+            hessian += (Xc * (family.mean_derivative(eta, mu) * w)[:, None]).T @ Xc
+        # sort the chunk's rows by group; each contiguous run is one group's block
+        order = np.argsort(codes[rows], kind="stable")
+        group, scores = codes[rows][order], scores[order]
+        bounds = np.flatnonzero(np.r_[True, group[1:] != group[:-1], True])
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            block = scores[start:stop]
+            sums[group[start]] += block.sum(axis=0)
+            outer[group[start]] += block.T @ block
+    return GroupedScores(counts, sums, outer, hessian)

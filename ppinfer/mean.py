@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .data import as_variable
-from .fitting import MEstimate, fit_mean
+from .fitting import MEstimate, fit_mean, grouped_scores
 from .model import PPIModel
 
 
@@ -71,6 +71,9 @@ class Mean(PPIModel):
         label_prob=None,
         groups=None,
         groups_unlabeled=None,
+        strata=None,
+        strata_unlabeled=None,
+        stratum_weights=None,
         missing: str = "raise",
     ):
         outcome = as_variable(y, "y", ndim=2, default_name="y")
@@ -84,6 +87,9 @@ class Mean(PPIModel):
             weights=weights,
             weights_unlabeled=weights_unlabeled,
             label_prob=label_prob,
+            strata=strata,
+            strata_unlabeled=strata_unlabeled,
+            stratum_weights=stratum_weights,
         )
         if self.labeled.nobs < 2:
             raise ValueError(f"y has {self.labeled.nobs} complete row(s); at least 2 are needed for a variance.")
@@ -106,3 +112,6 @@ class Mean(PPIModel):
             groups=None if codes[0] is None else np.concatenate(codes),
             ngroups=ngroups,
         )
+
+    def _grouped_scores(self, sample, response, params, weights, codes, ngroups):
+        return grouped_scores(response, params, codes, ngroups, weights=weights)

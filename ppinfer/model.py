@@ -19,7 +19,7 @@ import pandas as pd
 from ._options import choose, reject_unknown_keywords
 from .covariance import PPIComponents
 from .data import Sample, Variable, as_cluster_labels, as_variable, check_range, make_sample, recode_clusters
-from .fitting import MEstimate
+from .fitting import MEstimate, cluster_sums
 from .covariance import PPIWarning
 from .results import BootstrapInference, PPIResults, WaldInference
 
@@ -77,8 +77,17 @@ def lambda_rule(method: str, lam, *, default_tuning: str, nparams: int):
 
 #: cached fits, dropped from a bootstrap replica of a model
 _CACHED = frozenset(
-    {"_fit_y", "_fit_yhat", "_fit_unlabeled", "_components", "_single_draw_components", "_cdf", "_pooled_cdf"}
+    {"_fit_y", "_fit_yhat", "_fit_unlabeled", "_components", "_single_draw_components", "_cdf", "_pooled_cdf",
+     "_stratified"}
 )
+
+
+def _resample_within(codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Row positions resampled with replacement within each group code."""
+    order = np.argsort(codes, kind="stable")
+    members = np.split(order, np.cumsum(np.bincount(codes))[:-1])
+    return np.concatenate([rng.choice(rows, rows.size) for rows in members])
+
 
 #: one block of rows to fit: (sample name, response, row weights, cluster codes)
 Block = tuple[str, np.ndarray, "np.ndarray | None", "np.ndarray | None"]
@@ -127,6 +136,9 @@ class PPIModel:
         weights=None,
         weights_unlabeled=None,
         label_prob=None,
+        strata=None,
+        strata_unlabeled=None,
+        stratum_weights=None,
     ) -> None:
         """Validate and store both samples with the design options.
 
@@ -140,11 +152,23 @@ class PPIModel:
         if label_prob is not None and (groups is not None or groups_unlabeled is not None):
             raise ValueError("label_prob cannot be combined with groups: cluster-robust variances are "
                              "available for independent labeled and unlabeled samples only.")
+        stratified = strata is not None or strata_unlabeled is not None
+        if stratified and (strata is None or strata_unlabeled is None):
+            raise ValueError("strata and strata_unlabeled must be given together: every unit needs its stratum.")
+        if stratified and any(v is not None for v in (weights, weights_unlabeled, label_prob, groups, groups_unlabeled)):
+            raise ValueError("strata cannot be combined with weights, label_prob or groups: the stratified "
+                             "design weights each stratum by its population share.")
+        if stratum_weights is not None and not stratified:
+            raise ValueError("stratum_weights needs strata and strata_unlabeled.")
         labeled, unlabeled = dict(labeled), dict(unlabeled)
-        cluster_labeled, cluster_unlabeled = (
-            as_cluster_labels(groups, groups_unlabeled) if groups is not None or groups_unlabeled is not None
-            else (None, None)
-        )
+        stratum_labels = None
+        if stratified:
+            labeled["strata"], unlabeled["strata_unlabeled"], stratum_labels = as_cluster_labels(
+                strata, strata_unlabeled, "strata", "strata_unlabeled"
+            )
+        cluster_labeled = cluster_unlabeled = None
+        if groups is not None or groups_unlabeled is not None:
+            cluster_labeled, cluster_unlabeled, _ = as_cluster_labels(groups, groups_unlabeled)
         extras = (
             (labeled, "groups", cluster_labeled),
             (unlabeled, "groups_unlabeled", cluster_unlabeled),
@@ -168,7 +192,9 @@ class PPIModel:
             values = self.labeled["label_prob"]
             if np.any(values <= 0) or np.any(values > 1):
                 raise ValueError("label_prob must lie in (0, 1]: each labeled unit's probability of being labeled.")
-        (self._groups, self._groups_unlabeled), self._ngroups = recode_clusters(
+        if stratified:
+            self._setup_strata(stratum_labels, stratum_weights)
+        (self._groups, self._groups_unlabeled), self._ngroups, _ = recode_clusters(
             self.labeled["groups"] if "groups" in self.labeled else None,
             self.unlabeled["groups_unlabeled"] if "groups_unlabeled" in self.unlabeled else None,
         )
@@ -191,6 +217,36 @@ class PPIModel:
                 )
             self.draws = columns
 
+    _strata = _strata_unlabeled = None
+
+    def _setup_strata(self, stratum_labels: np.ndarray, stratum_weights) -> None:
+        """Stratum codes, the stratum weights (population shares) and each row's weight."""
+        (codes, codes_unlabeled), nstrata, original = recode_clusters(
+            self.labeled["strata"], self.unlabeled["strata_unlabeled"]
+        )
+        names = stratum_labels[original]
+        counts = np.bincount(codes, minlength=nstrata)
+        counts_unlabeled = np.bincount(codes_unlabeled, minlength=nstrata)
+        thin = [str(names[k]) for k in range(nstrata) if counts[k] < 2 or counts_unlabeled[k] < 1]
+        if thin:
+            raise ValueError(f"strata {thin} need at least 2 labeled and 1 unlabeled unit each.")
+        if stratum_weights is None:
+            shares = counts_unlabeled / counts_unlabeled.sum()
+        else:
+            given = pd.Series(stratum_weights, dtype=float) if not isinstance(stratum_weights, pd.Series) else stratum_weights
+            missing = [str(name) for name in names if name not in given.index]
+            if missing or not np.all(np.isfinite(given.to_numpy())) or np.any(given.to_numpy() < 0):
+                raise ValueError(f"stratum_weights must give a finite non-negative weight to every stratum; missing {missing}.")
+            shares = given.reindex(list(names)).to_numpy()
+            shares = shares / shares.sum()
+        self._strata, self._strata_unlabeled = codes, codes_unlabeled
+        self.stratum_names = [str(names[k]) for k in range(nstrata)]
+        self.stratum_weights = pd.Series(shares, index=self.stratum_names, name="stratum_weight")
+        self._row_weights = (
+            (shares / counts * counts.sum())[codes],
+            (shares / counts_unlabeled * counts_unlabeled.sum())[codes_unlabeled],
+        )
+
     def _prediction(self, sample: str, draw: int | None = None) -> np.ndarray:
         """Predictions of a sample: the draws' row mean, or one draw."""
         values = self.labeled["yhat"] if sample == "labeled" else self.unlabeled["yhat_unlabeled"]
@@ -200,10 +256,14 @@ class PPIModel:
 
     @property
     def design(self) -> str:
-        """``"independent samples"`` or ``"labeling probabilities"``."""
-        return "labeling probabilities" if "label_prob" in self.labeled else "independent samples"
+        """``"independent samples"``, ``"labeling probabilities"`` or ``"stratified"``."""
+        if "label_prob" in self.labeled:
+            return "labeling probabilities"
+        return "stratified" if self._strata is not None else "independent samples"
 
     def _block(self, sample: str, response: np.ndarray, *, weighted: bool = True) -> Block:
+        if self._strata is not None:
+            return sample, response, self._row_weights[sample != "labeled"], None
         if sample == "labeled":
             if "label_prob" in self.labeled:
                 weights = 1.0 / self.labeled["label_prob"] if weighted else None
@@ -285,6 +345,57 @@ class PPIModel:
         fit_f = self._fit_labeled(self._prediction("labeled", 0), "the fit of the first draw")
         return self._components_for(self._fit_y, fit_f, self._fit_predictions(0, start=fit_f.params))
 
+    def _grouped_scores(self, sample: str, response, params, weights, codes, ngroups):
+        """Per-group score sums of one response on one sample (see
+        :func:`~ppinfer.fitting.grouped_scores`)."""
+        raise NotImplementedError
+
+    @cached_property
+    def _stratified(self) -> tuple[PPIComponents, np.ndarray]:
+        """Per-stratum variance blocks (K, p, p) and corrections ``Delta_k`` (K, p).
+
+        With ``b = b_s(unlabeled predictions)`` and ``H`` the labeled prediction
+        fit's mean Hessian at ``b`` (stratum-weighted fits throughout),
+        ``Delta_k = H^-1 [sum_{unlabeled, k} w s(b) / N - sum_{labeled, k} w s(b) / n]``
+        splits ``b_s(unlabeled) - b_s(labeled predictions)`` (exactly for OLS, to
+        first order otherwise) by stratum, so each stratum gets its own lambda:
+        ``theta = b_s(Y) + sum_k lam_k Delta_k`` (Fisch et al. 2024). Variances are
+        those of stratified samples: influence rows centred within strata.
+        """
+        n, N, K = self.nobs, self.nobs_unlabeled, len(self.stratum_names)
+        anchor = self._fit_unlabeled.params
+        weights_labeled, weights_unlabeled = self._row_weights
+        labeled = self._grouped_scores("labeled", self._prediction("labeled"), anchor, weights_labeled, self._strata, K)
+        unlabeled = self._grouped_scores(
+            "unlabeled", self._prediction("unlabeled"), anchor, weights_unlabeled, self._strata_unlabeled, K
+        )
+        inverse = np.linalg.inv(labeled.hessian / n)
+        deltas = (unlabeled.sums / N - labeled.sums / n) @ inverse
+        centred_unlabeled = unlabeled.outer - np.einsum("kp,kq->kpq", unlabeled.sums, unlabeled.sums) / np.maximum(
+            unlabeled.counts, 1
+        )[:, None, None]
+        # the unlabeled rows' influence uses their own fit's Hessian, as the plug-in estimator's does
+        inverse_unlabeled = np.linalg.inv(unlabeled.hessian / N)
+        var_fu = inverse_unlabeled @ centred_unlabeled @ inverse_unlabeled / N**2
+
+        def within(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            a = a - (cluster_sums(a, self._strata, K) / np.bincount(self._strata, minlength=K)[:, None])[self._strata]
+            b = b - (cluster_sums(b, self._strata, K) / np.bincount(self._strata, minlength=K)[:, None])[self._strata]
+            out = np.zeros((K, a.shape[1], b.shape[1]))
+            for k in range(K):
+                rows = self._strata == k
+                out[k] = a[rows].T @ b[rows] / n**2
+            return out
+
+        influence_y, influence_f = self._fit_y.influence, self._fit_yhat.influence
+        components = PPIComponents(
+            var_y=within(influence_y, influence_y),
+            cov_yf=within(influence_y, influence_f),
+            var_f=within(influence_f, influence_f),
+            var_fu=var_fu,
+        )
+        return components, deltas
+
     def fit(
         self, *, method: str = "ppi++", lam=None, ci: str = "analytic", n_boot: int = 1000, seed=None, **unknown
     ) -> PPIResults:
@@ -359,6 +470,10 @@ class PPIModel:
         if self.design == "labeling probabilities":
             units = rng.integers(0, n + N, n + N)
             labeled_rows, unlabeled_rows = units[units < n], units[units >= n] - n
+        elif self.design == "stratified":
+            # within strata: stratum sizes, hence the row weights, stay as they are
+            labeled_rows = _resample_within(self._strata, rng)
+            unlabeled_rows = _resample_within(self._strata_unlabeled, rng)
         elif groups is None and groups_unlabeled is None:
             labeled_rows, unlabeled_rows = rng.integers(0, n, n), rng.integers(0, N, N)
         else:
@@ -390,6 +505,9 @@ class PPIModel:
         replica.labeled = self.labeled.take(labeled_rows)
         replica.unlabeled = self.unlabeled.take(unlabeled_rows)
         replica._groups, replica._groups_unlabeled = groups, groups_unlabeled
+        if self._strata is not None:
+            replica._strata, replica._strata_unlabeled = self._strata[labeled_rows], self._strata_unlabeled[unlabeled_rows]
+            replica._row_weights = (self._row_weights[0][labeled_rows], self._row_weights[1][unlabeled_rows])
         present = [c for c in (groups, groups_unlabeled) if c is not None]
         replica._ngroups = int(max(c.max() for c in present)) + 1 if present else 0
         return replica
@@ -402,13 +520,22 @@ class PPIModel:
 
     def _fit(self, method: str, rule) -> PPIResults:
         classical = self._fit_y
+        # a stratified sample's classical variance is centred within strata
+        classical_covariance = (
+            self._stratified[0].var_y.sum(axis=0) if self.design == "stratified" else classical.covariance
+        )
         if method == "naive":
             labeled = self._block("labeled", self.labeled["y"], weighted=self.design != "labeling probabilities")
             unlabeled = self._block("unlabeled", self._prediction("unlabeled"))
             pooled = self._estimate_on([labeled, unlabeled], start=classical.params, what="the naive pooled fit")
             params, covariance, lam = pooled.params, pooled.covariance, None
         elif method == "classical":
-            params, covariance, lam = classical.params, classical.covariance, rule
+            params, covariance, lam = classical.params, classical_covariance, rule
+        elif self.design == "stratified":
+            components, deltas = self._stratified
+            lam = self._lambda(components, rule if not isinstance(rule, np.ndarray) else np.broadcast_to(rule, deltas.shape))
+            params = classical.params + (lam * deltas).sum(axis=0)
+            covariance = components.covariance(lam).sum(axis=0)
         else:
             components = self._components
             lam = self._lambda(components, rule)
@@ -425,7 +552,7 @@ class PPIModel:
             lam=lam,
             params=params,
             inference=WaldInference(params, covariance),
-            classical_bse=np.sqrt(np.diag(classical.covariance)),
+            classical_bse=np.sqrt(np.diag(classical_covariance)),
             per_coefficient=isinstance(rule, str) and rule == "per-coefficient",
             details=details,
         )
@@ -435,11 +562,17 @@ class PPIModel:
         index = pd.Index(self.param_names)
         if lam is not None:
             lam = np.asarray(lam, dtype=float)
-            single = len(lam) == 1 or (not per_coefficient and np.all(lam == lam[0]))
-            lam = float(lam[0]) if single else pd.Series(lam, index=index, name="lambda")
+            if lam.ndim == 2:  # one lambda (or one per coefficient) per stratum
+                table = pd.DataFrame(lam, index=pd.Index(self.stratum_names, name="stratum"), columns=index)
+                lam = table.iloc[:, 0].rename("lambda") if not per_coefficient or table.shape[1] == 1 else table
+            else:
+                single = len(lam) == 1 or (not per_coefficient and np.all(lam == lam[0]))
+                lam = float(lam[0]) if single else pd.Series(lam, index=index, name="lambda")
         details = list(details)
-        if self.design != "independent samples":
+        if self.design == "labeling probabilities":
             details.insert(0, ("Design", "known label prob."))
+        elif self.design == "stratified":
+            details.insert(0, ("Design", f"stratified ({len(self.stratum_names)} strata)"))
         if self._groups is not None or self._groups_unlabeled is not None:
             details.insert(0, ("Covariance", f"cluster ({self._ngroups} clusters)"))
         dropped = self.labeled.n_dropped + self.unlabeled.n_dropped

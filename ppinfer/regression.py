@@ -6,7 +6,7 @@ import numpy as np
 
 from .data import as_variable, check_full_rank, match_columns
 from .families import Binomial, Family, Gaussian, Poisson as PoissonFamily
-from .fitting import MEstimate, fit_glm
+from .fitting import MEstimate, fit_glm, grouped_scores
 from .model import PPIModel
 
 
@@ -78,6 +78,9 @@ class RegressionModel(PPIModel):
         label_prob=None,
         groups=None,
         groups_unlabeled=None,
+        strata=None,
+        strata_unlabeled=None,
+        stratum_weights=None,
         missing: str = "raise",
     ):
         outcome = as_variable(y, "y", ndim=1, default_name="y")
@@ -94,6 +97,9 @@ class RegressionModel(PPIModel):
             weights=weights,
             weights_unlabeled=weights_unlabeled,
             label_prob=label_prob,
+            strata=strata,
+            strata_unlabeled=strata_unlabeled,
+            stratum_weights=stratum_weights,
         )
         self._family.check_outcome(self.labeled["y"], "y")
         self._family.check_prediction(self.labeled["yhat"], "yhat")
@@ -116,6 +122,10 @@ class RegressionModel(PPIModel):
             ngroups=ngroups,
             what=f"{what} ({self._title})",
         )
+
+    def _grouped_scores(self, sample, response, params, weights, codes, ngroups):
+        X = self.labeled["X"] if sample == "labeled" else self.unlabeled["X_unlabeled"]
+        return grouped_scores(response, params, codes, ngroups, family=self._family, X=X, weights=weights)
 
     @classmethod
     def from_formula(

@@ -278,7 +278,13 @@ class PPIResults:
         """A statsmodels ``Summary``: fit details, then one row per parameter."""
         alpha = check_alpha(alpha)
         lam = self.lam
-        lam_text = "none" if lam is None else (f"{lam:.4g}" if np.ndim(lam) == 0 else "per parameter (below)")
+        by_parameter = isinstance(lam, pd.Series) and lam.index.equals(self._params.index)
+        if lam is None:
+            lam_text = "none"
+        elif np.ndim(lam) == 0:
+            lam_text = f"{lam:.4g}"
+        else:
+            lam_text = "per parameter (below)" if by_parameter else "per stratum (below)"
         left = [
             ("Dep. Variable:", [self._dep_variable]),
             ("Estimator:", [self._title]),
@@ -305,9 +311,9 @@ class PPIResults:
             self._params, self.bse, tests["statistic"], tests["pvalue"],
             interval["lower"], interval["upper"], self.effective_nobs,
         ]
-        if lam is not None and np.ndim(lam) > 0:
+        if by_parameter:
             headers.append("lambda")
-            columns.append(pd.Series(np.asarray(lam), index=self._params.index))
+            columns.append(lam)
         rows = [
             [forg(column.iloc[k], prec=3 if j == 3 else 4) if j != 6 else f"{column.iloc[k]:.0f}"
              for j, column in enumerate(columns)]
@@ -315,6 +321,8 @@ class PPIResults:
         ]
         summary.tables.append(SimpleTable(rows, headers, [str(i) for i in self._params.index], txt_fmt=fmt_params))
         notes = list(self._notes)
+        if lam is not None and np.ndim(lam) > 0 and not by_parameter:
+            notes.append("Lambda by stratum:\n" + lam.to_string(float_format=lambda v: f"{v:.4g}"))
         if self.method == "naive":
             notes.insert(0, NAIVE_WARNING)
         if notes:
