@@ -7,100 +7,62 @@ from functools import cached_property
 
 import numpy as np
 
-from .covariance import PPIComponents, PPIWarning
+from .covariance import PPIWarning
 from .data import as_variable
 from .model import PPIModel
+from .rectified_cdf import RectifiedCDF, StratifiedCDF
 from .results import PPIResults, critical_value
 
 #: breakpoints evaluated per chunk (bounds the memory of a scan)
 SCAN_CHUNK = 1 << 16
 
+CDF = RectifiedCDF | StratifiedCDF
 
-class RectifiedCDF:
-    """Empirical CDFs behind the rectified CDF, from one sort of each sample.
 
-    ``F(t; lam) = lam * Fu(t) + Fy(t) - lam * Ff(t)``, where ``Fy``, ``Ff`` are the
-    labeled outcomes' and predictions' empirical CDFs and ``Fu`` the unlabeled
-    predictions'. Its variance needs ``mean(1{y <= t} 1{yhat <= t})``, the CDF of
-    ``max(y, yhat)``. Evaluating at any points costs a binary search per point.
+def scan(cdf: CDF, q: np.ndarray, lam: np.ndarray, z: float | None, alternative: str = "two-sided"):
+    """One pass over every breakpoint of ``cdf`` for all quantile levels at once.
+
+    ``lam`` has one row per level (one lambda per stratum). Returns the point
+    estimates (smallest ``t`` with ``F(t; lam) >= q``) and, if ``z`` is given, the
+    smallest and largest breakpoints not rejected by the z test of ``F(t; lam) = q``.
     """
-
-    def __init__(self, y: np.ndarray, yhat: np.ndarray | None = None, yhat_unlabeled: np.ndarray | None = None):
-        self.n = y.shape[0]
-        self.y = np.sort(y)
-        self.yhat = None if yhat is None else np.sort(yhat)
-        self.joint = None if yhat is None else np.sort(np.maximum(y, yhat))
-        self.unlabeled = None if yhat_unlabeled is None else np.sort(yhat_unlabeled)
-        self.N = 0 if yhat_unlabeled is None else yhat_unlabeled.shape[0]
-
-    @staticmethod
-    def _ecdf(sorted_values: np.ndarray | None, t: np.ndarray) -> np.ndarray:
-        if sorted_values is None:
-            return np.zeros(t.shape)
-        return np.searchsorted(sorted_values, t, side="right") / sorted_values.shape[0]
-
-    def evaluate(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """CDFs at ``t`` (m,): ``Fy``, ``Fu - Ff`` (the rectifier's slope in lambda),
-        and the variance blocks of the indicator means as (m, 1, 1) components."""
-        fy, ff = self._ecdf(self.y, t), self._ecdf(self.yhat, t)
-        fj, fu = self._ecdf(self.joint, t), self._ecdf(self.unlabeled, t)
-        block = lambda values: values[:, None, None]  # noqa: E731
-        components = PPIComponents(
-            var_y=block(fy * (1 - fy) / self.n),
-            cov_yf=block((fj - fy * ff) / self.n),
-            var_f=block(ff * (1 - ff) / self.n),
-            var_fu=block(fu * (1 - fu) / self.N if self.N else np.zeros(t.shape)),
-        )
-        return fy, fu - ff, components
-
-    def breakpoints(self, with_predictions: bool):
-        """Chunks of every point where ``F`` can change: the outcomes, and with a
-        nonzero lambda the labeled and unlabeled predictions."""
-        sources = [self.y] + ([self.yhat, self.unlabeled] if with_predictions else [])
-        for values in sources:
-            for start in range(0, values.shape[0], SCAN_CHUNK):
-                yield values[start : start + SCAN_CHUNK]
-
-    def scan(self, q: np.ndarray, lam: np.ndarray, z: float | None, alternative: str = "two-sided"):
-        """One pass over the breakpoints, for every (q, lam) pair at once.
-
-        Returns the point estimates (smallest ``t`` with ``F(t; lam) >= q``) and,
-        if ``z`` is given, the smallest and largest breakpoints not rejected by the
-        z test of ``F(t; lam) = q``.
-        """
-        k = q.shape[0]
-        point = np.full(k, np.inf)
-        lower, upper = np.full(k, np.inf), np.full(k, -np.inf)
-        for t in self.breakpoints(with_predictions=bool(np.any(lam != 0))):
-            fy, slope, components = self.evaluate(t)
+    k = q.shape[0]
+    point = np.full(k, np.inf)
+    lower, upper = np.full(k, np.inf), np.full(k, -np.inf)
+    for values in cdf.sources(with_predictions=bool(np.any(lam != 0))):
+        for start in range(0, values.shape[0], SCAN_CHUNK):
+            t = values[start : start + SCAN_CHUNK]
+            evaluation = cdf.evaluate(t)
             for j in range(k):
-                cdf = fy + lam[j] * slope
-                reached = cdf >= q[j]
+                gap = evaluation.value(lam[j]) - q[j]
+                reached = gap >= 0
                 if reached.any():
                     point[j] = min(point[j], t[reached].min())
                 if z is None:
                     continue
-                se = np.sqrt(np.maximum(components.covariance(lam[j : j + 1])[:, 0, 0], 0.0))
-                gap = cdf - q[j]
+                bound = z * np.sqrt(evaluation.variance(lam[j]))
                 if alternative == "two-sided":
-                    accepted = np.abs(gap) <= z * se
+                    accepted = np.abs(gap) <= bound
                 elif alternative == "larger":
-                    accepted = gap >= -z * se
+                    accepted = gap >= -bound
                 else:
-                    accepted = gap <= z * se
+                    accepted = gap <= bound
                 if accepted.any():
                     lower[j] = min(lower[j], t[accepted].min())
                     upper[j] = max(upper[j], t[accepted].max())
-        return point, lower, upper
+    return point, lower, upper
 
-    def statistic(self, t: np.ndarray, q: np.ndarray, lam: np.ndarray) -> np.ndarray:
-        """z statistic ``(q - F(t; lam)) / se(t; lam)`` at one point per q (positive
-        when the quantile lies above ``t``)."""
-        fy, slope, components = self.evaluate(t)
-        gap = q - (fy + lam * slope)
-        se = np.sqrt(np.maximum(components.covariance(lam[:, None])[:, 0, 0], 0.0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(se > 0, gap / np.where(se > 0, se, 1.0), np.sign(gap) * np.inf)
+
+def statistic(cdf: CDF, t: np.ndarray, q: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """z statistic ``(q - F(t_j; lam_j)) / se`` at one point per level (positive when
+    the quantile lies above ``t``)."""
+    evaluation = cdf.evaluate(t)
+    value = evaluation.base + (lam.T * evaluation.slopes).sum(axis=0)
+    blocks = evaluation.components.covariance(lam.T[..., None])
+    se = np.sqrt(np.maximum(blocks[..., 0, 0].sum(axis=0), 0.0))
+    gap = q - value
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(se > 0, gap / np.where(se > 0, se, 1.0), np.sign(gap) * np.inf)
 
 
 class QuantileInversion:
@@ -111,7 +73,7 @@ class QuantileInversion:
     (off-diagonal entries of ``covariance`` are NaN).
     """
 
-    def __init__(self, cdf: RectifiedCDF, q: np.ndarray, lam: np.ndarray, bse: np.ndarray):
+    def __init__(self, cdf: CDF, q: np.ndarray, lam: np.ndarray, bse: np.ndarray):
         self.cdf, self.q, self.lam, self.bse = cdf, q, lam, bse
 
     @property
@@ -121,7 +83,7 @@ class QuantileInversion:
         return covariance
 
     def interval(self, alpha, alternative):
-        _, lower, upper = self.cdf.scan(self.q, self.lam, critical_value(alpha, alternative), alternative)
+        _, lower, upper = scan(self.cdf, self.q, self.lam, critical_value(alpha, alternative), alternative)
         empty = lower > upper
         if np.any(empty):
             warnings.warn(
@@ -138,7 +100,7 @@ class QuantileInversion:
         return lower, upper
 
     def statistic(self, null):
-        return self.cdf.statistic(null, self.q, self.lam)
+        return statistic(self.cdf, null, self.q, self.lam)
 
 
 class Quantile(PPIModel):
@@ -184,7 +146,23 @@ class Quantile(PPIModel):
     _title = "Quantile"
     _default_tuning = "per-coefficient"
 
-    def __init__(self, y, yhat, yhat_unlabeled, q=0.5, *, missing: str = "raise"):
+    def __init__(
+        self,
+        y,
+        yhat,
+        yhat_unlabeled,
+        q=0.5,
+        *,
+        weights=None,
+        weights_unlabeled=None,
+        label_prob=None,
+        groups=None,
+        groups_unlabeled=None,
+        strata=None,
+        strata_unlabeled=None,
+        stratum_weights=None,
+        missing: str = "raise",
+    ):
         levels = np.atleast_1d(np.asarray(q, dtype=float))
         if levels.ndim != 1 or levels.size == 0:
             raise ValueError(f"q must be a number or a non-empty list of numbers; got {q!r}.")
@@ -195,6 +173,14 @@ class Quantile(PPIModel):
             {"y": outcome, "yhat": as_variable(yhat, "yhat", ndim=2, default_name="yhat")},
             {"yhat_unlabeled": as_variable(yhat_unlabeled, "yhat_unlabeled", ndim=2, default_name="yhat")},
             missing=missing,
+            groups=groups,
+            groups_unlabeled=groups_unlabeled,
+            weights=weights,
+            weights_unlabeled=weights_unlabeled,
+            label_prob=label_prob,
+            strata=strata,
+            strata_unlabeled=strata_unlabeled,
+            stratum_weights=stratum_weights,
         )
         if self.labeled.nobs < 2:
             raise ValueError(f"y has {self.labeled.nobs} complete row(s); at least 2 are needed.")
@@ -202,36 +188,88 @@ class Quantile(PPIModel):
         self.param_names = [f"q={level:g}" for level in levels]
         self.endog_name = outcome.names[0]
 
-    @cached_property
-    def _cdf(self) -> RectifiedCDF:
-        return RectifiedCDF(self.labeled["y"], self._prediction("labeled"), self._prediction("unlabeled"))
+    def _make_cdf(self, draw: int | None = None) -> CDF:
+        """The rectified CDF of this design (predictions: the draws' mean, or one draw)."""
+        y, f, fu = self.labeled["y"], self._prediction("labeled", draw), self._prediction("unlabeled", draw)
+        if self.design == "stratified":
+            strata = [
+                RectifiedCDF(y[self._strata == k], f[self._strata == k], fu[self._strata_unlabeled == k])
+                for k in range(len(self.stratum_names))
+            ]
+            return StratifiedCDF(strata, self.stratum_weights.to_numpy())
+        if self.design == "labeling probabilities":
+            return RectifiedCDF(y, f, np.concatenate([f, fu]), label_prob=self.labeled["label_prob"])
+        return RectifiedCDF(
+            y, f, fu,
+            weights=self._block("labeled", y)[2],
+            weights_unlabeled=self._block("unlabeled", fu)[2],
+            groups=self._groups,
+            groups_unlabeled=self._groups_unlabeled,
+            ngroups=self._ngroups,
+        )
 
     @cached_property
-    def _pooled_cdf(self) -> RectifiedCDF:
-        return RectifiedCDF(np.concatenate([self.labeled["y"], self._prediction("unlabeled")]))
+    def _cdf(self) -> CDF:
+        return self._make_cdf()
 
-    def _interval_bse(self, cdf: RectifiedCDF, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    @cached_property
+    def _pooled_cdf(self) -> CDF:
+        """Labeled outcomes and unlabeled predictions pooled as if all were outcomes."""
+        y, fu = self.labeled["y"], self._prediction("unlabeled")
+        if self.design == "labeling probabilities":
+            return RectifiedCDF(np.concatenate([y, fu]))
+        blocks = [self._block("labeled", y), self._block("unlabeled", fu)]
+        weights = None
+        if any(b[2] is not None for b in blocks):
+            weights = np.concatenate([np.ones(b[1].shape[0]) if b[2] is None else b[2] for b in blocks])
+        codes, ngroups = self._clusters_for(blocks)
+        return RectifiedCDF(
+            np.concatenate([y, fu]),
+            weights=weights,
+            groups=None if codes[0] is None else np.concatenate(codes),
+            ngroups=ngroups,
+        )
+
+    def _strata_count(self, cdf: CDF) -> int:
+        return len(cdf.strata) if isinstance(cdf, StratifiedCDF) else 1
+
+    def _tuned(self, cdf: CDF) -> np.ndarray:
+        """Per level (and stratum) lambdas tuned at the lambda = 1 point estimates."""
+        ones = np.ones((self.q.size, self._strata_count(cdf)))
+        start, _, _ = scan(cdf, self.q, ones, None)
+        return cdf.evaluate(start).tuned_lambda().T
+
+    def _interval_bse(self, cdf: CDF, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Point estimates and interval-implied standard errors (95% width / 3.92)."""
-        point, lower, upper = cdf.scan(self.q, lam, critical_value(0.05, "two-sided"))
+        point, lower, upper = scan(cdf, self.q, lam, critical_value(0.05, "two-sided"))
         return point, (upper - lower) / (2.0 * critical_value(0.05, "two-sided"))
 
     def _fit(self, method: str, rule) -> PPIResults:
-        zeros = np.zeros(self.q.size)
-        _, classical_bse = self._interval_bse(self._cdf, zeros)
+        cdf = self._cdf
+        zeros = np.zeros((self.q.size, self._strata_count(cdf)))
+        _, classical_bse = self._interval_bse(cdf, zeros)
         if method == "naive":
-            cdf, lam = self._pooled_cdf, zeros
+            cdf = self._pooled_cdf
+            lam = np.zeros((self.q.size, 1))
         elif isinstance(rule, np.ndarray):
-            cdf, lam = self._cdf, rule
+            lam = np.repeat(rule[:, None], zeros.shape[1], axis=1)
         else:
-            cdf = self._cdf
-            start, _, _ = cdf.scan(self.q, np.ones(self.q.size), None)
-            lam = cdf.evaluate(start)[2].tuned_lambda(per_coefficient=True)[:, 0]
+            lam = self._tuned(cdf)
         params, bse = self._interval_bse(cdf, lam)
+        details = []
+        if self.draws > 1 and method in ("ppi", "ppi++"):
+            single = self._make_cdf(draw=0)
+            single_lam = lam if isinstance(rule, np.ndarray) else self._tuned(single)
+            _, single_bse = self._interval_bse(single, single_lam)
+            details.append(("Draws per unit (K)", str(self.draws)))
+            details.append(("Var 1 draw / K draws", f"{np.mean((single_bse / bse) ** 2):.3f}"))
+        reported = None if method == "naive" else (lam[:, 0] if lam.shape[1] == 1 else lam.T)
         return self._results(
             method=method,
-            lam=None if method == "naive" else lam,
+            lam=reported,
             params=params,
             inference=QuantileInversion(cdf, self.q, lam, bse),
             classical_bse=classical_bse,
             per_coefficient=True,
+            details=details,
         )
