@@ -18,8 +18,24 @@ from .data import MISSING_OPTIONS
 def _frame(value, argument: str) -> pd.DataFrame:
     if not isinstance(value, pd.DataFrame):
         raise TypeError(f"{argument} must be a pandas DataFrame; got {type(value).__name__}.")
-    # positions, not labels, pair rows from here on (labels may repeat)
-    return value.reset_index(drop=True)
+    # positions, not labels, pair rows from here on (labels may repeat); the labels
+    # are kept to align pandas arguments given separately
+    frame = value.reset_index(drop=True)
+    frame.attrs["original_index"] = value.index
+    return frame
+
+
+def _aligned(values: pd.Series | pd.DataFrame, frame: pd.DataFrame, argument: str, frame_name: str):
+    """A pandas argument in the row order of ``frame``: same index, or a reordering of it."""
+    index = frame.attrs["original_index"]
+    if values.index.equals(index):
+        return values.reset_index(drop=True)
+    if index.is_unique and values.index.is_unique and values.index.sort_values().equals(index.sort_values()):
+        return values.reindex(index).reset_index(drop=True)
+    raise ValueError(
+        f"{argument} is a pandas object whose index does not match {frame_name}'s; align it "
+        "(or pass a NumPy array, which is paired with the rows by position)."
+    )
 
 
 def _dropped_message(frame: pd.DataFrame, kept: pd.Index, argument: str) -> str:
@@ -39,7 +55,9 @@ def _column(value, frame: pd.DataFrame, rows: pd.Index, argument: str, frame_nam
         values = frame[value]
     else:
         if isinstance(value, (pd.Series, pd.DataFrame)):
-            values = value.reset_index(drop=True)
+            if len(value) != len(frame):
+                raise ValueError(f"{argument} has {len(value)} rows but {frame_name} has {len(frame)}.")
+            values = _aligned(value, frame, argument, frame_name)
         else:
             array = np.asarray(value)
             values = pd.Series(array, name=argument) if array.ndim == 1 else pd.DataFrame(array)

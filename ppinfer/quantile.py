@@ -16,6 +16,9 @@ from .results import PPIResults, critical_value
 #: breakpoints evaluated per chunk (bounds the memory of a scan)
 SCAN_CHUNK = 1 << 16
 
+#: F(t; lam) is a sum of fractions: "F equal to q" must survive rounding
+ROUNDING = 1e-12
+
 CDF = RectifiedCDF | StratifiedCDF
 
 
@@ -29,18 +32,23 @@ def scan(cdf: CDF, q: np.ndarray, lam: np.ndarray, z: float | None, alternative:
     k = q.shape[0]
     point = np.full(k, np.inf)
     lower, upper = np.full(k, np.inf), np.full(k, -np.inf)
-    for values in cdf.sources(with_predictions=bool(np.any(lam != 0))):
+    # with lambda = 0 a level's F changes only at the outcomes
+    uses_predictions = np.any(lam != 0, axis=1)
+    for values, predictions in cdf.sources():
+        levels = [j for j in range(k) if uses_predictions[j] or not predictions]
+        if not levels:
+            continue
         for start in range(0, values.shape[0], SCAN_CHUNK):
             t = values[start : start + SCAN_CHUNK]
             evaluation = cdf.evaluate(t)
-            for j in range(k):
+            for j in levels:
                 gap = evaluation.value(lam[j]) - q[j]
-                reached = gap >= 0
+                reached = gap >= -ROUNDING
                 if reached.any():
                     point[j] = min(point[j], t[reached].min())
                 if z is None:
                     continue
-                bound = z * np.sqrt(evaluation.variance(lam[j]))
+                bound = z * np.sqrt(evaluation.variance(lam[j])) + ROUNDING
                 if alternative == "two-sided":
                     accepted = np.abs(gap) <= bound
                 elif alternative == "larger":
@@ -61,6 +69,7 @@ def statistic(cdf: CDF, t: np.ndarray, q: np.ndarray, lam: np.ndarray) -> np.nda
     blocks = evaluation.components.covariance(lam.T[..., None])
     se = np.sqrt(np.maximum(blocks[..., 0, 0].sum(axis=0), 0.0))
     gap = q - value
+    gap = np.where(np.abs(gap) <= ROUNDING, 0.0, gap)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(se > 0, gap / np.where(se > 0, se, 1.0), np.sign(gap) * np.inf)
 
@@ -163,7 +172,10 @@ class Quantile(PPIModel):
         stratum_weights=None,
         missing: str = "raise",
     ):
-        levels = np.atleast_1d(np.asarray(q, dtype=float))
+        try:
+            levels = np.atleast_1d(np.asarray(q, dtype=float))
+        except (TypeError, ValueError):
+            raise TypeError(f"q must be a number or a list of numbers in (0, 1); got {q!r}.") from None
         if levels.ndim != 1 or levels.size == 0:
             raise ValueError(f"q must be a number or a non-empty list of numbers; got {q!r}.")
         if not np.all((levels > 0) & (levels < 1)):

@@ -281,9 +281,10 @@ class RectifiedCDF:
     def evaluate(self, t: np.ndarray) -> Evaluation:
         return StratifiedCDF([self], np.ones(1)).evaluate(t)
 
-    def sources(self, with_predictions: bool) -> list[np.ndarray]:
-        """Arrays whose values are the breakpoints of ``F``."""
-        return [self.y] + ([a for a in (self.yhat, self.unlabeled) if a is not None] if with_predictions else [])
+    def sources(self) -> list[tuple[np.ndarray, bool]]:
+        """Arrays whose values are the breakpoints of ``F``, each flagged when it
+        holds predictions (breakpoints only where lambda is not 0)."""
+        return [(self.y, False)] + [(a, True) for a in (self.yhat, self.unlabeled) if a is not None]
 
 
 class StratifiedCDF:
@@ -305,5 +306,5 @@ class StratifiedCDF:
         stacked = [np.stack([stratum[j] for stratum in blocks])[..., None, None] for j in range(4)]
         return Evaluation(base, np.stack(slopes), PPIComponents(*stacked))
 
-    def sources(self, with_predictions: bool) -> list[np.ndarray]:
-        return [a for cdf in self.strata for a in cdf.sources(with_predictions)]
+    def sources(self) -> list[tuple[np.ndarray, bool]]:
+        return [source for cdf in self.strata for source in cdf.sources()]

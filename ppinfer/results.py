@@ -265,7 +265,10 @@ class PPIResults:
                     f"got {list(null.index)}."
                 )
             null = null.reindex(self._params.index)
-        values = np.asarray(null, dtype=float)
+        try:
+            values = np.asarray(null, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(f"null must be a number, one number per parameter, or a Series; got {null!r}.") from None
         if values.ndim == 0:
             values = np.full(k, float(values))
         if values.shape != (k,):
