@@ -24,6 +24,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "TreatmentEffect": "ppinfer.treatment",
     "treatment_effect": "ppinfer.treatment",
+    "cross_fit": "ppinfer.crossfit",
+    "CrossFitPredictions": "ppinfer.crossfit",
     "power": None,
     "simulation": None,
     "datasets": None,

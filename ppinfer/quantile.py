@@ -150,6 +150,11 @@ class Quantile(PPIModel):
 
     ``bse`` is interval-implied (95% width / 3.92) and p-values come from the same
     z test, evaluated at the null.
+
+    With ``lam > 0`` and poor predictions ``F(t; lam)`` need not be monotone, so
+    the accepted breakpoints need not be contiguous; the interval (their hull)
+    then covers more often than the test's nominal level: it is conservative,
+    never anti-conservative.
     """
 
     _title = "Quantile"

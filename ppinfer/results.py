@@ -29,7 +29,18 @@ ALTERNATIVES = {
     "less": "smaller",
 }
 
-METHOD_LABELS = {"ppi++": "PPI++", "ppi": "PPI", "classical": "Classical", "naive": "Naive pooling"}
+METHOD_LABELS = {
+    "ppi++": "PPI++",
+    "ppi": "PPI",
+    "classical": "Classical",
+    "naive": "Naive pooling",
+    "dm": "Difference in means",
+    "ancova": "ANCOVA",
+    "lin": "Lin (interacted ANCOVA)",
+    "procova": "PROCOVA",
+    "ppct": "PPCT (PPI for trials)",
+    "aipw": "AIPW",
+}
 
 NAIVE_WARNING = (
     "Warning: naive pooling treats predictions as if they were observed outcomes. Its "
@@ -287,7 +298,7 @@ class PPIResults:
         elif np.ndim(lam) == 0:
             lam_text = f"{lam:.4g}"
         else:
-            lam_text = "per parameter (below)" if by_parameter else "per stratum (below)"
+            lam_text = "per parameter (below)" if by_parameter else f"per {lam.index.name or 'group'} (below)"
         left = [
             ("Dep. Variable:", [self._dep_variable]),
             ("Estimator:", [self._title]),
@@ -325,7 +336,7 @@ class PPIResults:
         summary.tables.append(SimpleTable(rows, headers, [str(i) for i in self._params.index], txt_fmt=fmt_params))
         notes = list(self._notes)
         if lam is not None and np.ndim(lam) > 0 and not by_parameter:
-            notes.append("Lambda by stratum:\n" + lam.to_string(float_format=lambda v: f"{v:.4g}"))
+            notes.append(f"Lambda by {lam.index.name or 'group'}:\n" + lam.to_string(float_format=lambda v: f"{v:.4g}"))
         if self.method == "naive":
             notes.insert(0, NAIVE_WARNING)
         if notes:
