@@ -15,19 +15,17 @@ from ._options import choose, reject_unknown_keywords
 from .data import MISSING_OPTIONS
 
 
-def _frame(value, argument: str) -> pd.DataFrame:
+def _frame(value, argument: str) -> tuple[pd.DataFrame, pd.Index]:
+    """The data with positional rows, and its original index (to align pandas
+    arguments given separately)."""
     if not isinstance(value, pd.DataFrame):
         raise TypeError(f"{argument} must be a pandas DataFrame; got {type(value).__name__}.")
-    # positions, not labels, pair rows from here on (labels may repeat); the labels
-    # are kept to align pandas arguments given separately
-    frame = value.reset_index(drop=True)
-    frame.attrs["original_index"] = value.index
-    return frame
+    # positions, not labels, pair rows from here on (labels may repeat)
+    return value.reset_index(drop=True), value.index
 
 
-def _aligned(values: pd.Series | pd.DataFrame, frame: pd.DataFrame, argument: str, frame_name: str):
-    """A pandas argument in the row order of ``frame``: same index, or a reordering of it."""
-    index = frame.attrs["original_index"]
+def _aligned(values: pd.Series | pd.DataFrame, index: pd.Index, argument: str, frame_name: str):
+    """A pandas argument in the row order of a frame with ``index``: the same index, or a reordering of it."""
     if values.index.equals(index):
         return values.reset_index(drop=True)
     if index.is_unique and values.index.is_unique and values.index.sort_values().equals(index.sort_values()):
@@ -46,7 +44,9 @@ def _dropped_message(frame: pd.DataFrame, kept: pd.Index, argument: str) -> str:
     )
 
 
-def _column(value, frame: pd.DataFrame, rows: pd.Index, argument: str, frame_name: str) -> pd.Series | pd.DataFrame:
+def _column(
+    value, frame: pd.DataFrame, index: pd.Index, rows: pd.Index, argument: str, frame_name: str
+) -> pd.Series | pd.DataFrame:
     """Values for the design's rows: column name(s) of ``frame`` or an array over its rows."""
     if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
         missing = [c for c in ([value] if isinstance(value, str) else value) if c not in frame.columns]
@@ -57,7 +57,7 @@ def _column(value, frame: pd.DataFrame, rows: pd.Index, argument: str, frame_nam
         if isinstance(value, (pd.Series, pd.DataFrame)):
             if len(value) != len(frame):
                 raise ValueError(f"{argument} has {len(value)} rows but {frame_name} has {len(frame)}.")
-            values = _aligned(value, frame, argument, frame_name)
+            values = _aligned(value, index, argument, frame_name)
         else:
             array = np.asarray(value)
             values = pd.Series(array, name=argument) if array.ndim == 1 else pd.DataFrame(array)
@@ -92,8 +92,8 @@ def design_from_formula(
     if not isinstance(formula, str) or "~" not in formula:
         raise ValueError(f"formula must be a string like 'y ~ x1 + x2'; got {formula!r}.")
     missing = choose(missing, MISSING_OPTIONS, "missing")
-    labeled_frame = _frame(data, "data")
-    unlabeled_frame = _frame(unlabeled, "unlabeled")
+    labeled_frame, labeled_index = _frame(data, "data")
+    unlabeled_frame, unlabeled_index = _frame(unlabeled, "unlabeled")
     try:
         outcome, design = patsy.dmatrices(formula, labeled_frame, NA_action="drop", return_type="dataframe")
     except patsy.PatsyError as error:
@@ -124,21 +124,23 @@ def design_from_formula(
     arguments = dict(
         y=outcome.iloc[:, 0],
         X=design,
-        yhat=_column(yhat, labeled_frame, design.index, "yhat", "data"),
+        yhat=_column(yhat, labeled_frame, labeled_index, design.index, "yhat", "data"),
         X_unlabeled=design_unlabeled,
-        yhat_unlabeled=_column(yhat_unlabeled, unlabeled_frame, design_unlabeled.index, "yhat_unlabeled", "unlabeled"),
+        yhat_unlabeled=_column(yhat_unlabeled, unlabeled_frame, unlabeled_index, design_unlabeled.index, "yhat_unlabeled", "unlabeled"),
         missing=missing,
     )
     for labeled_option, unlabeled_option in ROW_OPTIONS:
         value = options.pop(labeled_option, None)
         other = options.pop(unlabeled_option, None) if unlabeled_option else None
         if value is not None:
-            arguments[labeled_option] = _column(value, labeled_frame, design.index, labeled_option, "data")
+            arguments[labeled_option] = _column(
+                value, labeled_frame, labeled_index, design.index, labeled_option, "data"
+            )
             if other is None and isinstance(value, str) and unlabeled_option and value in unlabeled_frame.columns:
                 other = value
         if other is not None:
             arguments[unlabeled_option] = _column(
-                other, unlabeled_frame, design_unlabeled.index, unlabeled_option, "unlabeled"
+                other, unlabeled_frame, unlabeled_index, design_unlabeled.index, unlabeled_option, "unlabeled"
             )
     reject_unknown_keywords(function, options, ["missing"] + [o for pair in ROW_OPTIONS for o in pair if o])
     return arguments

@@ -10,7 +10,7 @@ import numpy as np
 from .covariance import PPIWarning
 from .data import as_variable
 from .model import PPIModel
-from .rectified_cdf import RectifiedCDF, StratifiedCDF
+from .rectified_cdf import RectifiedCDF, StratifiedCDF, next_breakpoint
 from .results import PPIResults, critical_value
 
 #: breakpoints evaluated per chunk (bounds the memory of a scan)
@@ -27,7 +27,10 @@ def scan(cdf: CDF, q: np.ndarray, lam: np.ndarray, z: float | None, alternative:
 
     ``lam`` has one row per level (one lambda per stratum). Returns the point
     estimates (smallest ``t`` with ``F(t; lam) >= q``) and, if ``z`` is given, the
-    smallest and largest breakpoints not rejected by the z test of ``F(t; lam) = q``.
+    ends of the set of values not rejected by the z test of ``F(t; lam) = q``: the
+    smallest accepted breakpoint, and the supremum of the accepted values, which
+    is the breakpoint following the largest accepted one (``F`` is a right-continuous
+    step function, constant up to its next breakpoint).
     """
     k = q.shape[0]
     point = np.full(k, np.inf)
@@ -58,6 +61,10 @@ def scan(cdf: CDF, q: np.ndarray, lam: np.ndarray, z: float | None, alternative:
                 if accepted.any():
                     lower[j] = min(lower[j], t[accepted].min())
                     upper[j] = max(upper[j], t[accepted].max())
+    if z is not None:
+        for j in range(k):
+            if np.isfinite(upper[j]):
+                upper[j] = next_breakpoint(cdf, upper[j], bool(uses_predictions[j]))
     return point, lower, upper
 
 
@@ -140,8 +147,12 @@ class Quantile(PPIModel):
         s2(t; lam) = lam^2 Fu (1 - Fu) / N + s2(1{y <= t} - lam * 1{yhat <= t}) / n
 
     The interval collects every breakpoint ``t`` (every value of ``y``, ``yhat``
-    and ``yhat_unlabeled``) with ``|F(t; lam) - q| <= z * s(t; lam)`` and reports the
-    smallest and largest. The functions are step functions, so this is exact; it
+    and ``yhat_unlabeled``) with ``|F(t; lam) - q| <= z * s(t; lam)``. ``F`` and ``s``
+    are right-continuous step functions, constant between breakpoints, so the set
+    of accepted values is a union of intervals ``[t_k, t_{k+1})``: the reported
+    interval runs from the smallest accepted breakpoint to the supremum of the
+    accepted values, the breakpoint after the largest accepted one (the upper end
+    itself is not accepted: the interval is half-open). This is exact; it
     costs one sort per sample and a binary search per breakpoint:
     O((n + N) log(n + N)) time and O(n + N) memory. The point estimate is the
     smallest ``t`` with ``F(t; lam) >= q``. PPI++ tunes lambda for each q at the

@@ -286,6 +286,11 @@ class RectifiedCDF:
         holds predictions (breakpoints only where lambda is not 0)."""
         return [(self.y, False)] + [(a, True) for a in (self.yhat, self.unlabeled) if a is not None]
 
+    def sorted_sources(self) -> list[tuple[np.ndarray, bool]]:
+        """The same arrays, sorted."""
+        cumulative = [(self.cdf_y, False), (self.cdf_f, True), (self.cdf_u, True)]
+        return [(c.sorted.values, predictions) for c, predictions in cumulative if c is not None]
+
 
 class StratifiedCDF:
     """Stratified rectified CDF: ``sum_k W_k F_k(t; lam_k)``, variance ``sum_k W_k^2 V_k``
@@ -308,3 +313,19 @@ class StratifiedCDF:
 
     def sources(self) -> list[tuple[np.ndarray, bool]]:
         return [source for cdf in self.strata for source in cdf.sources()]
+
+    def sorted_sources(self) -> list[tuple[np.ndarray, bool]]:
+        return [source for cdf in self.strata for source in cdf.sorted_sources()]
+
+
+def next_breakpoint(cdf: "RectifiedCDF | StratifiedCDF", t: float, with_predictions: bool) -> float:
+    """The smallest breakpoint of ``F`` above ``t`` (``inf`` if none): ``F`` is
+    constant on ``[t, next)``, so a test that accepts ``t`` accepts all of it."""
+    following = np.inf
+    for values, predictions in cdf.sorted_sources():
+        if predictions and not with_predictions:
+            continue
+        position = np.searchsorted(values, t, side="right")
+        if position < values.size:
+            following = min(following, float(values[position]))
+    return following

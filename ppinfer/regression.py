@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 from .data import as_variable, check_full_rank, match_columns
 from .families import Binomial, Family, Gaussian, Poisson as PoissonFamily

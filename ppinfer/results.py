@@ -40,6 +40,8 @@ METHOD_LABELS = {
     "procova": "PROCOVA",
     "ppct": "PPCT (PPI for trials)",
     "aipw": "AIPW",
+    "gmm": "Two-step GMM",
+    "mi": "Multiple imputation",
 }
 
 NAIVE_WARNING = (

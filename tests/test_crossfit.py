@@ -19,7 +19,6 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 from scipy.spatial import cKDTree
 
 import ppinfer

@@ -422,7 +422,11 @@ def brute_force_quantile(y, yhat, yhat_unlabeled, q, lam, alpha, alternative):
             ok = gap <= bound
         if ok:
             accepted.append(t)
-    lower, upper = min(accepted), max(accepted)
+    # F is constant from the largest accepted breakpoint up to the next one, so the
+    # accepted set's supremum (the interval's open upper end) is that next breakpoint
+    lower = min(accepted)
+    following = [t for t in candidates if t > max(accepted)]
+    upper = following[0] if following else np.inf
     if alternative == "larger":
         upper = np.inf
     elif alternative == "smaller":
@@ -518,7 +522,8 @@ def test_quantile_point_estimate_when_rectified_cdf_equals_q_exactly():
 @pytest.mark.parametrize("q", [0.2, 0.5, 0.8])
 def test_quantile_classical_is_textbook_inversion_of_the_empirical_cdf(q):
     """lam = 0: accept y_(k) when |k/n - q| <= z sqrt((k/n)(1 - k/n)/n); the interval
-    runs from the smallest to the largest accepted order statistic; the estimate is y_(ceil(nq))."""
+    runs from the smallest accepted order statistic to the one after the largest accepted
+    (the empirical CDF is k/n on [y_(k), y_(k+1))); the estimate is y_(ceil(nq))."""
     y, yhat, yhat_unlabeled = quantile_data(13, 57, 300, ties=False)
     n, order = len(y), np.sort(y)
     z = stats.norm.ppf(0.975)
@@ -526,7 +531,7 @@ def test_quantile_classical_is_textbook_inversion_of_the_empirical_cdf(q):
     result = ppinfer.Quantile(y, yhat, yhat_unlabeled, q=q).fit(method="classical")
     assert result.params.iloc[0] == order[math.ceil(n * q) - 1]
     interval = result.conf_int().iloc[0]
-    assert (interval["lower"], interval["upper"]) == (order[accepted[0] - 1], order[accepted[-1] - 1])
+    assert (interval["lower"], interval["upper"]) == (order[accepted[0] - 1], order[accepted[-1]])
     assert result.lam == 0.0
 
 
@@ -599,4 +604,8 @@ def test_quantile_ppi_interval_matches_ppi_python(ppi_python):
     for case in ppi_python["quantile"]["intervals"]:
         model = ppinfer.Quantile(data["y"], data["yhat"], data["yhat_unlabeled"], q=case["q"])
         interval = model.fit(method="ppi").conf_int(alpha=case["alpha"]).iloc[0]
-        assert (interval["lower"], interval["upper"]) == (case["lower"], case["upper"])
+        assert interval["lower"] == case["lower"]
+        # ppi-python reports the largest accepted breakpoint; ppinfer the supremum of the
+        # accepted values, the next breakpoint of F (constant in between)
+        breakpoints = np.unique(np.concatenate([data["y"], data["yhat"], data["yhat_unlabeled"]]))
+        assert interval["upper"] == breakpoints[np.searchsorted(breakpoints, case["upper"], side="right")]
