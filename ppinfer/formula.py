@@ -67,7 +67,12 @@ def _column(
 
 
 #: design options passed through to the model: (labeled argument, unlabeled counterpart)
-ROW_OPTIONS = (("weights", "weights_unlabeled"), ("groups", "groups_unlabeled"), ("label_prob", None))
+ROW_OPTIONS = (
+    ("weights", "weights_unlabeled"),
+    ("groups", "groups_unlabeled"),
+    ("strata", "strata_unlabeled"),
+    ("label_prob", None),
+)
 
 
 def design_from_formula(
@@ -83,11 +88,11 @@ def design_from_formula(
 ) -> dict:
     """Arrays for a regression model from a formula and two data frames.
 
-    ``options`` are the models' row options (``weights``, ``groups``,
+    ``options`` are the models' row options (``weights``, ``groups``, ``strata``,
     ``label_prob`` and their ``*_unlabeled`` counterparts): column names or arrays
     over the rows of the matching data frame. A column name given for a labeled
     option also supplies its unlabeled counterpart when ``unlabeled`` has that
-    column. Returns the keyword arguments of the model's constructor.
+    column. ``stratum_weights`` is passed on as it is. Returns the keyword arguments of the model's constructor.
     """
     if not isinstance(formula, str) or "~" not in formula:
         raise ValueError(f"formula must be a string like 'y ~ x1 + x2'; got {formula!r}.")
@@ -142,7 +147,10 @@ def design_from_formula(
             arguments[unlabeled_option] = _column(
                 other, unlabeled_frame, unlabeled_index, design_unlabeled.index, unlabeled_option, "unlabeled"
             )
-    reject_unknown_keywords(function, options, ["missing"] + [o for pair in ROW_OPTIONS for o in pair if o])
+    if "stratum_weights" in options:
+        arguments["stratum_weights"] = options.pop("stratum_weights")
+    accepted = ["missing", "stratum_weights"] + [option for pair in ROW_OPTIONS for option in pair if option]
+    reject_unknown_keywords(function, options, accepted)
     return arguments
 
 
@@ -166,11 +174,13 @@ _FORMULA_DOC = """Prediction-powered {title} from a formula.
         Predictions for the unlabeled rows, when not the column ``yhat`` of ``unlabeled``.
     missing : {{"raise", "drop"}}
         Rows with missing values: raise (default) or drop them consistently.
-    weights, weights_unlabeled, groups, groups_unlabeled, label_prob : str or array-like, optional
+    weights, weights_unlabeled, groups, groups_unlabeled, strata, strata_unlabeled, label_prob : str or array-like, optional
         The model's row options (see :class:`{cls}`), as column names or arrays
         over the rows of ``data`` (or ``unlabeled``). A column name given for
-        ``weights`` or ``groups`` is also read from ``unlabeled`` when it has
-        that column.
+        ``weights``, ``groups`` or ``strata`` is also read from ``unlabeled``
+        when it has that column.
+    stratum_weights : mapping, optional
+        Population share of each stratum (see :class:`{cls}`).
 
     Returns
     -------

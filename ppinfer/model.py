@@ -235,9 +235,15 @@ class PPIModel:
         else:
             given = pd.Series(stratum_weights, dtype=float) if not isinstance(stratum_weights, pd.Series) else stratum_weights
             missing = [str(name) for name in names if name not in given.index]
-            if missing or not np.all(np.isfinite(given.to_numpy())) or np.any(given.to_numpy() < 0):
-                raise ValueError(f"stratum_weights must give a finite non-negative weight to every stratum; missing {missing}.")
+            unknown = [str(name) for name in given.index if name not in set(names)]
+            if missing or unknown:
+                raise ValueError(
+                    f"stratum_weights must give a weight to each stratum of the data and to no other: "
+                    f"missing {missing}, strata without units {unknown}."
+                )
             shares = given.reindex(list(names)).to_numpy()
+            if not np.all(np.isfinite(shares)) or np.any(shares < 0) or not shares.sum() > 0:
+                raise ValueError("stratum_weights must be finite, non-negative and have a positive sum.")
             shares = shares / shares.sum()
         self._strata, self._strata_unlabeled = codes, codes_unlabeled
         self.stratum_names = [str(names[k]) for k in range(nstrata)]
@@ -341,9 +347,13 @@ class PPIModel:
 
     @cached_property
     def _single_draw_components(self) -> PPIComponents:
-        """Components with only the first synthetic draw as the prediction."""
+        """Components with only the first synthetic draw as the prediction
+        (per stratum in a stratified design)."""
         fit_f = self._fit_labeled(self._prediction("labeled", 0), "the fit of the first draw")
-        return self._components_for(self._fit_y, fit_f, self._fit_predictions(0, start=fit_f.params))
+        fit_fu = self._fit_predictions(0, start=fit_f.params)
+        if self.design == "stratified":
+            return self._stratified_parts(fit_f, fit_fu, draw=0)[0]
+        return self._components_for(self._fit_y, fit_f, fit_fu)
 
     def _grouped_scores(self, sample: str, response, params, weights, codes, ngroups):
         """Per-group score sums of one response on one sample (see
@@ -352,7 +362,13 @@ class PPIModel:
 
     @cached_property
     def _stratified(self) -> tuple[PPIComponents, np.ndarray]:
-        """Per-stratum variance blocks (K, p, p) and corrections ``Delta_k`` (K, p).
+        return self._stratified_parts(self._fit_yhat, self._fit_unlabeled)
+
+    def _stratified_parts(
+        self, fit_f: MEstimate, fit_fu: MEstimate, draw: int | None = None
+    ) -> tuple[PPIComponents, np.ndarray]:
+        """Per-stratum variance blocks (K, p, p) and corrections ``Delta_k`` (K, p),
+        given the stratum-weighted fits of the predictions (their draws' mean, or one draw).
 
         With ``b = b_s(unlabeled predictions)`` and ``H`` the labeled prediction
         fit's mean Hessian at ``b`` (stratum-weighted fits throughout),
@@ -363,11 +379,13 @@ class PPIModel:
         those of stratified samples: influence rows centred within strata.
         """
         n, N, K = self.nobs, self.nobs_unlabeled, len(self.stratum_names)
-        anchor = self._fit_unlabeled.params
+        anchor = fit_fu.params
         weights_labeled, weights_unlabeled = self._row_weights
-        labeled = self._grouped_scores("labeled", self._prediction("labeled"), anchor, weights_labeled, self._strata, K)
+        labeled = self._grouped_scores(
+            "labeled", self._prediction("labeled", draw), anchor, weights_labeled, self._strata, K
+        )
         unlabeled = self._grouped_scores(
-            "unlabeled", self._prediction("unlabeled"), anchor, weights_unlabeled, self._strata_unlabeled, K
+            "unlabeled", self._prediction("unlabeled", draw), anchor, weights_unlabeled, self._strata_unlabeled, K
         )
         inverse = np.linalg.inv(labeled.hessian / n)
         deltas = (unlabeled.sums / N - labeled.sums / n) @ inverse
@@ -387,7 +405,7 @@ class PPIModel:
                 out[k] = a[rows].T @ b[rows] / n**2
             return out
 
-        influence_y, influence_f = self._fit_y.influence, self._fit_yhat.influence
+        influence_y, influence_f = self._fit_y.influence, fit_f.influence
         components = PPIComponents(
             var_y=within(influence_y, influence_y),
             cov_yf=within(influence_y, influence_f),
@@ -461,9 +479,11 @@ class PPIModel:
         """A copy of the model on a bootstrap resample (no validation, no cached fits).
 
         Rows of each sample are resampled independently; with clusters, whole
-        clusters are drawn (jointly across samples, since a cluster may span
-        both), each draw becoming a new cluster; with labeling probabilities the
-        units of both samples are resampled together, as they form one sample.
+        clusters are drawn, each draw becoming a new cluster (when clusters may
+        span both samples, a drawn cluster brings its units of both, and clusters
+        with labeled units are drawn apart from the unlabeled-only ones); with
+        labeling probabilities the units of both samples are resampled together,
+        as they form one sample; with strata, rows are resampled within strata.
         """
         n, N = self.nobs, self.nobs_unlabeled
         groups, groups_unlabeled = self._groups, self._groups_unlabeled
@@ -483,7 +503,12 @@ class PPIModel:
             if groups_unlabeled is None:
                 codes[1] = self._ngroups + n + np.arange(N)
             if groups is not None and groups_unlabeled is not None:
-                drawn = [rng.integers(0, self._ngroups, self._ngroups)] * 2
+                # clusters may span both samples: draw whole clusters, those holding labeled
+                # units apart from the others, so every replicate has as many labeled clusters
+                with_labels = np.unique(groups)
+                without = np.setdiff1d(np.unique(groups_unlabeled), with_labels)
+                chosen = np.concatenate([rng.choice(with_labels, with_labels.size), rng.choice(without, without.size)])
+                drawn = [chosen, chosen]
             else:
                 drawn = [rng.choice(np.unique(c), np.unique(c).size) for c in codes]
             rows, new_codes = [], []
@@ -518,6 +543,18 @@ class PPIModel:
             return rule
         return components.tuned_lambda(per_coefficient=rule == "per-coefficient")
 
+    @classmethod
+    def _combined(cls, components: PPIComponents, rule) -> tuple[np.ndarray, np.ndarray]:
+        """Lambda and the covariance of the estimate; with per-stratum blocks
+        (K, p, p), one lambda per stratum and the strata's variances summed."""
+        if components.var_y.ndim == 3:
+            if isinstance(rule, np.ndarray):
+                rule = np.broadcast_to(rule, components.var_y.shape[:2])
+            lam = cls._lambda(components, rule)
+            return lam, components.covariance(lam).sum(axis=0)
+        lam = cls._lambda(components, rule)
+        return lam, components.covariance(lam)
+
     def _fit(self, method: str, rule) -> PPIResults:
         classical = self._fit_y
         # a stratified sample's classical variance is centred within strata
@@ -533,18 +570,14 @@ class PPIModel:
             params, covariance, lam = classical.params, classical_covariance, rule
         elif self.design == "stratified":
             components, deltas = self._stratified
-            lam = self._lambda(components, rule if not isinstance(rule, np.ndarray) else np.broadcast_to(rule, deltas.shape))
+            lam, covariance = self._combined(components, rule)
             params = classical.params + (lam * deltas).sum(axis=0)
-            covariance = components.covariance(lam).sum(axis=0)
         else:
-            components = self._components
-            lam = self._lambda(components, rule)
+            lam, covariance = self._combined(self._components, rule)
             params = classical.params + lam * (self._fit_unlabeled.params - self._fit_yhat.params)
-            covariance = components.covariance(lam)
         details = []
         if self.draws > 1 and method in ("ppi", "ppi++"):
-            single = self._single_draw_components
-            one_draw = np.diag(single.covariance(self._lambda(single, rule)))
+            one_draw = np.diag(self._combined(self._single_draw_components, rule)[1])
             details.append(("Draws per unit (K)", str(self.draws)))
             details.append(("Var 1 draw / K draws", f"{np.mean(one_draw / np.diag(covariance)):.3f}"))
         return self._results(
