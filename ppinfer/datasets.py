@@ -16,6 +16,7 @@ For a binary outcome the prediction is clipped to [0, 1], for a count to
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,12 +88,14 @@ def _outcome(estimand: str, eta: np.ndarray, rng: np.random.Generator) -> np.nda
     return eta + rng.normal(size=eta.shape)
 
 
-def _population_moments(estimand: str, beta: np.ndarray) -> tuple[float, float]:
-    """Population mean and standard deviation of Y.
+@functools.lru_cache(maxsize=64)
+def _population_moments(estimand: str, beta: tuple[float, ...]) -> tuple[float, float]:
+    """Population mean and standard deviation of Y (cached: simulation studies call it often).
 
     The linear predictor is ``N(b0, |b1|^2)``: closed forms for continuous and
     Poisson outcomes, Gauss-Hermite quadrature for the binary one.
     """
+    beta = np.asarray(beta)
     center, spread2 = beta[0], float(np.sum(beta[1:] ** 2))
     if estimand in ("mean", "quantile", "ols"):
         return center, float(np.sqrt(1.0 + spread2))
@@ -156,7 +159,7 @@ def simulate(
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     base = COEFFICIENTS[estimand]
     beta = np.concatenate([base[: n_covariates + 1], np.full(max(n_covariates - 2, 0), 0.2)])
-    mean, sd = _population_moments(estimand, beta)
+    mean, sd = _population_moments(estimand, tuple(float(b) for b in beta))
     names = ["Intercept"] + [f"x{k + 1}" for k in range(n_covariates)]
 
     def draw(size: int) -> pd.DataFrame:
