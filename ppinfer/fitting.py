@@ -310,7 +310,8 @@ def fit_mean(
         if weights is not None:
             centred = centred * (weights[rows] * scale)[:, None]
         if within is None:
-            outer += centred.T @ centred
+            # einsum: multithreaded BLAS is slow on these thin (rows x k) products
+            outer += np.einsum("ij,ik->jk", centred, centred)
         else:
             within += cluster_sums(centred, groups[rows], ngroups)
     contributions = None

@@ -78,7 +78,7 @@ def lambda_rule(method: str, lam, *, default_tuning: str, nparams: int):
 #: cached fits, dropped from a bootstrap replica of a model
 _CACHED = frozenset(
     {"_fit_y", "_fit_yhat", "_fit_unlabeled", "_components", "_single_draw_components", "_cdf", "_pooled_cdf",
-     "_stratified"}
+     "_labeled_cdf", "_stratified"}
 )
 
 

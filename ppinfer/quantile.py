@@ -37,7 +37,8 @@ def scan(cdf: CDF, q: np.ndarray, lam: np.ndarray, z: float | None, alternative:
     lower, upper = np.full(k, np.inf), np.full(k, -np.inf)
     # with lambda = 0 a level's F changes only at the outcomes
     uses_predictions = np.any(lam != 0, axis=1)
-    for values, predictions in cdf.sources():
+    # sorted breakpoints make the binary searches cache-friendly
+    for values, predictions in cdf.sorted_sources():
         levels = [j for j in range(k) if uses_predictions[j] or not predictions]
         if not levels:
             continue
@@ -89,8 +90,12 @@ class QuantileInversion:
     (off-diagonal entries of ``covariance`` are NaN).
     """
 
-    def __init__(self, cdf: CDF, q: np.ndarray, lam: np.ndarray, bse: np.ndarray):
+    def __init__(
+        self, cdf: CDF, q: np.ndarray, lam: np.ndarray, bse: np.ndarray, intervals: dict | None = None
+    ):
         self.cdf, self.q, self.lam, self.bse = cdf, q, lam, bse
+        #: intervals already computed, by (alpha, alternative)
+        self._intervals = dict(intervals or {})
 
     @property
     def covariance(self) -> np.ndarray:
@@ -99,7 +104,11 @@ class QuantileInversion:
         return covariance
 
     def interval(self, alpha, alternative):
-        _, lower, upper = scan(self.cdf, self.q, self.lam, critical_value(alpha, alternative), alternative)
+        key = (alpha, alternative)
+        if key not in self._intervals:
+            _, lower, upper = scan(self.cdf, self.q, self.lam, critical_value(alpha, alternative), alternative)
+            self._intervals[key] = (lower, upper)
+        lower, upper = self._intervals[key]
         empty = lower > upper
         if np.any(empty):
             warnings.warn(
@@ -216,29 +225,41 @@ class Quantile(PPIModel):
         self.param_names = [f"q={level:g}" for level in levels]
         self.endog_name = outcome.names[0]
 
-    def _make_cdf(self, draw: int | None = None) -> CDF:
-        """The rectified CDF of this design (predictions: the draws' mean, or one draw)."""
-        y, f, fu = self.labeled["y"], self._prediction("labeled", draw), self._prediction("unlabeled", draw)
+    def _make_cdf(self, draw: int | None = None, *, labeled_only: bool = False) -> CDF:
+        """The rectified CDF of this design (predictions: the draws' mean, or one
+        draw); ``labeled_only`` leaves the predictions out (enough for lambda = 0)."""
+        y = self.labeled["y"]
+        f = None if labeled_only else self._prediction("labeled", draw)
+        fu = None if labeled_only else self._prediction("unlabeled", draw)
         if self.design == "stratified":
             strata = [
-                RectifiedCDF(y[self._strata == k], f[self._strata == k], fu[self._strata_unlabeled == k])
+                RectifiedCDF(
+                    y[self._strata == k],
+                    None if f is None else f[self._strata == k],
+                    None if fu is None else fu[self._strata_unlabeled == k],
+                )
                 for k in range(len(self.stratum_names))
             ]
             return StratifiedCDF(strata, self.stratum_weights.to_numpy())
         if self.design == "labeling probabilities":
-            return RectifiedCDF(y, f, np.concatenate([f, fu]), label_prob=self.labeled["label_prob"])
+            everyone = None if f is None else np.concatenate([f, fu])
+            return RectifiedCDF(y, f, everyone, label_prob=self.labeled["label_prob"])
         return RectifiedCDF(
             y, f, fu,
             weights=self._block("labeled", y)[2],
-            weights_unlabeled=self._block("unlabeled", fu)[2],
+            weights_unlabeled=None if fu is None else self._block("unlabeled", fu)[2],
             groups=self._groups,
-            groups_unlabeled=self._groups_unlabeled,
+            groups_unlabeled=None if fu is None else self._groups_unlabeled,
             ngroups=self._ngroups,
         )
 
     @cached_property
     def _cdf(self) -> CDF:
         return self._make_cdf()
+
+    @cached_property
+    def _labeled_cdf(self) -> CDF:
+        return self._make_cdf(labeled_only=True)
 
     @cached_property
     def _pooled_cdf(self) -> CDF:
@@ -267,28 +288,33 @@ class Quantile(PPIModel):
         start, _, _ = scan(cdf, self.q, ones, None)
         return cdf.evaluate(start).tuned_lambda().T
 
-    def _interval_bse(self, cdf: CDF, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Point estimates and interval-implied standard errors (95% width / 3.92)."""
+    def _interval_bse(self, cdf: CDF, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple]:
+        """Point estimates, interval-implied standard errors (95% width / 3.92) and
+        the 95% interval itself."""
         point, lower, upper = scan(cdf, self.q, lam, critical_value(0.05, "two-sided"))
-        return point, (upper - lower) / (2.0 * critical_value(0.05, "two-sided"))
+        return point, (upper - lower) / (2.0 * critical_value(0.05, "two-sided")), (lower, upper)
 
     def _fit(self, method: str, rule) -> PPIResults:
-        cdf = self._cdf
-        zeros = np.zeros((self.q.size, self._strata_count(cdf)))
-        _, classical_bse = self._interval_bse(cdf, zeros)
+        # lambda = 0 needs the labeled outcomes only: no sort of the unlabeled sample
+        labeled_cdf = self._labeled_cdf
+        zeros = np.zeros((self.q.size, self._strata_count(labeled_cdf)))
+        classical = self._interval_bse(labeled_cdf, zeros)
+        classical_bse = classical[1]
         if method == "naive":
-            cdf = self._pooled_cdf
-            lam = np.zeros((self.q.size, 1))
+            cdf, lam = self._pooled_cdf, np.zeros((self.q.size, 1))
+        elif method == "classical" or (isinstance(rule, np.ndarray) and not np.any(rule)):
+            cdf, lam = labeled_cdf, zeros
         elif isinstance(rule, np.ndarray):
-            lam = np.repeat(rule[:, None], zeros.shape[1], axis=1)
+            cdf, lam = self._cdf, np.repeat(rule[:, None], zeros.shape[1], axis=1)
         else:
+            cdf = self._cdf
             lam = self._tuned(cdf)
-        params, bse = self._interval_bse(cdf, lam)
+        params, bse, interval = classical if cdf is labeled_cdf else self._interval_bse(cdf, lam)
         details = []
         if self.draws > 1 and method in ("ppi", "ppi++"):
             single = self._make_cdf(draw=0)
             single_lam = lam if isinstance(rule, np.ndarray) else self._tuned(single)
-            _, single_bse = self._interval_bse(single, single_lam)
+            _, single_bse, _ = self._interval_bse(single, single_lam)
             details.append(("Draws per unit (K)", str(self.draws)))
             details.append(("Var 1 draw / K draws", f"{np.mean((single_bse / bse) ** 2):.3f}"))
         reported = None if method == "naive" else (lam[:, 0] if lam.shape[1] == 1 else lam.T)
@@ -296,7 +322,7 @@ class Quantile(PPIModel):
             method=method,
             lam=reported,
             params=params,
-            inference=QuantileInversion(cdf, self.q, lam, bse),
+            inference=QuantileInversion(cdf, self.q, lam, bse, {(0.05, "two-sided"): interval}),
             classical_bse=classical_bse,
             per_coefficient=True,
             details=details,

@@ -32,14 +32,21 @@ class SortedValues:
     """One sort of a value array, shared by every cumulative sum over it.
 
     ``positions(t)`` (a binary search per point) remembers its last query, so
-    the several sums evaluated at the same points search once.
+    the several sums evaluated at the same points search once. The sorting
+    permutation is only computed if a non-constant coefficient needs it.
     """
 
     def __init__(self, values: np.ndarray):
         self.raw = values
-        self.order = np.argsort(values, kind="stable")
-        self.values = values[self.order]
+        self.values = np.sort(values)
+        self._order: np.ndarray | None = None
         self._last: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def order(self) -> np.ndarray:
+        if self._order is None:
+            self._order = np.argsort(self.raw, kind="stable")
+        return self._order
 
     def positions(self, t: np.ndarray) -> np.ndarray:
         if self._last is None or self._last[0] is not t:
@@ -48,18 +55,29 @@ class SortedValues:
 
 
 class Cumulative:
-    """``t -> sum_{v_i <= t} c_i`` for a coefficient array ``c`` over sorted values."""
+    """``t -> sum_{v_i <= t} c_i`` for coefficients ``c`` over sorted values.
 
-    def __init__(self, values: np.ndarray | SortedValues, coefficients: np.ndarray):
+    A scalar ``c`` (the same for every value, as in unweighted samples) needs no
+    cumulative array: the sum is ``c`` times the number of values at most ``t``.
+    """
+
+    def __init__(self, values: np.ndarray | SortedValues, coefficients: np.ndarray | float):
         self.sorted = values if isinstance(values, SortedValues) else SortedValues(values)
-        self.sums = np.concatenate([[0.0], np.cumsum(coefficients[self.sorted.order])])
+        if np.ndim(coefficients) == 0:
+            self.constant, self.sums = float(coefficients), None
+        else:
+            self.constant = None
+            self.sums = np.concatenate([[0.0], np.cumsum(coefficients[self.sorted.order])])
 
     @property
     def total(self) -> float:
+        if self.sums is None:
+            return self.constant * self.sorted.values.size
         return float(self.sums[-1])
 
     def __call__(self, t: np.ndarray) -> np.ndarray:
-        return self.sums[self.sorted.positions(t)]
+        positions = self.sorted.positions(t)
+        return positions * self.constant if self.sums is None else self.sums[positions]
 
 
 def _sum_before(groups: np.ndarray, contributions: np.ndarray) -> np.ndarray:
@@ -107,8 +125,8 @@ class PairSum:
         ``joint`` (the sorted maxima; ``a`` itself when A is B)."""
         left = Cumulative(a, coefficient)
         if b is a:
-            return cls(left, left, left, float(coefficient.sum()))
-        return cls(Cumulative(joint, coefficient), left, Cumulative(b, coefficient), float(coefficient.sum()))
+            return cls(left, left, left, left.total)
+        return cls(Cumulative(joint, coefficient), left, Cumulative(b, coefficient), left.total)
 
     @classmethod
     def clustered(
@@ -214,12 +232,14 @@ class RectifiedCDF:
         ngroups: int = 0,
     ):
         n = y.shape[0]
-        if label_prob is not None:
-            w = 1.0 / label_prob
-        else:
-            w = np.ones(n) if weights is None else weights
         self.y, self.yhat, self.unlabeled = y, yhat, yhat_unlabeled
-        alpha = w / w.sum()  # each labeled row's coefficient in the weighted CDFs
+        # each labeled row's coefficient in the (weighted) CDFs: a scalar when unweighted
+        if label_prob is not None:
+            alpha = (1.0 / label_prob) / (1.0 / label_prob).sum()
+        elif weights is not None:
+            alpha = weights / weights.sum()
+        else:
+            alpha = np.full(n, 1.0 / n) if groups is not None else 1.0 / n
         sorted_y = SortedValues(y)
         sorted_f = None if yhat is None else SortedValues(yhat)
         sorted_u = None if yhat_unlabeled is None else SortedValues(yhat_unlabeled)
@@ -227,8 +247,11 @@ class RectifiedCDF:
         self.cdf_f = None if yhat is None else Cumulative(sorted_f, alpha)
         self.cdf_u = None
         if yhat_unlabeled is not None:
-            wu = np.ones(yhat_unlabeled.shape[0]) if weights_unlabeled is None else weights_unlabeled
-            beta = wu / wu.sum()
+            size = yhat_unlabeled.shape[0]
+            if weights_unlabeled is not None:
+                beta = weights_unlabeled / weights_unlabeled.sum()
+            else:
+                beta = np.full(size, 1.0 / size) if groups_unlabeled is not None else 1.0 / size
             self.cdf_u = Cumulative(sorted_u, beta)
         self.shared_clusters = groups is not None and groups_unlabeled is not None and yhat_unlabeled is not None
         self.pair_yf = self.pair_ff = None
