@@ -1,4 +1,4 @@
-"""Command line: ``ppinfer demo`` (also ``python -m ppinfer``)."""
+"""Command line: ``ppinfer demo``, ``ppinfer simulate`` (also ``python -m ppinfer``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,12 @@ def _demo(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(arguments: argparse.Namespace) -> int:
+    from .simulation.cli import run_preset
+
+    return run_preset(arguments)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ppinfer", description="Valid inference with machine-learning predictions (PPI, PPI++)."
@@ -25,6 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--bias", type=float, default=0.5, help="bias of the predictions (level and slope)")
     demo.add_argument("--seed", type=int, default=2026)
     demo.set_defaults(handler=_demo)
+    from .simulation.cli import add_arguments
+
+    simulate = commands.add_parser(
+        "simulate", help="run a coverage simulation study (--preset quick or paper): table, CSV and figures"
+    )
+    add_arguments(simulate)
+    simulate.set_defaults(handler=_simulate)
     return parser
 
 

@@ -1,10 +1,567 @@
-"""Placeholder: being written."""
+"""Planning a prediction-powered study: labeled sample size, power, and the labeling budget.
 
-def ppi_power(*args, **kwargs):
-    raise NotImplementedError("ppi_power is not available yet")
+The variance of a PPI estimate with ``n`` labeled and ``N`` unlabeled units and a
+fixed ``lam`` is (METHODS.md, sections 1-2)::
+
+    V(lam) = (s_y^2 - 2 lam c + lam^2 s_f^2) / n + lam^2 s_fu^2 / N
+
+with ``s_y^2`` the variance of the outcome (of its influence function, for a
+regression coefficient), ``s_f^2`` and ``s_fu^2`` those of the predictions on
+labeled and unlabeled units and ``c`` their covariance with the outcome. PPI++
+uses the minimiser ``lam* = c / (s_f^2 + (n / N) s_fu^2)``, clipped to [0, 1]. With
+``s_f = s_fu`` and no clipping, writing ``rho`` for the correlation of outcome and
+prediction,
+
+    V* = s_y^2 / n * (1 - rho^2 N / (n + N)) = s_y^2 (1 - rho^2) / n + s_y^2 rho^2 / (n + N):
+
+the labeled units pay only for the part of the outcome's variance that the
+predictions cannot explain; the part they can explain is estimated from all
+``n + N`` units. Planning needs these four moments, from assumptions
+(``rho``, ``sd``) or from a pilot study.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, stats
+
+from .._options import choose
+from ..results import ALTERNATIVES, check_alpha
+
+PLAN_METHODS = ("ppi++", "ppi", "classical")
+
+#: the largest labeled sample size searched
+MAX_LABELED = 10**8
 
 
-def ppi_sample_size(*args, **kwargs):
-    raise NotImplementedError("ppi_sample_size is not available yet")
+@dataclass(frozen=True)
+class PredictionMoments:
+    """Per-unit second moments of outcome and predictions that set the variance.
+
+    Attributes
+    ----------
+    var_y : float
+        Variance of the outcome (of its influence function for a model parameter).
+    cov_yf : float
+        Covariance of outcome and prediction (of their influence functions).
+    var_f, var_fu : float
+        Variance of the predictions on labeled and on unlabeled units.
+    """
+
+    var_y: float
+    cov_yf: float
+    var_f: float
+    var_fu: float
+
+    @property
+    def rho(self) -> float:
+        """Correlation of outcome and prediction on the labeled units."""
+        return self.cov_yf / math.sqrt(self.var_y * self.var_f) if self.var_f > 0 else 0.0
+
+    @classmethod
+    def assumed(cls, rho: float, sd: float = 1.0, sd_prediction: float | None = None) -> "PredictionMoments":
+        """Moments from an assumed correlation ``rho`` and standard deviations."""
+        rho = _finite(rho, "rho")
+        if not -1.0 <= rho <= 1.0:
+            raise ValueError(f"rho is a correlation and must lie in [-1, 1]; got {rho!r}.")
+        sd = _positive(sd, "sd")
+        sd_prediction = sd if sd_prediction is None else _positive(sd_prediction, "sd_prediction")
+        return cls(sd**2, rho * sd * sd_prediction, sd_prediction**2, sd_prediction**2)
+
+    @classmethod
+    def from_pilot(cls, pilot, parameter: str | None = None) -> "PredictionMoments":
+        """Moments estimated from a pilot study.
+
+        ``pilot`` is ``(y, yhat)`` or ``(y, yhat, yhat_unlabeled)`` (arrays, or a
+        dict with these keys) for a mean, or a ppinfer model built on the pilot
+        data (``Mean``, ``OLS``, ``Logit``, ``Poisson``, ``Quantile``), whose
+        influence functions give the moments of ``parameter``.
+        """
+        if hasattr(pilot, "fit") and hasattr(pilot, "param_names"):
+            return cls._from_model(pilot, parameter)
+        if isinstance(pilot, Mapping):
+            unknown = set(pilot) - {"y", "yhat", "yhat_unlabeled"}
+            if unknown or not {"y", "yhat"} <= set(pilot):
+                raise ValueError(f"a pilot dict needs keys 'y', 'yhat' and optionally 'yhat_unlabeled'; got {sorted(pilot)}.")
+            arrays = [pilot["y"], pilot["yhat"], pilot.get("yhat_unlabeled")]
+        elif isinstance(pilot, Sequence) and len(pilot) in (2, 3):
+            arrays = list(pilot) + [None] * (3 - len(pilot))
+        else:
+            raise TypeError(
+                "pilot must be (y, yhat), (y, yhat, yhat_unlabeled), a dict with those keys, or a ppinfer model "
+                f"fitted to pilot data; got {type(pilot).__name__}."
+            )
+        if parameter is not None:
+            raise ValueError("parameter applies to a pilot model; a pilot of arrays plans a mean.")
+        y, yhat = _vector(arrays[0], "pilot y"), _vector(arrays[1], "pilot yhat")
+        if y.shape != yhat.shape:
+            raise ValueError(f"pilot y and yhat must have the same length; got {y.size} and {yhat.size}.")
+        if y.size < 3:
+            raise ValueError(f"the pilot needs at least 3 labeled units; got {y.size}.")
+        unlabeled = yhat if arrays[2] is None else _vector(arrays[2], "pilot yhat_unlabeled")
+        moments = cls(float(np.var(y)), float(np.mean((y - y.mean()) * (yhat - yhat.mean()))),
+                      float(np.var(yhat)), float(np.var(unlabeled)))
+        if moments.var_y <= 0:
+            raise ValueError("the pilot outcomes y are constant; their variance cannot be planned from.")
+        return moments
+
+    @classmethod
+    def _from_model(cls, model, parameter: str | None) -> "PredictionMoments":
+        names = list(model.param_names)
+        if parameter is None:
+            if len(names) != 1:
+                raise ValueError(f"the pilot model has parameters {names}; say which one to plan with parameter=.")
+            parameter = names[0]
+        if parameter not in names:
+            raise ValueError(f"parameter={parameter!r} is not a parameter of the pilot model; use one of {names}.")
+        k = names.index(parameter)
+        n, N = model.nobs, model.nobs_unlabeled
+        if hasattr(model, "_cdf"):
+            # quantile: moments of the indicators at the estimate, scaled by 1 / density^2,
+            # which the classical (interval-implied) variance reveals
+            classical = model.fit(method="classical")
+            point = classical.params.to_numpy()[k : k + 1]
+            blocks = model._cdf.evaluate(point)[2]
+            scale = classical.bse.to_numpy()[k] ** 2 / float(blocks.var_y[0, 0, 0])
+            take = lambda block: float(block[0, 0, 0]) * scale  # noqa: E731
+        else:
+            blocks = model._components
+            scale = 1.0
+            take = lambda block: float(block[k, k])  # noqa: E731
+        return cls(take(blocks.var_y) * n, take(blocks.cov_yf) * n, take(blocks.var_f) * n, take(blocks.var_fu) * N)
+
+    def variance(self, n, N, method: str = "ppi++"):
+        """Variance of the estimate with ``n`` labeled and ``N`` unlabeled units, and its lambda.
+
+        ``n`` and ``N`` may be arrays (broadcast); ``N`` may be ``inf``. With
+        ``N = 0`` PPI++ is the classical estimate and PPI is undefined (inf).
+        """
+        n = np.asarray(n, dtype=float)
+        N = np.asarray(N, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(N > 0, n / N, np.inf)
+            per_unlabeled = np.where(N > 0, 1.0 / N, np.inf)
+            if method == "classical":
+                lam = np.zeros(np.broadcast(n, N).shape)
+            elif method == "ppi":
+                lam = np.ones(np.broadcast(n, N).shape)
+            else:
+                denominator = self.var_f + share * self.var_fu
+                lam = np.where(denominator > 0, np.clip(self.cov_yf / denominator, 0.0, 1.0), 0.0)
+            unlabeled_term = np.where(lam > 0, lam**2 * self.var_fu * per_unlabeled, 0.0)
+            variance = (self.var_y - 2.0 * lam * self.cov_yf + lam**2 * self.var_f) / n + unlabeled_term
+        return variance, lam
 
 
+@dataclass(frozen=True)
+class PPIDesign:
+    """A planned prediction-powered study (what :func:`ppi_sample_size` returns).
+
+    Attributes
+    ----------
+    n, N : int (N may be inf)
+        Labeled and unlabeled units.
+    method : str
+    lam : float
+        The lambda the variance assumes (PPI++: the optimal one).
+    se : float
+        Standard error of the estimate.
+    width : float
+        Expected width of the two-sided ``1 - alpha`` interval.
+    power : float or None
+        Power against ``effect`` (None without an effect).
+    effective_n : float
+        Labeled units a classical analysis would need for the same precision.
+    n_classical : int or None
+        Labeled units a classical analysis needs for the same target (target modes).
+    cost : float or None
+        ``n * cost_label + (n + N) * cost_predict`` when costs are given.
+    moments : PredictionMoments
+    """
+
+    n: int
+    N: float
+    method: str
+    lam: float
+    se: float
+    width: float
+    power: float | None
+    effective_n: float
+    n_classical: int | None
+    cost: float | None
+    alpha: float
+    effect: float | None
+    moments: PredictionMoments
+
+    def __repr__(self) -> str:
+        N = "inf" if math.isinf(self.N) else f"{int(self.N)}"
+        parts = [f"n={self.n}", f"N={N}", f"method={self.method!r}", f"lam={self.lam:.3f}", f"se={self.se:.4g}",
+                 f"width={self.width:.4g}"]
+        if self.power is not None:
+            parts.append(f"power={self.power:.3f}")
+        parts.append(f"effective_n={self.effective_n:.1f}")
+        if self.n_classical is not None:
+            parts.append(f"n_classical={self.n_classical}")
+        if self.cost is not None:
+            parts.append(f"cost={self.cost:.6g}")
+        return f"PPIDesign({', '.join(parts)})"
+
+
+def _finite(value, argument: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{argument} must be a number; got {value!r}.") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{argument} must be finite; got {value!r}.")
+    return value
+
+
+def _positive(value, argument: str) -> float:
+    value = _finite(value, argument)
+    if value <= 0:
+        raise ValueError(f"{argument} must be positive; got {value!r}.")
+    return value
+
+
+def _vector(values, argument: str) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    if array.ndim != 1:
+        raise ValueError(f"{argument} must be one-dimensional; got shape {array.shape}.")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{argument} has NaN or infinite values; clean them first.")
+    return array
+
+
+def _unlabeled(N, argument: str = "N", *, allow_none: bool = False) -> float:
+    if N is None:
+        if allow_none:
+            return math.inf
+        raise TypeError(f"{argument} (the number of unlabeled units) is required.")
+    value = float(N) if not isinstance(N, bool) else math.nan
+    if math.isnan(value) or (math.isfinite(value) and (value != int(value) or value < 0)):
+        raise ValueError(f"{argument} must be a non-negative whole number or inf; got {N!r}.")
+    return value
+
+
+def _moments(pilot, rho, sd, sd_prediction, parameter) -> PredictionMoments:
+    if pilot is not None and rho is not None:
+        raise ValueError("give either a pilot or an assumed rho, not both.")
+    if pilot is not None:
+        if sd is not None or sd_prediction is not None:
+            raise ValueError("sd and sd_prediction are estimated from the pilot; do not give them with it.")
+        return PredictionMoments.from_pilot(pilot, parameter)
+    if rho is None:
+        raise TypeError("give a pilot study (pilot=...) or an assumed correlation of predictions and outcome (rho=...).")
+    if parameter is not None:
+        raise ValueError("parameter applies to a pilot model only.")
+    return PredictionMoments.assumed(rho, 1.0 if sd is None else sd, sd_prediction)
+
+
+def _power(se, effect: float, alpha: float, alternative: str):
+    """Power of the z test of theta = theta0 when theta - theta0 = effect."""
+    se = np.asarray(se, dtype=float)
+    with np.errstate(divide="ignore"):
+        shift = abs(effect) / se
+    if alternative == "two-sided":
+        z = stats.norm.isf(alpha / 2.0)
+        return stats.norm.sf(z - shift) + stats.norm.cdf(-z - shift)
+    return stats.norm.sf(stats.norm.isf(alpha) - shift)
+
+
+def _target_variance(width, power, effect, alpha, alternative) -> float:
+    """The largest variance meeting the width or power target."""
+    if (width is None) == (power is None):
+        raise ValueError("give exactly one target: width= (interval width) or power= (with effect=).")
+    if width is not None:
+        width = _positive(width, "width")
+        return (width / (2.0 * stats.norm.isf(alpha / 2.0))) ** 2
+    power = _finite(power, "power")
+    if not alpha < power < 1.0:
+        raise ValueError(f"power must lie strictly between alpha ({alpha:g}) and 1; got {power!r}.")
+    if effect is None:
+        raise TypeError("a power target needs effect= (the difference from the null to detect).")
+    if alternative != "two-sided":
+        se = abs(effect) / (stats.norm.isf(alpha) + stats.norm.isf(1.0 - power))
+    else:
+        # power falls from 1 towards alpha as the standard error grows
+        se = optimize.brentq(lambda s: _power(s, effect, alpha, alternative) - power,
+                             abs(effect) * 1e-9, abs(effect) * 1e6, xtol=abs(effect) * 1e-14, rtol=1e-14)
+    return se**2
+
+
+def _smallest_n(moments: PredictionMoments, N, method: str, target: float, low: int = 2) -> int:
+    """Smallest whole ``n >= low`` with variance at most ``target`` (the variance falls with ``n``)."""
+    def fits(n):
+        return moments.variance(n, N, method)[0] <= target
+
+    if fits(low):
+        return low
+    high = low
+    while not fits(high):
+        high *= 2
+        if high > MAX_LABELED:
+            raise ValueError(
+                f"the target needs more than {MAX_LABELED} labeled units with N = {N:g} and method {method!r}; "
+                "relax it."
+            )
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if fits(middle) else (middle, high)
+    return high
+
+
+def _design(moments, n, N, method, alpha, effect, *, n_classical=None, costs=None) -> PPIDesign:
+    variance, lam = moments.variance(n, N, method)
+    variance, lam = float(variance), float(lam)
+    se = math.sqrt(variance)
+    cost = None
+    if costs is not None:
+        # free predictions cost nothing even for an unlimited number of units
+        cost = float(n * costs[0] + ((n + N) * costs[1] if costs[1] > 0 else 0.0))
+    return PPIDesign(
+        n=int(n), N=int(N) if math.isfinite(N) else N, method=method, lam=lam, se=se, width=2.0 * stats.norm.isf(alpha / 2.0) * se,
+        power=None if effect is None else float(_power(se, effect, alpha, "two-sided")),
+        effective_n=moments.var_y / variance, n_classical=n_classical, cost=cost, alpha=alpha, effect=effect,
+        moments=moments,
+    )
+
+
+def _cheapest(moments, N_available, method, target, costs) -> tuple[int, float]:
+    """(n, N) meeting the variance target at the least cost, N at most ``N_available``."""
+    cost_label, cost_predict = costs
+    n_low = _smallest_n(moments, N_available, method, target)
+    # PPI++ needs no more labeled units than a classical analysis; PPI (lambda = 1) may need more
+    n_high = _smallest_n(moments, 0, "classical", target) if method != "ppi" else 100 * n_low
+    n_high = max(n_high, n_low)
+    if n_high - n_low <= 200_000:
+        candidates = np.arange(n_low, n_high + 1, dtype=float)
+    else:
+        candidates = np.unique(np.round(np.geomspace(n_low, n_high, 200_000)))
+    # for each n, the fewest unlabeled units meeting the target (the variance falls with N)
+    enough = moments.variance(candidates, N_available, method)[0] <= target
+    low = np.zeros_like(candidates)
+    high = np.full_like(candidates, N_available if math.isfinite(N_available) else 1e15)
+    done = moments.variance(candidates, 0.0, method)[0] <= target
+    high = np.where(done, 0.0, high)
+    for _ in range(64):
+        middle = np.floor((low + high) / 2.0)
+        ok = moments.variance(candidates, middle, method)[0] <= target
+        high = np.where(ok, middle, high)
+        low = np.where(ok, low, middle)
+        if np.all(high - low <= 1):
+            break
+    needed = np.where(done, 0.0, high)
+    cost = np.where(enough, candidates * cost_label + (candidates + needed) * cost_predict, np.inf)
+    best = int(np.argmin(cost))
+    return int(candidates[best]), float(needed[best])
+
+
+def _within_budget(moments, N_available, method, budget, costs) -> tuple[int, float]:
+    """(n, N) with the smallest variance costing at most ``budget``."""
+    cost_label, cost_predict = costs
+    n_max = int(budget // (cost_label + cost_predict))
+    if n_max < 2:
+        raise ValueError(f"budget {budget:g} does not pay for 2 labeled units at {cost_label + cost_predict:g} each.")
+    candidates = np.arange(2, n_max + 1, dtype=float)
+    if cost_predict > 0:
+        unlabeled = np.floor((budget - candidates * (cost_label + cost_predict)) / cost_predict + 1e-9)
+        unlabeled = np.minimum(np.maximum(unlabeled, 0.0), N_available)
+    else:
+        unlabeled = np.full_like(candidates, N_available)
+    variance = moments.variance(candidates, unlabeled, method)[0]
+    best = int(np.argmin(variance))
+    return int(candidates[best]), float(unlabeled[best])
+
+
+def _costs(cost_label, cost_predict):
+    if cost_label is None and cost_predict is None:
+        return None
+    if cost_label is None or cost_predict is None:
+        raise TypeError("give both cost_label and cost_predict (costs per labeled unit and per prediction).")
+    cost_label = _positive(cost_label, "cost_label")
+    cost_predict = _finite(cost_predict, "cost_predict")
+    if cost_predict < 0:
+        raise ValueError(f"cost_predict must be non-negative; got {cost_predict!r}.")
+    return cost_label, cost_predict
+
+
+def ppi_sample_size(
+    *,
+    width: float | None = None,
+    power: float | None = None,
+    effect: float | None = None,
+    N=None,
+    rho: float | None = None,
+    sd: float | None = None,
+    sd_prediction: float | None = None,
+    pilot=None,
+    parameter: str | None = None,
+    method: str = "ppi++",
+    alpha: float = 0.05,
+    alternative: str = "two-sided",
+    cost_label: float | None = None,
+    cost_predict: float | None = None,
+    budget: float | None = None,
+) -> PPIDesign:
+    """How many labeled units a prediction-powered study needs, or how to split a budget.
+
+    Three questions, by the arguments given:
+
+    * ``N`` and a target (``width``, or ``power`` with ``effect``): the smallest
+      labeled sample size ``n`` meeting the target with ``N`` unlabeled units.
+    * costs (``cost_label``, ``cost_predict``) and a target: the split ``(n, N)``
+      meeting the target at the least cost, with ``N`` at most the ``N`` given
+      (the unlabeled units available; unlimited when None).
+    * costs and a ``budget``: the split with the narrowest interval (highest
+      power) that the budget pays for.
+
+    Parameters
+    ----------
+    width : float, optional
+        Target width of the two-sided ``1 - alpha`` confidence interval.
+    power : float, optional
+        Target power of the level-``alpha`` z test against ``effect``.
+    effect : float, optional
+        The difference from the null value to detect (same units as the outcome).
+        With a width target or a budget it only adds the power to the result.
+    N : int or inf
+        Unlabeled units (with costs: the most available).
+    rho : float, optional
+        Assumed correlation of predictions and outcome (of their influence
+        functions for a model parameter).
+    sd : float, optional
+        Assumed standard deviation of the outcome (default 1: ``width`` and
+        ``effect`` are then in outcome standard deviations).
+    sd_prediction : float, optional
+        Standard deviation of the predictions (default ``sd``). Matters only when
+        it makes the optimal lambda exceed 1 (clipped) and for ``method="ppi"``.
+    pilot : tuple, dict or ppinfer model, optional
+        A pilot study instead of ``rho`` and ``sd``: ``(y, yhat)`` or
+        ``(y, yhat, yhat_unlabeled)`` for a mean, or a ppinfer model (Mean, OLS,
+        Logit, Poisson, Quantile) built on pilot data, whose influence functions
+        give the moments of ``parameter``.
+    parameter : str, optional
+        The pilot model's parameter to plan for (needed when it has several).
+    method : {"ppi++", "ppi", "classical"}
+    alpha : float
+    alternative : {"two-sided", "larger", "smaller"}
+        Alternative of the power target.
+    cost_label : float, optional
+        Cost of measuring one unit's outcome (on top of its prediction).
+    cost_predict : float, optional
+        Cost of one prediction (every unit, labeled or not, gets one).
+    budget : float, optional
+        Total to spend: ``n * cost_label + (n + N) * cost_predict <= budget``.
+
+    Returns
+    -------
+    PPIDesign
+        ``n``, ``N``, the standard error, expected width, power, effective sample
+        size, the labeled units a classical analysis would need, and the cost.
+
+    Notes
+    -----
+    The variance model is in :mod:`ppinfer.power.ppi`. For PPI++ it plans with
+    lambda tuned to the parameter (for a regression, ``lam="per-coefficient"``;
+    the default overall tuning is at most slightly less precise). For a mean with
+    ``sd_prediction = sd`` the optimal split under a budget ``B`` has the closed
+    form ``n = B sqrt((1 - rho^2) / cl) / D`` and ``n + N = B sqrt(rho^2 / cp) / D``
+    with ``cl, cp`` the two costs and ``D = sqrt(cl (1 - rho^2)) + sqrt(cp rho^2)``,
+    and variance ``sd^2 D^2 / B`` (Lagrange multipliers on
+    ``sd^2 (1 - rho^2) / n + sd^2 rho^2 / (n + N)``). Normal approximations
+    throughout: check a plan with :mod:`ppinfer.simulation`.
+
+    Examples
+    --------
+    >>> from ppinfer.power import ppi_sample_size
+    >>> ppi_sample_size(width=0.2, N=10_000, rho=0.8, sd=1.0).n   # classical: 385
+    142
+    """
+    alpha = check_alpha(alpha)
+    method = choose(method, PLAN_METHODS, "method")
+    alternative = choose(alternative, ALTERNATIVES, "alternative")
+    moments = _moments(pilot, rho, sd, sd_prediction, parameter)
+    if effect is not None:
+        effect = _finite(effect, "effect")
+        if effect == 0:
+            raise ValueError("effect must be nonzero (no test has power against a zero effect).")
+    costs = _costs(cost_label, cost_predict)
+    if budget is not None:
+        if costs is None:
+            raise TypeError("a budget needs cost_label and cost_predict.")
+        if width is not None or power is not None:
+            raise ValueError("give a budget or a target (width or power), not both: a budget buys the best precision.")
+        budget = _positive(budget, "budget")
+        N_available = _unlabeled(N, allow_none=True)
+        n, N_used = _within_budget(moments, N_available, method, budget, costs)
+        return _design(moments, n, N_used, method, alpha, effect, costs=costs)
+    target = _target_variance(width, power, effect, alpha, alternative)
+    n_classical = _smallest_n(moments, 0, "classical", target)
+    if costs is not None:
+        N_available = _unlabeled(N, allow_none=True)
+        n, N_used = _cheapest(moments, N_available, method, target, costs)
+        return _design(moments, n, N_used, method, alpha, effect, n_classical=n_classical, costs=costs)
+    N = _unlabeled(N)
+    n = _smallest_n(moments, N, method, target)
+    return _design(moments, n, N, method, alpha, effect, n_classical=n_classical)
+
+
+def ppi_power(
+    n,
+    *,
+    N,
+    effect: float,
+    rho: float | None = None,
+    sd: float | None = None,
+    sd_prediction: float | None = None,
+    pilot=None,
+    parameter: str | None = None,
+    method: str = "ppi++",
+    alpha: float = 0.05,
+    alternative: str = "two-sided",
+):
+    """Power of the level-``alpha`` z test with ``n`` labeled and ``N`` unlabeled units.
+
+    Parameters
+    ----------
+    n : int or array of int
+        Labeled sample size(s).
+    N : int or inf
+        Unlabeled units.
+    effect : float
+        True difference from the null value (outcome units; ``sd`` units when
+        ``sd`` is not given).
+    rho, sd, sd_prediction, pilot, parameter, method, alpha
+        As in :func:`ppi_sample_size`.
+    alternative : {"two-sided", "larger", "smaller"}
+        One-sided alternatives assume the effect lies on their side.
+
+    Returns
+    -------
+    float or ndarray
+        ``Phi(|effect| / se - z) + Phi(-|effect| / se - z)`` two-sided (with
+        ``z = z_{1 - alpha/2}``), ``Phi(|effect| / se - z_{1 - alpha})`` one-sided,
+        ``se`` from the variance model of :mod:`ppinfer.power.ppi`.
+
+    Examples
+    --------
+    >>> from ppinfer.power import ppi_power
+    >>> round(float(ppi_power(100, N=10_000, effect=0.3, rho=0.0)), 3)  # classical: 1.96 - 3 SE
+    0.851
+    """
+    alpha = check_alpha(alpha)
+    method = choose(method, PLAN_METHODS, "method")
+    alternative = choose(alternative, ALTERNATIVES, "alternative")
+    moments = _moments(pilot, rho, sd, sd_prediction, parameter)
+    effect = _finite(effect, "effect")
+    sizes = np.asarray(n, dtype=float)
+    if np.any(~np.isfinite(sizes)) or np.any(sizes < 2) or np.any(sizes != np.round(sizes)):
+        raise ValueError(f"n must hold whole numbers of at least 2; got {n!r}.")
+    variance, _ = moments.variance(sizes, _unlabeled(N), method)
+    result = _power(np.sqrt(variance), effect, alpha, alternative)
+    return float(result) if np.ndim(result) == 0 else result

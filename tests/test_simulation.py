@@ -1,0 +1,285 @@
+"""The simulation harness: known coverage, reproducibility, plug-ins, the command line, bad input."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from scipy import stats  # noqa: E402
+
+import ppinfer  # noqa: E402
+from ppinfer import simulation as sim  # noqa: E402
+from ppinfer.cli import main  # noqa: E402
+
+Z = stats.norm.isf(0.025)
+
+
+def within_mc_error(observed: float, expected: float, reps: int, *, k: float = 3.5) -> bool:
+    return abs(observed - expected) <= k * math.sqrt(expected * (1.0 - expected) / reps)
+
+
+# -- a user's own setting: heavy-tailed outcomes, a user method --------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    y: np.ndarray
+    yhat: np.ndarray
+    yhat_unlabeled: np.ndarray
+    truth: dict
+
+    def model(self):
+        return ppinfer.Mean(self.y, self.yhat, self.yhat_unlabeled)
+
+
+def shifted_t_outcomes(rng, n, N, *, df=np.inf, noise=1.0):
+    """Outcomes t(df) (normal for df = inf) with mean 2; predictions = outcome + noise."""
+    draw = (lambda size: rng.standard_t(df, size)) if np.isfinite(df) else (lambda size: rng.normal(size=size))
+    y = 2.0 + draw(n)
+    unlabeled = 2.0 + draw(N)
+    return Sample(y, y + noise * rng.normal(size=n), unlabeled + noise * rng.normal(size=N), {"y": 2.0})
+
+
+class TInterval:
+    """Student t interval of the labeled mean: exact 95% coverage for normal outcomes."""
+
+    name = "t interval"
+
+    def __call__(self, dataset):
+        return TResults(np.asarray(dataset.y))
+
+
+class TResults:
+    def __init__(self, y):
+        self.params = pd.Series([y.mean()], index=["y"])
+        self._se = y.std(ddof=1) / math.sqrt(y.size)
+        self._df = y.size - 1
+
+    def conf_int(self, alpha=0.05):
+        half = stats.t.isf(alpha / 2.0, self._df) * self._se
+        mean = self.params.iloc[0]
+        return pd.DataFrame({"lower": [mean - half], "upper": [mean + half]}, index=["y"])
+
+
+def fails_on_odd_means(dataset):
+    if dataset.y.mean() > 2.0:
+        raise ValueError("refusing")
+    return TResults(np.asarray(dataset.y))
+
+
+# -- validity -------------------------------------------------------------------------------
+
+
+@pytest.mark.montecarlo
+def test_classical_mean_reproduces_the_exact_t_coverage_at_n_30():
+    # ybar +- z * s_n / sqrt(n) with s_n^2 = sum (y - ybar)^2 / n covers mu iff
+    # |ybar - mu| / (s / sqrt(n)) <= z * sqrt((n - 1) / n), and that ratio is |T_{n-1}| for normal data.
+    n, reps = 30, 2000
+    expected = 1.0 - 2.0 * stats.t.sf(Z * math.sqrt((n - 1) / n), n - 1)
+    scenarios = sim.grid(estimand="mean", n=n, N=1, prediction_quality=0.0)
+    study = sim.run(scenarios, ["classical"], reps=reps, seed=11, progress=False)
+    row = study.summary().iloc[0]
+    assert row["reps"] == reps and row["failures"] == 0
+    assert within_mc_error(row["coverage"], expected, reps), (row["coverage"], expected)
+    assert row["coverage_mcse"] == pytest.approx(math.sqrt(row["coverage"] * (1 - row["coverage"]) / reps))
+    assert row["type1_error"] == pytest.approx(1.0 - row["coverage"])
+    # power at the reported shift: a noncentral t with the known outcome sd 1.5 (Y = 1 + x1 + x2/2 + e)
+    noncentrality = row["effect_size"] / (1.5 / math.sqrt(n))
+    cut = Z * math.sqrt((n - 1) / n)
+    power = stats.nct.sf(cut, n - 1, noncentrality) + stats.nct.cdf(-cut, n - 1, noncentrality)
+    assert within_mc_error(row["power"], power, reps), (row["power"], power)
+    # the classical effective sample size is n by definition
+    assert row["effective_n"] == pytest.approx(n) and row["effective_n_empirical"] == pytest.approx(n)
+
+
+@pytest.mark.montecarlo
+def test_user_process_and_user_method_plug_in():
+    reps = 400
+    scenarios = sim.grid(estimand=shifted_t_outcomes, n=[20], N=[500], df=[np.inf, 3.0])
+    assert list(scenarios.table.columns) == ["estimand", "n", "N", "df"]
+    study = sim.run(scenarios, {"t": TInterval(), "PPI++": "ppi++"}, reps=reps, seed=3, n_jobs=2, progress=False)
+    summary = study.summary().set_index(["df", "method"])
+    assert set(summary.index) == {(np.inf, "t"), (3.0, "t"), (np.inf, "PPI++"), (3.0, "PPI++")}
+    # the t interval is exact for normal outcomes
+    assert within_mc_error(summary.loc[(np.inf, "t"), "coverage"], 0.95, reps)
+    assert math.isnan(summary.loc[(np.inf, "t"), "effective_n"])  # the user results report none
+    assert summary.loc[(np.inf, "PPI++"), "effective_n"] > 20  # ppinfer results report theirs
+    assert (summary["estimand"] == "shifted_t_outcomes").all() and (summary["failures"] == 0).all()
+
+
+# -- reproducibility ---------------------------------------------------------------------------
+
+
+def test_identical_summaries_for_one_and_two_processes():
+    scenarios = sim.grid(estimand=["mean", "ols"], n=[40], N=[300], prediction_quality=[0.7], prediction_bias=[0.0, 0.5])
+    one = sim.run(scenarios, reps=12, seed=5, n_jobs=1, progress=False, keep_replications=True)
+    two = sim.run(scenarios, reps=12, seed=5, n_jobs=2, progress=False, keep_replications=True)
+    pd.testing.assert_frame_equal(one.summary(), two.summary(), check_exact=True)
+    pd.testing.assert_frame_equal(one.replications, two.replications, check_exact=True)
+    other_seed = sim.run(scenarios, reps=12, seed=6, n_jobs=1, progress=False)
+    assert not np.allclose(one.summary()["bias"], other_seed.summary()["bias"])
+
+
+def test_a_scenario_gives_the_same_numbers_in_any_grid_and_replication_r_its_own_stream():
+    small = sim.grid(estimand="mean", n=30, N=100, prediction_quality=0.5)
+    large = sim.grid(estimand=["ols", "mean"], n=[30, 60], N=100, prediction_quality=0.5)
+    a = sim.run(small, reps=6, seed=9, progress=False, keep_replications=True).replications
+    b = sim.run(large, reps=6, seed=9, progress=False, keep_replications=True).replications
+    shared = b[(b["estimand"] == "mean") & (b["n"] == 30)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, shared, check_exact=True)
+    # replication r draws from child r of the scenario's child of SeedSequence(seed)
+    scenario = small[0]
+    parent = np.random.SeedSequence(9, spawn_key=scenario.seed_key)
+    data = scenario.draw(np.random.default_rng(parent.spawn(4)[3]))
+    row = a[(a["rep"] == 3) & (a["method"] == "classical")].iloc[0]
+    assert row["estimate"] == data.labeled["y"].mean()
+
+
+# -- results object ----------------------------------------------------------------------------
+
+
+def test_csv_round_trip_plots_and_concat(tmp_path):
+    scenarios = sim.grid(estimand=["mean", "quantile"], n=[30, 60], N=200, prediction_quality=[0.5, 0.9])
+    study = sim.run(scenarios, reps=5, seed=1, progress=False)
+    path = tmp_path / "study.csv"
+    study.to_csv(path)
+    loaded = sim.load(path)
+    pd.testing.assert_frame_equal(study.summary(), loaded.summary(), check_exact=False, rtol=1e-14)
+    assert (loaded.reps, loaded.seed, loaded.alpha, loaded.methods) == (5, 1, 0.05, study.methods)
+    for metric in ("coverage", "width", "type1", "power", "effective_n"):
+        figure = loaded.plot(metric)
+        # rows: estimands; columns: the two prediction qualities
+        assert len(figure.axes) == 4
+        plt.close(figure)
+    assert set(study.summary(parameter="focus")["parameter"]) == {"y", "q=0.5"}
+    more = sim.run(sim.grid(estimand="ols", n=30, N=200), reps=5, seed=1, progress=False)
+    combined = sim.concat([study, more])
+    assert len(combined.summary()) == len(study.summary()) + len(more.summary())
+    with pytest.raises(ValueError, match="share scenarios"):
+        sim.concat([study, study])
+    with pytest.raises(ValueError, match="metric='widht'.*Did you mean 'width'"):
+        study.plot("widht")
+
+
+def test_failed_fits_are_counted_or_raised():
+    scenarios = sim.grid(estimand=shifted_t_outcomes, n=10, N=20)
+    with pytest.warns(RuntimeWarning, match="failures"):
+        study = sim.run(scenarios, [fails_on_odd_means], reps=40, seed=2, progress=False)
+    row = study.summary().iloc[0]
+    assert 0 < row["failures"] < 40 and row["reps"] + row["failures"] == 40
+    with pytest.raises(sim.SimulationError, match="refusing"):
+        sim.run(scenarios, [fails_on_odd_means], reps=40, seed=2, progress=False, errors="raise")
+
+
+# -- the treatment-effect design ---------------------------------------------------------------
+
+
+def test_ate_scenario_maps_methods_to_the_trial_estimators():
+    study = sim.run(sim.grid(estimand="ate", n=80, N=400, prediction_quality=0.9), reps=4, seed=4, progress=False)
+    summary = study.summary()
+    assert list(summary["parameter"].unique()) == ["ate"]
+    assert list(summary["method"]) == ["classical", "naive", "ppi", "ppi++"]
+    assert (summary["failures"] == 0).all()
+    # classical is the complete-case difference in means: its effective n is the labeled n
+    assert summary.loc[summary["method"] == "classical", "effective_n"].item() == pytest.approx(80)
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def test_cli_quick_preset_writes_table_csv_and_figures(tmp_path, capsys):
+    code = main(["simulate", "--preset", "quick", "--reps", "2", "--n-jobs", "1", "--output", str(tmp_path),
+                 "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "quick preset" in printed and "coverage" in printed
+    for name in ("summary.csv", "coverage.png", "width.png", "type1.png", "power.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    study = sim.load(tmp_path / "summary.csv")
+    scenarios, _ = sim.preset("quick")
+    assert len(study.scenarios) == len(scenarios) and set(study.scenarios["estimand"]) == set(sim.BUILTIN_ESTIMANDS)
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+def local_function_process():
+    def process(rng, n, N):
+        return shifted_t_outcomes(rng, n, N)
+
+    return process
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(estimand="meen", n=10, N=10), r"estimand='meen' is not valid; use one of 'mean', 'quantile', 'ols', "
+                                            r"'logit', 'poisson', 'ate'. Did you mean 'mean'\?"),
+        (dict(estimand="mean", n=[], N=10), "n is empty"),
+        (dict(estimand="mean", n=[10, 10], N=10), "n lists 10 more than once"),
+        (dict(estimand="mean", n=10.5, N=10), "n must hold whole numbers"),
+        (dict(estimand="mean", n=1, N=10), "n must be at least 2"),
+        (dict(estimand="mean", n=10, N=0), "N must be at least 1"),
+        (dict(estimand="mean", n=10, N=10, prediction_quality=1.5), r"prediction_quality must lie in \[0, 1\]"),
+        (dict(estimand="mean", n=10, N=10, df=[3]), r"inconsistent grid: process 'mean' does not accept the option\(s\) \['df'\]"),
+        (dict(estimand=shifted_t_outcomes, n=10, N=10, prediction_quality=0.5),
+         "inconsistent grid: process 'shifted_t_outcomes' does not accept"),
+        (dict(estimand=lambda rng, n, N, *, shape: None, n=10, N=10), r"requires the option\(s\) \['shape'\]"),
+        (dict(estimand=lambda rng: None, n=10, N=10), r"must take the arguments \(rng, n, N\)"),
+    ],
+)
+def test_grid_rejects_bad_or_inconsistent_settings(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        sim.grid(**arguments)
+
+
+def test_run_rejects_bad_settings():
+    scenarios = sim.grid(estimand="mean", n=10, N=10)
+    with pytest.raises(ValueError, match=r"method='ppi\+' is not valid; use one of 'ppi\+\+', 'ppi', 'classical', 'naive'"):
+        sim.run(scenarios, ["ppi+"], reps=2, progress=False)
+    for reps in (0, -3):
+        with pytest.raises(ValueError, match="reps must be at least 1"):
+            sim.run(scenarios, reps=reps, progress=False)
+    with pytest.raises(TypeError, match="reps must be an integer"):
+        sim.run(scenarios, reps=2.5, progress=False)
+    with pytest.raises(ValueError, match="n_jobs must be a positive number"):
+        sim.run(scenarios, reps=2, n_jobs=0, progress=False)
+    with pytest.raises(ValueError, match="alpha must lie strictly between 0 and 1"):
+        sim.run(scenarios, reps=2, alpha=1.5, progress=False)
+    with pytest.raises(ValueError, match="errors='ignore' is not valid"):
+        sim.run(scenarios, reps=2, errors="ignore", progress=False)
+    with pytest.raises(TypeError, match="methods must be names"):
+        sim.run(scenarios, [3], reps=2, progress=False)
+    with pytest.raises(ValueError, match="method labels must be distinct"):
+        sim.run(scenarios, ["ppi", "PPI"], reps=2, progress=False)
+    with pytest.raises(TypeError, match="scenarios must come from"):
+        sim.run({"estimand": "mean"}, reps=2, progress=False)
+
+
+def test_unpicklable_process_is_refused_with_several_processes():
+    scenarios = sim.grid(estimand=local_function_process(), n=10, N=10)
+    with pytest.raises(TypeError, match="must be picklable.*n_jobs=1"):
+        sim.run(scenarios, [TInterval()], reps=2, n_jobs=2, progress=False)
+    # in one process it runs
+    assert sim.run(scenarios, [TInterval()], reps=2, n_jobs=1, progress=False).summary()["reps"].item() == 2
+
+
+def test_results_that_break_the_protocol_are_reported():
+    scenarios = sim.grid(estimand=shifted_t_outcomes, n=10, N=10)
+    with pytest.raises(sim.ProtocolError, match="lacks params and conf_int"):
+        sim.run(scenarios, [lambda dataset: 3.0], reps=1, progress=False)
+
+    def wrong_name(dataset):
+        results = TResults(np.asarray(dataset.y))
+        results.params = results.params.rename({"y": "mu"})
+        return results
+
+    with pytest.raises(sim.ProtocolError, match=r"no entry for parameter\(s\) \['y'\]"):
+        sim.run(scenarios, [wrong_name], reps=1, progress=False)
