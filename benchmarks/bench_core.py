@@ -173,15 +173,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
             title, cls = classes[kind]
             data = regression_data(kind, args.n, args.N, args.p, rng)
             sizes = f"n = {args.n:,}, N = {args.N:,}, p = {args.p} + 1"
-            rows.append(benchmark(title, sizes, lambda: cls(*data), args.repeats, not args.no_memory, clock))
+            rows.append(benchmark(title, sizes, lambda data=data: cls(*data), args.repeats, not args.no_memory, clock))
         elif kind == "mean":
             data = scalar_data(args.n, args.N, rng)
-            rows.append(benchmark("Mean", f"n = {args.n:,}, N = {args.N:,}", lambda: ppinfer.Mean(*data),
+            rows.append(benchmark("Mean", f"n = {args.n:,}, N = {args.N:,}", lambda data=data: ppinfer.Mean(*data),
                                   args.repeats, not args.no_memory, clock))
         else:
             data = scalar_data(args.n, args.N_quantile, rng)
             rows.append(benchmark("Quantile (q = 0.5)", f"n = {args.n:,}, N = {args.N_quantile:,}",
-                                  lambda: ppinfer.Quantile(*data, q=0.5), args.repeats, not args.no_memory, clock))
+                                  lambda data=data: ppinfer.Quantile(*data, q=0.5), args.repeats, not args.no_memory, clock))
         del data
         print(markdown(rows[-1:]).splitlines()[-1], flush=True)
     print()

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ppinfer import simulation as sim
 from ppinfer.datasets import simulate
-from ppinfer.power import ppi_power, ppi_sample_size
+from ppinfer.power import ppi_sample_size
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_UNLABELED, SD_MEAN, SEED = 10_000, 1.5, 2026

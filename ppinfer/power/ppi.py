@@ -31,6 +31,7 @@ from scipy import optimize, stats
 
 from .._options import choose
 from ..results import ALTERNATIVES, check_alpha
+from ._checks import finite_number
 
 PLAN_METHODS = ("ppi++", "ppi", "classical")
 
@@ -65,7 +66,7 @@ class PredictionMoments:
     @classmethod
     def assumed(cls, rho: float, sd: float = 1.0, sd_prediction: float | None = None) -> "PredictionMoments":
         """Moments from an assumed correlation ``rho`` and standard deviations."""
-        rho = _finite(rho, "rho")
+        rho = finite_number(rho, "rho")
         if not -1.0 <= rho <= 1.0:
             raise ValueError(f"rho is a correlation and must lie in [-1, 1]; got {rho!r}.")
         sd = _positive(sd, "sd")
@@ -211,18 +212,8 @@ class PPIDesign:
         return f"PPIDesign({', '.join(parts)})"
 
 
-def _finite(value, argument: str) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{argument} must be a number; got {value!r}.") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{argument} must be finite; got {value!r}.")
-    return value
-
-
 def _positive(value, argument: str) -> float:
-    value = _finite(value, argument)
+    value = finite_number(value, argument)
     if value <= 0:
         raise ValueError(f"{argument} must be positive; got {value!r}.")
     return value
@@ -280,7 +271,7 @@ def _target_variance(width, power, effect, alpha, alternative) -> float:
     if width is not None:
         width = _positive(width, "width")
         return (width / (2.0 * stats.norm.isf(alpha / 2.0))) ** 2
-    power = _finite(power, "power")
+    power = finite_number(power, "power")
     if not alpha < power < 1.0:
         raise ValueError(f"power must lie strictly between alpha ({alpha:g}) and 1; got {power!r}.")
     if effect is None:
@@ -384,7 +375,7 @@ def _costs(cost_label, cost_predict):
     if cost_label is None or cost_predict is None:
         raise TypeError("give both cost_label and cost_predict (costs per labeled unit and per prediction).")
     cost_label = _positive(cost_label, "cost_label")
-    cost_predict = _finite(cost_predict, "cost_predict")
+    cost_predict = finite_number(cost_predict, "cost_predict")
     if cost_predict < 0:
         raise ValueError(f"cost_predict must be non-negative; got {cost_predict!r}.")
     return cost_label, cost_predict
@@ -487,7 +478,7 @@ def ppi_sample_size(
     alternative = choose(alternative, ALTERNATIVES, "alternative")
     moments = _moments(pilot, rho, sd, sd_prediction, parameter)
     if effect is not None:
-        effect = _finite(effect, "effect")
+        effect = finite_number(effect, "effect")
         if effect == 0:
             raise ValueError("effect must be nonzero (no test has power against a zero effect).")
     costs = _costs(cost_label, cost_predict)
@@ -558,7 +549,7 @@ def ppi_power(
     method = choose(method, PLAN_METHODS, "method")
     alternative = choose(alternative, ALTERNATIVES, "alternative")
     moments = _moments(pilot, rho, sd, sd_prediction, parameter)
-    effect = _finite(effect, "effect")
+    effect = finite_number(effect, "effect")
     sizes = np.asarray(n, dtype=float)
     if np.any(~np.isfinite(sizes)) or np.any(sizes < 2) or np.any(sizes != np.round(sizes)):
         raise ValueError(f"n must hold whole numbers of at least 2; got {n!r}.")

@@ -14,21 +14,11 @@ import math
 
 from scipy import stats
 
-
-def _number(value, argument: str) -> float:
-    if isinstance(value, bool):
-        raise TypeError(f"{argument} must be a number; got {value!r}.")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{argument} must be a number; got {value!r}.") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{argument} must be finite; got {value!r}.")
-    return number
+from ._checks import finite_number
 
 
 def _open_unit(value, argument: str, what: str) -> float:
-    number = _number(value, argument)
+    number = finite_number(value, argument)
     if not 0.0 < number < 1.0:
         raise ValueError(f"{argument} must lie strictly between 0 and 1 ({what}); got {value!r}.")
     return number
@@ -36,9 +26,9 @@ def _open_unit(value, argument: str, what: str) -> float:
 
 def _design(effect, sd, rho, alpha, allocation) -> tuple[float, float, float, float]:
     """Validated ``|effect|``, the per-unit variance factor, the critical value and the allocation."""
-    effect = _number(effect, "effect")
-    sd = _number(sd, "sd")
-    rho = _number(rho, "rho")
+    effect = finite_number(effect, "effect")
+    sd = finite_number(sd, "sd")
+    rho = finite_number(rho, "rho")
     alpha = _open_unit(alpha, "alpha", "the two-sided significance level")
     allocation = _open_unit(allocation, "allocation", "the fraction of units randomised to treatment")
     if sd <= 0.0:
@@ -106,7 +96,7 @@ def ate_power(
     >>> round(ate_power(128, effect=0.5, sd=1.0), 3)
     0.807
     """
-    n = _number(n, "n")
+    n = finite_number(n, "n")
     if n < 2:
         raise ValueError(f"n must be at least 2 (one unit per arm at the very least); got {n!r}.")
     effect, unit_variance, critical, _ = _design(effect, sd, rho, alpha, allocation)
