@@ -188,6 +188,14 @@ class PPIModel:
                 check_range(sample[key], key, low=0.0, high=np.inf, what="non-negative")
                 if not sample[key].sum() > 0:
                     raise ValueError(f"{key} must have a positive sum.")
+        outcome = self.labeled["y"]
+        if outcome.shape[0] > 1 and np.any(np.ptp(outcome.reshape(outcome.shape[0], -1), axis=0) == 0):
+            warnings.warn(
+                "y is constant in the labeled sample: its estimated variance is 0, so standard errors "
+                "and interval widths are 0 (degenerate inference).",
+                PPIWarning,
+                stacklevel=3,
+            )
         if "label_prob" in self.labeled:
             values = self.labeled["label_prob"]
             if np.any(values <= 0) or np.any(values > 1):

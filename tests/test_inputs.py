@@ -522,3 +522,17 @@ def test_mean_prediction_columns_must_match_outcome_columns(shape_yhat, shape_un
     rng = np.random.default_rng(10)
     with pytest.raises(ValueError, match=pattern):
         ppinfer.Mean(rng.normal(size=(N_LABELED, 2)), rng.normal(size=shape_yhat), rng.normal(size=shape_unlabeled))
+
+
+@pytest.mark.parametrize("model", ["mean", "quantile", "ols"])
+def test_constant_outcome_warns_of_degenerate_inference(model):
+    rng = np.random.default_rng(8)
+    y, f, fu = np.ones(40), rng.normal(size=40), rng.normal(size=100)
+    X, Xu = np.column_stack([np.ones(40), rng.normal(size=40)]), np.column_stack([np.ones(100), rng.normal(size=100)])
+    build = {
+        "mean": lambda: ppinfer.Mean(y, f, fu),
+        "quantile": lambda: ppinfer.Quantile(y, f, fu),
+        "ols": lambda: ppinfer.OLS(y, X, f, Xu, fu),
+    }[model]
+    with pytest.warns(ppinfer.PPIWarning, match="y is constant"):
+        build()
