@@ -24,7 +24,7 @@ from ._options import choose, reject_unknown_keywords
 from .data import check_full_rank
 from .families import Binomial, Gaussian
 from .fitting import fit_glm
-from .results import PPIResults, critical_value
+from .results import PPIResults, WaldInference, critical_value
 from .synthetic import TITLES, SyntheticModel, synthetic_data
 
 DF_OPTIONS = {"barnard-rubin": "barnard-rubin", "barnard_rubin": "barnard-rubin", "z": "z", "normal": "z"}
@@ -120,7 +120,7 @@ def rubin_combine(estimates, covariances, *, df_complete: float | None = None) -
     return RubinCombination(params, total, within, between, df, riv, fmi, M)
 
 
-class TInference:
+class TInference(WaldInference):
     """Intervals from t distributions with one degrees-of-freedom value per parameter.
 
     ``statistic`` returns the normal quantile with the same tail probability as the
@@ -128,25 +128,15 @@ class TInference:
     """
 
     def __init__(self, params: np.ndarray, covariance: np.ndarray, df: np.ndarray):
-        self.params = params
-        self.covariance = covariance
+        super().__init__(params, covariance)
         self.df = np.asarray(df, dtype=float)
 
-    @cached_property
-    def bse(self) -> np.ndarray:
-        return np.sqrt(np.diag(self.covariance))
-
-    def interval(self, alpha, alternative):
+    def critical(self, alpha, alternative):
         level = alpha / 2.0 if alternative == "two-sided" else alpha
-        quantile = np.where(np.isinf(self.df), critical_value(alpha, alternative), stats.t.isf(level, self.df))
-        half = quantile * self.bse
-        lower = np.full_like(self.params, -np.inf) if alternative == "smaller" else self.params - half
-        upper = np.full_like(self.params, np.inf) if alternative == "larger" else self.params + half
-        return lower, upper
+        return np.where(np.isinf(self.df), critical_value(alpha, alternative), stats.t.isf(level, self.df))
 
     def statistic(self, null):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = (self.params - null) / self.bse
+        t = super().statistic(null)
         # equal tail areas: Phi^-1(F_t(t)), evaluated on the far tail for accuracy
         upper_tail = stats.norm.isf(stats.t.sf(np.abs(t), self.df))
         return np.where(np.isinf(self.df), t, np.sign(t) * upper_tail)

@@ -404,23 +404,27 @@ class PPIModel:
         inverse_unlabeled = np.linalg.inv(unlabeled.hessian / N)
         var_fu = inverse_unlabeled @ centred_unlabeled @ inverse_unlabeled / N**2
 
-        def within(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            a = a - (cluster_sums(a, self._strata, K) / np.bincount(self._strata, minlength=K)[:, None])[self._strata]
-            b = b - (cluster_sums(b, self._strata, K) / np.bincount(self._strata, minlength=K)[:, None])[self._strata]
-            out = np.zeros((K, a.shape[1], b.shape[1]))
-            for k in range(K):
-                rows = self._strata == k
-                out[k] = a[rows].T @ b[rows] / n**2
-            return out
-
         influence_y, influence_f = self._fit_y.influence, fit_f.influence
         components = PPIComponents(
-            var_y=within(influence_y, influence_y),
-            cov_yf=within(influence_y, influence_f),
-            var_f=within(influence_f, influence_f),
+            var_y=self._within_strata(influence_y, influence_y),
+            cov_yf=self._within_strata(influence_y, influence_f),
+            var_f=self._within_strata(influence_f, influence_f),
             var_fu=var_fu,
         )
         return components, deltas
+
+    def _within_strata(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """(K, p, p) per-stratum ``sum a_i b_i' / n^2`` of labeled rows centred within strata
+        (the variance blocks of a stratified sample)."""
+        K, n = len(self.stratum_names), self.nobs
+        sizes = np.bincount(self._strata, minlength=K)[:, None]
+        a = a - (cluster_sums(a, self._strata, K) / sizes)[self._strata]
+        b = b - (cluster_sums(b, self._strata, K) / sizes)[self._strata]
+        out = np.zeros((K, a.shape[1], b.shape[1]))
+        for k in range(K):
+            rows = self._strata == k
+            out[k] = a[rows].T @ b[rows] / n**2
+        return out
 
     def fit(
         self, *, method: str = "ppi++", lam=None, ci: str = "analytic", n_boot: int = 1000, seed=None, **unknown
@@ -567,7 +571,9 @@ class PPIModel:
         classical = self._fit_y
         # a stratified sample's classical variance is centred within strata
         classical_covariance = (
-            self._stratified[0].var_y.sum(axis=0) if self.design == "stratified" else classical.covariance
+            self._within_strata(classical.influence, classical.influence).sum(axis=0)
+            if self.design == "stratified"
+            else classical.covariance
         )
         if method == "naive":
             labeled = self._block("labeled", self.labeled["y"], weighted=self.design != "labeling probabilities")

@@ -89,8 +89,12 @@ class WaldInference:
     def bse(self) -> np.ndarray:
         return np.sqrt(np.diag(self.covariance))
 
+    def critical(self, alpha: float, alternative: str) -> np.ndarray | float:
+        """Multiplier of the standard error at level ``alpha`` (normal quantile)."""
+        return critical_value(alpha, alternative)
+
     def interval(self, alpha, alternative):
-        half = critical_value(alpha, alternative) * self.bse
+        half = self.critical(alpha, alternative) * self.bse
         lower = np.full_like(self.params, -np.inf) if alternative == "smaller" else self.params - half
         upper = np.full_like(self.params, np.inf) if alternative == "larger" else self.params + half
         return lower, upper
@@ -100,7 +104,7 @@ class WaldInference:
             return (self.params - null) / self.bse
 
 
-class BootstrapInference:
+class BootstrapInference(WaldInference):
     """Percentile intervals from bootstrap replicates of the estimate.
 
     ``bse`` and ``covariance`` are the replicates' standard deviations and
@@ -108,16 +112,8 @@ class BootstrapInference:
     """
 
     def __init__(self, params: np.ndarray, replicates: np.ndarray):
-        self.params = params
+        super().__init__(params, np.atleast_2d(np.cov(replicates, rowvar=False)))
         self.replicates = replicates
-
-    @cached_property
-    def covariance(self) -> np.ndarray:
-        return np.atleast_2d(np.cov(self.replicates, rowvar=False))
-
-    @cached_property
-    def bse(self) -> np.ndarray:
-        return np.sqrt(np.diag(self.covariance))
 
     def interval(self, alpha, alternative):
         k = self.params.shape[0]
@@ -128,10 +124,6 @@ class BootstrapInference:
         else:
             lower, upper = np.full(k, -np.inf), np.quantile(self.replicates, 1.0 - alpha, axis=0)
         return lower, upper
-
-    def statistic(self, null):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return (self.params - null) / self.bse
 
 
 class PPIResults:
