@@ -12,9 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Union
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from patsy import DesignInfo, PatsyError
 from scipy import stats
 
@@ -23,11 +25,15 @@ from ._options import _suggestion
 __all__ = [
     "ContrastResults",
     "WaldTestResults",
+    "constraint_text",
     "linear_constraints",
     "null_vector",
     "t_test",
     "wald_test",
 ]
+
+#: the forms a hypothesis can take (see linear_constraints)
+ConstraintLike = Union[str, Sequence[str], Mapping[str, float], tuple, ArrayLike, pd.DataFrame, pd.Series]
 
 #: an unsigned number as patsy's constraint parser reads it (signs are operators)
 _NUMBER = re.compile(r"[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?")
@@ -43,7 +49,7 @@ _WORD_END = re.compile(r"[\s,=+\-*/]")
 
 
 def linear_constraints(
-    constraints, param_names: Sequence[str], *, independent: bool = True
+    constraints: ConstraintLike, param_names: Sequence[str], *, independent: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Turn a hypothesis into the matrix form ``R theta = q``.
 
@@ -59,7 +65,8 @@ def linear_constraints(
         - a tuple ``(R, q)``: ``R`` of shape ``(J, p)`` (or ``(p,)`` for one
           constraint) and ``q`` a scalar or ``J`` values;
         - an array ``R`` alone (then ``q = 0``); a DataFrame (or Series) ``R`` is
-          matched to the parameters by its column (or index) labels.
+          matched to the parameters by its column (or index) labels, and
+          parameters it does not name get coefficient 0.
     param_names : sequence of str
         The ``p`` parameter names, in the order of the parameter vector.
     independent : bool
@@ -119,7 +126,28 @@ def linear_constraints(
 
 
 def constraint_text(R: np.ndarray, q: np.ndarray, param_names: Sequence[str]) -> list[str]:
-    """One readable line per constraint, such as ``"x1 - 2*x2 = 0.5"``."""
+    """Write each constraint ``r_k' theta = q_k`` as one line of text.
+
+    Parameters
+    ----------
+    R : numpy.ndarray, shape (J, p)
+        Constraint rows.
+    q : numpy.ndarray, shape (J,)
+        Constraint values.
+    param_names : sequence of str
+        The ``p`` parameter names.
+
+    Returns
+    -------
+    list of str
+        One line per row, in the syntax :func:`linear_constraints` reads
+        (coefficients shown to 6 significant digits).
+
+    Examples
+    --------
+    >>> constraint_text(np.array([[1.0, -2.0], [0.0, 0.5]]), np.array([0.5, 0.0]), ["x1", "x2"])
+    ['x1 - 2*x2 = 0.5', '0.5*x2 = 0']
+    """
     lines = []
     for row, value in zip(R, q):
         terms = []
@@ -127,8 +155,10 @@ def constraint_text(R: np.ndarray, q: np.ndarray, param_names: Sequence[str]) ->
             if coefficient == 0:
                 continue
             size = "" if abs(coefficient) == 1 else f"{abs(coefficient):.6g}*"
-            sign = "-" if coefficient < 0 else "+"
-            terms.append(f"{sign} {size}{name}" if terms else f"{'-' if coefficient < 0 else ''}{size}{name}")
+            if terms:
+                terms.append(f"{'-' if coefficient < 0 else '+'} {size}{name}")
+            else:
+                terms.append(f"{'-' if coefficient < 0 else ''}{size}{name}")
         lines.append(f"{' '.join(terms)} = {value + 0.0:.6g}")
     return lines
 
@@ -163,9 +193,9 @@ def _from_mapping(mapping: Mapping, names: list[str]) -> tuple[np.ndarray, np.nd
     R = np.zeros((len(mapping), len(names)))
     q = np.zeros(len(mapping))
     for row, (name, value) in enumerate(mapping.items()):
-        if name not in names:
+        if str(name) not in names:
             raise _unknown_name(name, names, "constraints")
-        R[row, names.index(name)] = 1.0
+        R[row, names.index(str(name))] = 1.0
         q[row] = _number(value, f"constraints[{name!r}]")
     return R, q
 
@@ -250,10 +280,8 @@ def _word_at(string: str, position: int) -> str:
 def _check_arrays(R, q, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Validate ``R`` (J, p) and ``q`` (J,), aligning labeled ``R`` to the names."""
     p = len(names)
-    if isinstance(R, pd.DataFrame):
-        R = _align(R, R.columns, names).reindex(columns=names)
-    elif isinstance(R, pd.Series):
-        R = _align(R, R.index, names).reindex(names)
+    if isinstance(R, (pd.DataFrame, pd.Series)):
+        R = _align(R, names)
     try:
         R = np.array(R, dtype=float)
     except (TypeError, ValueError):
@@ -290,13 +318,20 @@ def _check_arrays(R, q, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return R, q
 
 
-def _align(labeled, labels: pd.Index, names: list[str]):
+def _align(R: pd.DataFrame | pd.Series, names: list[str]) -> np.ndarray:
+    """Columns of a DataFrame (index of a Series) matched to the names; unlabeled ones by position."""
+    labels = R.columns if isinstance(R, pd.DataFrame) else R.index
     if isinstance(labels, pd.RangeIndex):
-        return labeled.set_axis(names, axis=1 if isinstance(labeled, pd.DataFrame) else 0)
-    unknown = [label for label in labels if label not in names]
+        return R.to_numpy()
+    unknown = [label for label in labels if str(label) not in names]
     if unknown:
         raise _unknown_name(unknown[0], names, "R")
-    return labeled
+    if labels.has_duplicates:
+        raise ValueError(f"R names a parameter twice: {sorted(set(labels[labels.duplicated()]))}.")
+    R = R.rename(str, axis=1 if isinstance(R, pd.DataFrame) else 0)
+    if isinstance(R, pd.DataFrame):
+        return R.reindex(columns=names, fill_value=0.0).to_numpy()
+    return R.reindex(names, fill_value=0.0).to_numpy()
 
 
 def _check_independent(R: np.ndarray, names: list[str]) -> None:
@@ -316,7 +351,9 @@ def _check_independent(R: np.ndarray, names: list[str]) -> None:
 # --------------------------------------------------------------------------- null values
 
 
-def null_vector(null, param_names: Sequence[str]) -> np.ndarray:
+def null_vector(
+    null: float | Sequence[float] | Mapping[str, float] | pd.Series, param_names: Sequence[str]
+) -> np.ndarray:
     """One null value per parameter, for single-parameter tests.
 
     Parameters
@@ -347,9 +384,9 @@ def null_vector(null, param_names: Sequence[str]) -> np.ndarray:
     if isinstance(null, Mapping):
         values = np.zeros(p)
         for name, value in null.items():
-            if name not in names:
+            if str(name) not in names:
                 raise _unknown_name(name, names, "null")
-            values[names.index(name)] = _number(value, f"null[{name!r}]")
+            values[names.index(str(name))] = _number(value, f"null[{name!r}]")
     else:
         try:
             values = np.array(null, dtype=float)
@@ -426,7 +463,7 @@ class WaldTestResults:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class ContrastResults:
     """t (or z) tests of ``R theta = q``, one per constraint (read-only).
 
@@ -487,10 +524,10 @@ class ContrastResults:
 
 
 def wald_test(
-    params,
-    cov,
-    R,
-    q=None,
+    params: ArrayLike | pd.Series,
+    cov: ArrayLike | pd.DataFrame,
+    R: ArrayLike,
+    q: float | ArrayLike | None = None,
     *,
     df: float | None = None,
     use_f: bool = False,
@@ -569,10 +606,10 @@ def wald_test(
 
 
 def t_test(
-    params,
-    cov,
-    R,
-    q=None,
+    params: ArrayLike | pd.Series,
+    cov: ArrayLike | pd.DataFrame,
+    R: ArrayLike,
+    q: float | ArrayLike | None = None,
     *,
     df: float | Sequence[float] | None = None,
     param_names: Sequence[str] | None = None,
