@@ -11,7 +11,10 @@ predictions are good.
 >>> model.fit(method="ppi++").summary()                             # doctest: +SKIP
 """
 
-from .covariance import PPIWarning
+from .core.warnings import (
+    ConstantOutcomeWarning, FewClustersWarning, PPIWarning, SeparationWarning, SmallSampleWarning,
+)
+from .designs import Design
 from .formula import logit, ols, poisson
 from .mean import Mean
 from .quantile import Quantile
@@ -55,6 +58,11 @@ __all__ = [
     "logit",
     "poisson",
     "PPIResults",
+    "Design",
     "PPIWarning",
+    "SmallSampleWarning",
+    "FewClustersWarning",
+    "SeparationWarning",
+    "ConstantOutcomeWarning",
     *_LAZY,
 ]

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .core.covariance import PPIComponents as _CorePPIComponents
 from .fitting import MEstimate, cluster_correction, cluster_sums
 
 
-class PPIWarning(UserWarning):
-    """A fit went ahead with a fallback the user should know about."""
+from .core.warnings import PPIWarning  # noqa: E402  (one class, shared with the new core)
 
 
 def contributions(rows: np.ndarray, groups: np.ndarray | None = None, ngroups: int = 0) -> np.ndarray:
@@ -58,18 +58,9 @@ def variance_of_mean(
     return left.T @ right
 
 
-@dataclass(frozen=True)
-class PPIComponents:
-    """The variance blocks of a PPI estimate (arrays of shape (..., p, p)).
-
-    Leading dimensions, if any, index separate problems solved at once (the
-    quantile's breakpoints); each is combined independently.
-    """
-
-    var_y: np.ndarray
-    cov_yf: np.ndarray
-    var_f: np.ndarray
-    var_fu: np.ndarray
+class PPIComponents(_CorePPIComponents):
+    """:class:`ppinfer.core.covariance.PPIComponents` with the constructors of the
+    flag-based designs (kept for the quantile until it moves onto the design object)."""
 
     @classmethod
     def from_estimates(
@@ -132,45 +123,6 @@ class PPIComponents:
             var_f=(influence_f * both).T @ influence_f / n**2,
             var_fu=fit_all.covariance,
         )
-
-    def covariance(self, lam: np.ndarray) -> np.ndarray:
-        """``Var theta(lam)`` for ``lam`` of shape (..., p) (one lambda per coordinate)."""
-        lam = np.asarray(lam, dtype=float)
-        left, right = lam[..., :, None], lam[..., None, :]
-        cross = self.cov_yf * right
-        return self.var_y - cross - np.swapaxes(cross, -1, -2) + left * (self.var_f + self.var_fu) * right
-
-    def tuned_lambda(self, *, per_coefficient: bool) -> np.ndarray:
-        """The lambda that minimises the estimated variance, clipped to [0, 1].
-
-        Overall: ``tr C_Yf / tr(V_f + V_fu)`` minimises the trace of the covariance
-        (the sum of the coefficients' variances). Per coefficient:
-        ``C_Yf[k, k] / (V_f + V_fu)[k, k]`` minimises each variance. Both reduce to
-        ``cov(Y, f) / (s2(f) + r s2(fu))`` for i.i.d. rows. Where the predictions
-        carry no variation the denominator vanishes and lambda falls back to 0
-        (the classical estimate) with a :class:`PPIWarning`.
-        """
-        numerator = np.diagonal(self.cov_yf, axis1=-2, axis2=-1)
-        denominator = np.diagonal(self.var_f + self.var_fu, axis1=-2, axis2=-1)
-        reference = np.diagonal(self.var_y, axis1=-2, axis2=-1)
-        if not per_coefficient:
-            numerator = numerator.sum(axis=-1, keepdims=True)
-            denominator = denominator.sum(axis=-1, keepdims=True)
-            reference = reference.sum(axis=-1, keepdims=True)
-        degenerate = denominator <= 1e-12 * np.maximum(reference, np.finfo(float).tiny)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lam = np.where(degenerate, 0.0, numerator / np.where(degenerate, 1.0, denominator))
-        if np.any(degenerate):
-            warnings.warn(
-                "the fits of the predictions have no residual variation (constant predictions, or "
-                "predictions that are an exact function of the design), so they cannot reduce the "
-                "variance; lambda set to 0 (the classical estimate) where that happens.",
-                PPIWarning,
-                stacklevel=3,
-            )
-        lam = np.clip(lam, 0.0, 1.0)
-        shape = np.diagonal(self.var_y, axis1=-2, axis2=-1).shape
-        return np.broadcast_to(lam, shape).copy()
 
 
 #: heteroskedasticity-consistent variants, as statsmodels names them

@@ -24,7 +24,7 @@ from ._options import choose, reject_unknown_keywords
 from .data import check_full_rank
 from .families import Binomial, Gaussian
 from .fitting import fit_glm
-from .results import PPIResults, WaldInference, critical_value
+from .results import PPIResults, WaldInference
 from .synthetic import TITLES, SyntheticModel, synthetic_data
 
 DF_OPTIONS = {"barnard-rubin": "barnard-rubin", "barnard_rubin": "barnard-rubin", "z": "z", "normal": "z"}
@@ -120,28 +120,6 @@ def rubin_combine(estimates, covariances, *, df_complete: float | None = None) -
     return RubinCombination(params, total, within, between, df, riv, fmi, M)
 
 
-class TInference(WaldInference):
-    """Intervals from t distributions with one degrees-of-freedom value per parameter.
-
-    ``statistic`` returns the normal quantile with the same tail probability as the
-    t statistic, so that the results' normal p-values are the exact t p-values.
-    """
-
-    def __init__(self, params: np.ndarray, covariance: np.ndarray, df: np.ndarray):
-        super().__init__(params, covariance)
-        self.df = np.asarray(df, dtype=float)
-
-    def critical(self, alpha, alternative):
-        level = alpha / 2.0 if alternative == "two-sided" else alpha
-        return np.where(np.isinf(self.df), critical_value(alpha, alternative), stats.t.isf(level, self.df))
-
-    def statistic(self, null):
-        t = super().statistic(null)
-        # equal tail areas: Phi^-1(F_t(t)), evaluated on the far tail for accuracy
-        upper_tail = stats.norm.isf(stats.t.sf(np.abs(t), self.df))
-        return np.where(np.isinf(self.df), t, np.sign(t) * upper_tail)
-
-
 class ImputationResults(PPIResults):
     """Results of :class:`MultipleImputation`.
 
@@ -155,15 +133,14 @@ class ImputationResults(PPIResults):
     estimates : pandas.DataFrame
         The M completed-data estimates (one row per imputation).
 
-    Intervals use t distributions with ``df`` degrees of freedom. ``tvalues`` are
-    reported on the normal scale (the normal quantile with the same tail area as
-    the t statistic), so that ``pvalues`` and ``test`` give the exact t p-values.
+    Intervals and tests use t distributions with ``df`` degrees of freedom
+    (normal where ``df`` is infinite): ``tvalues`` are ``coef / std err`` and
+    ``pvalues`` their t p-values.
     """
 
     def __init__(self, *, combination: RubinCombination, estimates: np.ndarray, **kwargs):
         super().__init__(**kwargs)
         index = self._params.index
-        self.df = pd.Series(combination.df, index=index, name="df")
         self.riv = pd.Series(combination.riv, index=index, name="riv")
         self.fmi = pd.Series(combination.fmi, index=index, name="fmi")
         self.within = pd.DataFrame(combination.within, index=index, columns=index)
@@ -352,7 +329,7 @@ class MultipleImputation(SyntheticModel):
             combination=combination,
             estimates=np.array(estimates),
             params=pd.Series(params, index=index, name="params"),
-            inference=TInference(params, combination.covariance, combination.df),
+            inference=WaldInference(params, combination.covariance, combination.df),
             method="mi",
             lam=None,
             nobs=self.nobs,

@@ -66,9 +66,9 @@ class Method:
     #: also record one-sided intervals and the z tests at the truth
     one_sided: bool = False
 
-    def fit(self, model):
+    def fit(self, model, **extra):
         options = {"method": self.method} if self.lam is None else {"method": self.method, "lam": self.lam}
-        return model.fit(**options)
+        return model.fit(**options, **extra)
 
 
 CLASSICAL = Method("classical", "classical")

@@ -23,6 +23,11 @@ from scipy.special import expit
 
 import ppinfer
 
+#: the references below use the plain sandwich (HC0), or the cluster-robust one with G / (G - 1)
+#: only (CR1), and normal quantiles: the fits compared with them ask for these explicitly
+HC0 = dict(cov_type="HC0", use_t=False)
+CR1 = dict(cov_type="CR1", use_t=False)
+
 MODELS = {"ols": ppinfer.OLS, "logit": ppinfer.Logit, "poisson": ppinfer.Poisson}
 SM_FAMILIES = {"ols": sm.families.Gaussian, "logit": sm.families.Binomial, "poisson": sm.families.Poisson}
 ALL_METHODS = ("classical", "ppi", "ppi++", "naive")
@@ -109,7 +114,7 @@ def s2(a, b=None):
 @pytest.mark.parametrize("family", list(MODELS))
 def test_classical_with_groups_equals_statsmodels_cluster(family):
     data = glm_data(family, seed=1, clusters=(30, 60))
-    res = MODELS[family](**data).fit(method="classical")
+    res = MODELS[family](**data).fit(**CR1, method="classical")
     y, X, g = data["y"], data["X"], data["groups"]
     kwds = {"groups": pd.factorize(g)[0], "use_correction": False}
     reference = sm_glm(family, y, X, cov_type="cluster", cov_kwds=kwds)
@@ -121,7 +126,7 @@ def test_classical_with_groups_equals_statsmodels_cluster(family):
 def test_mean_classical_with_groups_equals_statsmodels_cluster_on_a_constant():
     y, f, fu = mean_data(seed=2)
     g = np.arange(y.size) % 17
-    res = ppinfer.Mean(y, f, fu, groups=g).fit(method="classical")
+    res = ppinfer.Mean(y, f, fu, groups=g).fit(**CR1, method="classical")
     reference = sm.OLS(y, np.ones_like(y)).fit(cov_type="cluster", cov_kwds={"groups": g, "use_correction": False})
     np.testing.assert_allclose(res.params, reference.params, rtol=1e-12)
     np.testing.assert_allclose(res.bse, cluster_bse(reference, g), rtol=1e-10)
@@ -131,7 +136,7 @@ def test_ppi_with_clusters_in_separate_samples_is_two_cluster_robust_fits():
     """lam = 1, no cluster shared: Var = cluster Var of OLS(y - yhat) + cluster Var of OLS(yhat_unlabeled)."""
     data = glm_data("ols", seed=3, clusters=(30, 60))
     data["groups_unlabeled"] = np.array([f"u{k}" for k in data["groups_unlabeled"]], dtype=object)
-    res = ppinfer.OLS(**data).fit(method="ppi")
+    res = ppinfer.OLS(**data).fit(**CR1, method="ppi")
     y, X, f, Xu, fu = (data[k] for k in ("y", "X", "yhat", "X_unlabeled", "yhat_unlabeled"))
     g, gu = pd.factorize(data["groups"])[0], pd.factorize(data["groups_unlabeled"])[0]
     rect = sm.OLS(y - f, X).fit(cov_type="cluster", cov_kwds={"groups": g, "use_correction": False})
@@ -171,14 +176,14 @@ def test_mean_variance_with_clusters_spanning_both_samples(method):
     f = 0.8 * y + 0.3 + 0.5 * rng.normal(size=n) + 0.5 * effect[g]
     fu = 1.3 * effect[gu] + 0.3 + 0.7 * rng.normal(size=N)
     labels = np.array([f"school-{k}" for k in range(G + 30)], dtype=object)
-    res = ppinfer.Mean(y, f, fu, groups=labels[g], groups_unlabeled=labels[gu]).fit(method=method)
+    res = ppinfer.Mean(y, f, fu, groups=labels[g], groups_unlabeled=labels[gu]).fit(**CR1, method=method)
     lam = {"ppi": 1.0, "classical": 0.0, "ppi++": None}[method]
     lam, estimate, variance = _shared_cluster_mean_by_hand(y, f, fu, g, gu, lam)
     assert res.lam == pytest.approx(lam, rel=1e-10, abs=1e-12)
     assert res.params.iloc[0] == pytest.approx(estimate, rel=1e-12)
     assert res.bse.iloc[0] ** 2 == pytest.approx(variance, rel=1e-10)
     # treated as separate clusters, the cross-sample covariance disappears and the variance changes
-    apart = ppinfer.Mean(y, f, fu, groups=g, groups_unlabeled=gu + 1000).fit(method=method)
+    apart = ppinfer.Mean(y, f, fu, groups=g, groups_unlabeled=gu + 1000).fit(**CR1, method=method)
     if method != "classical":
         assert abs(apart.bse.iloc[0] ** 2 - variance) > 1e-3 * variance
     assert "cluster (70 clusters)" in res.summary().as_text()
@@ -205,23 +210,24 @@ def test_ols_variance_with_clusters_spanning_both_samples():
     ) / N * c_u
     lam = float(np.clip(np.trace(a.T @ d) / np.trace(d.T @ d), 0.0, 1.0))
     covariance = (a - lam * d).T @ (a - lam * d)
-    res = ppinfer.OLS(**data).fit()
+    res = ppinfer.OLS(**data).fit(**CR1)
     assert res.lam == pytest.approx(lam, rel=1e-9)
     np.testing.assert_allclose(res.params, by + lam * (bu - bf), rtol=1e-10)
     np.testing.assert_allclose(res.cov_params().to_numpy(), covariance, rtol=1e-8, atol=1e-14)
 
 
 def test_groups_only_for_the_labeled_sample():
-    """Unlabeled rows without groups: their fit keeps its HC0 covariance."""
+    """Unlabeled rows without groups are their own clusters: CR1's factor G / (G - 1) is N / (N - 1)."""
     data = glm_data("ols", seed=6, clusters=(30, 60))
     del data["groups_unlabeled"]
-    res = ppinfer.OLS(**data).fit(method="ppi")
+    res = ppinfer.OLS(**data).fit(**CR1, method="ppi")
     g = pd.factorize(data["groups"])[0]
     rect = sm.OLS(data["y"] - data["yhat"], data["X"]).fit(
         cov_type="cluster", cov_kwds={"groups": g, "use_correction": False}
     )
     pred = sm.OLS(data["yhat_unlabeled"], data["X_unlabeled"]).fit(cov_type="HC0")
-    np.testing.assert_allclose(res.bse**2, cluster_bse(rect, g) ** 2 + pred.bse**2, rtol=1e-8)
+    N = data["yhat_unlabeled"].size
+    np.testing.assert_allclose(res.bse**2, cluster_bse(rect, g) ** 2 + pred.bse**2 * N / (N - 1), rtol=1e-8)
 
 
 # --------------------------------------------------------------------------------------
@@ -232,12 +238,12 @@ def test_ols_weights_equal_statsmodels_wls_hc0():
     rng = np.random.default_rng(70)
     w, wu = rng.uniform(0.2, 3.0, data["y"].size), rng.uniform(0.2, 3.0, data["yhat_unlabeled"].size)
     model = ppinfer.OLS(**data, weights=w, weights_unlabeled=wu)
-    classical = model.fit(method="classical")
+    classical = model.fit(**HC0, method="classical")
     reference = sm.WLS(data["y"], data["X"], weights=w).fit(cov_type="HC0")
     np.testing.assert_allclose(classical.params, reference.params, rtol=1e-10)
     np.testing.assert_allclose(classical.bse, reference.bse, rtol=1e-9)
     # lam = 1: b_w(y) - b_w(yhat) = b_w(y - yhat), so the variance is two weighted HC0 variances
-    ppi = model.fit(method="ppi")
+    ppi = model.fit(**HC0, method="ppi")
     rect = sm.WLS(data["y"] - data["yhat"], data["X"], weights=w).fit(cov_type="HC0")
     pred = sm.WLS(data["yhat_unlabeled"], data["X_unlabeled"], weights=wu).fit(cov_type="HC0")
     np.testing.assert_allclose(ppi.params, rect.params + pred.params, rtol=1e-10)
@@ -251,11 +257,11 @@ def test_glm_weights_equal_statsmodels_glm_var_weights_hc0(family):
     rng = np.random.default_rng(80)
     w, wu = rng.uniform(0.2, 3.0, data["y"].size), rng.uniform(0.2, 3.0, data["yhat_unlabeled"].size)
     model = MODELS[family](**data, weights=w, weights_unlabeled=wu)
-    classical = model.fit(method="classical")
+    classical = model.fit(**HC0, method="classical")
     reference = sm_glm(family, data["y"], data["X"], var_weights=w, cov_type="HC0")
     np.testing.assert_allclose(classical.params, reference.params, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(classical.bse, reference.bse, rtol=1e-6)
-    ppi = model.fit(method="ppi")
+    ppi = model.fit(**HC0, method="ppi")
     fit_f = sm_glm(family, data["yhat"], data["X"], var_weights=w)
     fit_u = sm_glm(family, data["yhat_unlabeled"], data["X_unlabeled"], var_weights=wu)
     np.testing.assert_allclose(ppi.params, reference.params + fit_u.params - fit_f.params, rtol=1e-6, atol=1e-8)
@@ -266,7 +272,7 @@ def test_weights_with_groups_equal_statsmodels_weighted_cluster(family):
     data = glm_data(family, seed=40, clusters=(30, 60))
     rng = np.random.default_rng(400)
     w, wu = rng.uniform(0.3, 3.0, data["y"].size), rng.uniform(0.3, 3.0, data["yhat_unlabeled"].size)
-    res = MODELS[family](**data, weights=w, weights_unlabeled=wu).fit(method="classical")
+    res = MODELS[family](**data, weights=w, weights_unlabeled=wu).fit(**CR1, method="classical")
     g = pd.factorize(data["groups"])[0]
     reference = sm_glm(family, data["y"], data["X"], var_weights=w, cov_type="cluster",
                        cov_kwds={"groups": g, "use_correction": False})
@@ -296,7 +302,7 @@ def test_weighted_mean_by_hand(lam):
     estimate = lam_used * wmean(fu, wu) + wmean(y - lam_used * f, w)
     variance = lam_used**2 * var_u + wvar_of_mean(y - lam_used * f, w)
     options = {"method": "ppi++"} if lam is None else {"method": "ppi++", "lam": lam}
-    res = ppinfer.Mean(y, f, fu, weights=w, weights_unlabeled=wu).fit(**options)
+    res = ppinfer.Mean(y, f, fu, weights=w, weights_unlabeled=wu).fit(**HC0, **options)
     assert res.lam == pytest.approx(lam_used, rel=1e-10, abs=1e-14)
     assert res.params.iloc[0] == pytest.approx(estimate, rel=1e-12)
     assert res.bse.iloc[0] ** 2 == pytest.approx(variance, rel=1e-10)
@@ -363,7 +369,7 @@ def test_stratified_mean_by_hand(method, given_weights):
         model = ppinfer.Mean(y, f, fu, strata=s, strata_unlabeled=su)
     lam = {"classical": 0.0, "ppi": 1.0, "ppi++": None}[method]
     estimate, variance, lams = stratified_mean_by_hand(y, f, fu, s, su, weights, lam)
-    res = model.fit(method=method)
+    res = model.fit(**HC0, method=method)
     assert res.params.iloc[0] == pytest.approx(estimate, rel=1e-12)
     assert res.bse.iloc[0] ** 2 == pytest.approx(variance, rel=1e-10)
     for name, value in weights.items():
@@ -380,10 +386,10 @@ def test_stratified_mean_by_hand(method, given_weights):
 def test_stratified_mean_ppi_pp_is_each_strata_own_mean_fit():
     """Each stratum's PPI++ mean fitted alone, combined with the default weights N_k / N."""
     y, f, fu, s, su = stratified_mean_data(seed=12)
-    res = ppinfer.Mean(y, f, fu, strata=s, strata_unlabeled=su).fit()
+    res = ppinfer.Mean(y, f, fu, strata=s, strata_unlabeled=su).fit(**HC0)
     estimate = variance = 0.0
     for name in np.unique(s):
-        part = ppinfer.Mean(y[s == name], f[s == name], fu[su == name]).fit()
+        part = ppinfer.Mean(y[s == name], f[s == name], fu[su == name]).fit(**HC0)
         W = np.mean(su == name)
         estimate += W * part.params.iloc[0]
         variance += W**2 * part.bse.iloc[0] ** 2
@@ -459,17 +465,17 @@ def test_stratified_ols_by_hand():
         return out / rows.shape[0] ** 2
 
     (by, py), (bf, pf), (bu, pu) = fit(X, y, w), fit(X, f, w), fit(Xu, fu, wu)
-    classical = model.fit(method="classical")
+    classical = model.fit(**HC0, method="classical")
     np.testing.assert_allclose(classical.params, by, rtol=1e-10)
     np.testing.assert_allclose(classical.cov_params().to_numpy(), within(py, s), rtol=1e-9)
-    ppi = model.fit(method="ppi")
+    ppi = model.fit(**HC0, method="ppi")
     np.testing.assert_allclose(ppi.params, by + bu - bf, rtol=1e-10)
     np.testing.assert_allclose(ppi.cov_params().to_numpy(), within(py - pf, s) + within(pu, su), rtol=1e-9)
-    tuned = model.fit(lam="per-coefficient")
+    tuned = model.fit(**HC0, lam="per-coefficient")
     assert isinstance(tuned.lam, pd.DataFrame)
     assert tuned.lam.shape == (3, 2) and list(tuned.lam.columns) == model.param_names
     assert sorted(tuned.lam.index) == ["a", "b", "c"]
-    overall = model.fit()
+    overall = model.fit(**HC0)
     assert isinstance(overall.lam, pd.Series) and sorted(overall.lam.index) == ["a", "b", "c"]
 
 
@@ -568,30 +574,33 @@ def label_prob_data(seed=17, M=1200):
 
 
 def label_prob_mean_by_hand(y, f, fu, pi, lam):
-    """Hajek-weighted rectifier plus the all-unit prediction mean, with the variance of
-    (1/M) sum_units [xi/pi (a_i - lam c_i) + lam c_i] estimated by weighting labeled units by 1/pi:
+    """Two-phase linearization (every unit of the first phase its own PSU, HC0): unit i contributes
 
-    V = [sum w^2 eY^2 - 2 lam sum (1 - pi) w^2 eY ef + lam^2 sum (1 - 2 pi) w^2 ef^2] / S^2 + lam^2 s2(f_all) / M
-    with w = 1/pi, S = sum w, eY = y - ybar_w, ef = f - fbar_w (both Hajek means).
+        z_i = R_i [a_i - lam b_i] + lam c_i,   a = w (y - ybar_w) / S,   b = w (f - fbar_w) / S,
+        c = (f - fbar_all) / M  (all M units),
+
+    with w = 1/pi, S = sum of w over the labeled units and Hajek means ybar_w, fbar_w. So
+    V(lam) = sum_lab (a - lam (b - c))^2 + lam^2 sum_unl c^2, minimised by
+    lam = sum_lab a (b - c) / (sum_lab (b - c)^2 + sum_unl c^2).
     """
     w = 1.0 / pi
     S = w.sum()
     ybar, fbar = np.sum(w * y) / S, np.sum(w * f) / S
     f_all = np.r_[f, fu]
-    ey, ef = y - ybar, f - fbar
-    vy = np.sum(w**2 * ey**2) / S**2
-    cyf = np.sum((1 - pi) * w**2 * ey * ef) / S**2
-    vf = np.sum((1 - 2 * pi) * w**2 * ef**2) / S**2 + s2(f_all) / f_all.size
+    M, fa = f_all.size, f_all.mean()
+    a = w * (y - ybar) / S
+    d = w * (f - fbar) / S - (f - fa) / M
+    c = (fu - fa) / M
     if lam is None:
-        lam = float(np.clip(cyf / vf, 0.0, 1.0))
-    return lam, ybar + lam * (f_all.mean() - fbar), vy - 2 * lam * cyf + lam**2 * vf
+        lam = float(np.clip(np.sum(a * d) / (np.sum(d * d) + np.sum(c * c)), 0.0, 1.0))
+    return lam, ybar + lam * (fa - fbar), float(np.sum((a - lam * d) ** 2) + lam**2 * np.sum(c * c))
 
 
 @pytest.mark.parametrize("method", ["classical", "ppi", "ppi++"])
 def test_label_prob_mean_by_hand(method):
     x, y, f, pi, labeled = label_prob_data()
     model = ppinfer.Mean(y[labeled], f[labeled], f[~labeled], label_prob=pi[labeled])
-    res = model.fit(method=method)
+    res = model.fit(**HC0, method=method)
     lam = {"classical": 0.0, "ppi": 1.0, "ppi++": None}[method]
     lam, estimate, variance = label_prob_mean_by_hand(y[labeled], f[labeled], f[~labeled], pi[labeled], lam)
     assert res.lam == pytest.approx(lam, rel=1e-10, abs=1e-14)
@@ -605,13 +614,19 @@ def test_label_prob_mean_by_hand(method):
 
 
 def test_label_prob_all_one_is_the_labeled_mean_plus_prediction_shift():
-    """pi = 1: unit weights, C_Yf = 0, V_f = -s2(f)/n: V(1) = s2(y)/n - s2(f)/n + s2(f_all)/M."""
+    """pi = 1: unit weights; the variance is that of the per-unit linearization (never negative:
+    the formula of earlier versions, s2(y)/n - s2(f)/n + s2(f_all)/M, could be)."""
     y, f, fu = mean_data(seed=18)
-    res = ppinfer.Mean(y, f, fu, label_prob=np.ones(y.size)).fit(method="ppi")
+    res = ppinfer.Mean(y, f, fu, label_prob=np.ones(y.size)).fit(**HC0, method="ppi")
     f_all = np.r_[f, fu]
     assert res.params.iloc[0] == pytest.approx(y.mean() - f.mean() + f_all.mean(), rel=1e-12)
-    expected = s2(y) / y.size - s2(f) / y.size + s2(f_all) / f_all.size
+    _, _, expected = label_prob_mean_by_hand(y, f, fu, np.ones(y.size), 1.0)
     assert res.bse.iloc[0] ** 2 == pytest.approx(expected, rel=1e-10)
+    # a direct evaluation of the same sum
+    M, n = f_all.size, y.size
+    z_labeled = (y - y.mean()) / n - ((f - f.mean()) / n - (f - f_all.mean()) / M)
+    z_unlabeled = (fu - f_all.mean()) / M
+    assert res.bse.iloc[0] ** 2 == pytest.approx(np.sum(z_labeled**2) + np.sum(z_unlabeled**2), rel=1e-10)
 
 
 def test_label_prob_ols_point_estimates_and_classical_equal_weighted_fits():
@@ -619,15 +634,15 @@ def test_label_prob_ols_point_estimates_and_classical_equal_weighted_fits():
     X = np.column_stack([np.ones_like(x), x])
     model = ppinfer.OLS(y[labeled], X[labeled], f[labeled], X[~labeled], f[~labeled], label_prob=pi[labeled])
     w = 1.0 / pi[labeled]
-    classical = model.fit(method="classical")
+    classical = model.fit(**HC0, method="classical")
     reference = sm.WLS(y[labeled], X[labeled], weights=w).fit(cov_type="HC0")
     np.testing.assert_allclose(classical.params, reference.params, rtol=1e-10)
     np.testing.assert_allclose(classical.bse, reference.bse, rtol=1e-9)
-    ppi = model.fit(method="ppi")
+    ppi = model.fit(**HC0, method="ppi")
     rect = sm.WLS(y[labeled] - f[labeled], X[labeled], weights=w).fit()
     everyone = sm.OLS(np.r_[f[labeled], f[~labeled]], np.r_[X[labeled], X[~labeled]]).fit()
     np.testing.assert_allclose(ppi.params, rect.params + everyone.params, rtol=1e-10)
-    naive = model.fit(method="naive")
+    naive = model.fit(**HC0, method="naive")
     pooled = sm.OLS(np.r_[y[labeled], f[~labeled]], np.r_[X[labeled], X[~labeled]]).fit(cov_type="HC0")
     np.testing.assert_allclose(naive.params, pooled.params, rtol=1e-10)
     np.testing.assert_allclose(naive.bse, pooled.bse, rtol=1e-9)
@@ -844,12 +859,11 @@ def _mean_args(seed=30):
 BAD_DESIGNS = [
     ("strata without strata_unlabeled", dict(strata="S"), "strata_unlabeled"),
     ("strata_unlabeled without strata", dict(strata_unlabeled="S"), "strata"),
-    ("strata and weights", dict(strata="S", strata_unlabeled="S", weights="W"), "strata"),
+    ("strata and weights for one sample", dict(strata="S", strata_unlabeled="S", weights="W"), "weights_unlabeled"),
     ("strata and groups", dict(strata="S", strata_unlabeled="S", groups="G"), "strata"),
-    ("strata and label_prob", dict(strata="S", strata_unlabeled="S", label_prob="P"), "strata"),
     ("stratum_weights without strata", dict(stratum_weights={"a": 1.0}), "stratum_weights"),
-    ("label_prob and weights", dict(label_prob="P", weights="W"), "label_prob"),
-    ("label_prob and weights_unlabeled", dict(label_prob="P", weights_unlabeled="WU"), "label_prob"),
+    ("label_prob and labeled weights only", dict(label_prob="P", weights="W"), "weights_unlabeled"),
+    ("label_prob and unlabeled weights only", dict(label_prob="P", weights_unlabeled="WU"), "weights"),
     ("label_prob and groups", dict(label_prob="P", groups="G"), "label_prob"),
     ("label_prob and groups_unlabeled", dict(label_prob="P", groups_unlabeled="GU"), "label_prob"),
     ("label_prob zero", dict(label_prob="P0"), "label_prob"),

@@ -25,6 +25,10 @@ from scipy.special import expit
 
 import ppinfer
 
+#: the references below are the plain sandwich (statsmodels' HC0) with normal quantiles, so
+#: the fits ask for it explicitly (ppinfer's defaults add small-sample corrections)
+HC0 = dict(cov_type="HC0", use_t=False)
+
 FIXTURE = Path(__file__).parent / "fixtures" / "ppi_python_reference.json"
 
 FAMILIES = ("ols", "logit", "poisson")
@@ -150,7 +154,7 @@ def assert_covariance_close(actual, expected, rtol=1e-6):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_classical_equals_statsmodels_hc0(family, seed, intercept, as_pandas):
     data = glm_data(family, seed=seed, intercept=intercept, as_pandas=as_pandas)
-    result = MODELS[family](**data).fit(method="classical")
+    result = MODELS[family](**data).fit(**HC0, method="classical")
     reference = sm_fit(family, data["y"], data["X"])
     np.testing.assert_allclose(result.params.to_numpy(), np.asarray(reference.params), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(result.bse.to_numpy(), np.asarray(reference.bse), rtol=1e-6)
@@ -165,7 +169,7 @@ def test_classical_equals_statsmodels_hc0(family, seed, intercept, as_pandas):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_naive_equals_statsmodels_on_pooled_rows(family, intercept):
     data = glm_data(family, seed=2, intercept=intercept, as_pandas=True)
-    result = MODELS[family](**data).fit(method="naive")
+    result = MODELS[family](**data).fit(**HC0, method="naive")
     pooled_y = np.concatenate([data["y"].to_numpy(), data["yhat_unlabeled"].to_numpy()])
     pooled_X = pd.concat([data["X"], data["X_unlabeled"]], ignore_index=True)
     reference = sm_fit(family, pooled_y, pooled_X)
@@ -196,7 +200,7 @@ def test_regression_covariance_for_fixed_lambda(family, lam):
     data = glm_data(family, seed=4)
     hand = HandPPI(family, data)
     lam_array = np.broadcast_to(np.asarray(lam, dtype=float), (3,))
-    result = MODELS[family](**data).fit(lam=lam)
+    result = MODELS[family](**data).fit(**HC0, lam=lam)
     np.testing.assert_allclose(result.params.to_numpy(), hand.params(lam_array), rtol=1e-6, atol=1e-9)
     assert_covariance_close(result.cov_params().to_numpy(), hand.covariance(lam_array))
     if np.ndim(lam) == 0:
@@ -214,7 +218,7 @@ def test_regression_tuned_lambda_closed_form(family, tuning):
     # the data must exercise the formula, not the clipping
     assert np.all((np.asarray(expected_lam) > 0.05) & (np.asarray(expected_lam) < 0.95))
     model = MODELS[family](**data)
-    result = model.fit() if tuning == "overall" else model.fit(lam="per-coefficient")
+    result = model.fit(**HC0) if tuning == "overall" else model.fit(**HC0, lam="per-coefficient")
     if tuning == "overall":
         assert isinstance(result.lam, float)
         assert result.lam == pytest.approx(expected_lam, rel=1e-6)
@@ -243,7 +247,7 @@ def test_regression_tuned_lambda_is_clipped(scale, bound, tuning):
         np.diag(cov_n(hand.psi_f)) + hand.n / hand.N * np.diag(cov_n(hand.psi_fu))
     )
     assert np.all(raw > 1.0) if bound == 1.0 else np.all(raw < 0.0)
-    result = ppinfer.OLS(**data).fit(lam=None if tuning == "overall" else tuning)
+    result = ppinfer.OLS(**data).fit(**HC0, lam=None if tuning == "overall" else tuning)
     np.testing.assert_array_equal(np.broadcast_to(np.asarray(result.lam, dtype=float), (3,)), bound)
     np.testing.assert_allclose(result.params.to_numpy(), hand.params(bound), rtol=1e-8, atol=1e-12)
     assert_covariance_close(result.cov_params().to_numpy(), hand.covariance(bound))
@@ -282,7 +286,7 @@ def test_mean_matches_methods_formulas(lam):
     if lam is None:
         assert 0.05 < expected_lam < 0.95
     theta, variance = hand_mean(y, yhat, yhat_unlabeled, expected_lam)
-    result = ppinfer.Mean(y, yhat, yhat_unlabeled).fit(lam=lam)
+    result = ppinfer.Mean(y, yhat, yhat_unlabeled).fit(**HC0, lam=lam)
     assert result.lam == pytest.approx(expected_lam, rel=1e-10)
     assert result.params.iloc[0] == pytest.approx(theta, rel=1e-12)
     assert result.bse.iloc[0] == pytest.approx(math.sqrt(variance), rel=1e-10)
@@ -291,11 +295,11 @@ def test_mean_matches_methods_formulas(lam):
 def test_mean_classical_and_naive_closed_forms():
     y, yhat, yhat_unlabeled = mean_data(8)
     model = ppinfer.Mean(y, yhat, yhat_unlabeled)
-    classical = model.fit(method="classical")
+    classical = model.fit(**HC0, method="classical")
     assert classical.params.iloc[0] == pytest.approx(y.mean(), rel=1e-12)
     assert classical.bse.iloc[0] == pytest.approx(np.std(y) / math.sqrt(len(y)), rel=1e-10)
     pooled = np.concatenate([y, yhat_unlabeled])
-    naive = model.fit(method="naive")
+    naive = model.fit(**HC0, method="naive")
     assert naive.params.iloc[0] == pytest.approx(pooled.mean(), rel=1e-12)
     assert naive.bse.iloc[0] == pytest.approx(np.std(pooled) / math.sqrt(len(pooled)), rel=1e-10)
     assert naive.nobs == len(y) and naive.nobs_unlabeled == len(yhat_unlabeled)
@@ -306,12 +310,12 @@ def test_mean_multicolumn_gets_per_column_lambdas_equal_to_single_column_fits():
     names = ["income", "age", "score"]
     result = ppinfer.Mean(
         pd.DataFrame(y, columns=names), pd.DataFrame(yhat, columns=names), pd.DataFrame(yhat_unlabeled, columns=names)
-    ).fit()
+    ).fit(**HC0)
     assert isinstance(result.lam, pd.Series) and list(result.lam.index) == names
     lams = result.lam.to_numpy()
     assert len(set(np.round(lams, 6))) == 3, "the columns should have distinct lambdas"
     for k, name in enumerate(names):
-        single = ppinfer.Mean(y[:, k], yhat[:, k], yhat_unlabeled[:, k]).fit()
+        single = ppinfer.Mean(y[:, k], yhat[:, k], yhat_unlabeled[:, k]).fit(**HC0)
         assert result.lam[name] == pytest.approx(single.lam, rel=1e-12)
         assert result.lam[name] == pytest.approx(hand_mean_lambda(y[:, k], yhat[:, k], yhat_unlabeled[:, k]), rel=1e-10)
         assert result.params[name] == pytest.approx(single.params.iloc[0], rel=1e-12)
@@ -327,7 +331,7 @@ def test_mean_multicolumn_overall_lambda_is_the_trace_formula():
     numerator = sum(np.mean((y[:, k] - y[:, k].mean()) * (yhat[:, k] - yhat[:, k].mean())) for k in range(3))
     denominator = sum(np.var(yhat[:, k]) + r * np.var(yhat_unlabeled[:, k]) for k in range(3))
     expected = float(np.clip(numerator / denominator, 0.0, 1.0))
-    result = ppinfer.Mean(y, yhat, yhat_unlabeled).fit(lam="overall")
+    result = ppinfer.Mean(y, yhat, yhat_unlabeled).fit(**HC0, lam="overall")
     assert result.lam == pytest.approx(expected, rel=1e-10)
     for k in range(3):
         theta, variance = hand_mean(y[:, k], yhat[:, k], yhat_unlabeled[:, k], expected)
@@ -341,7 +345,7 @@ def test_mean_intervals_and_pvalues_are_normal_closed_forms(alternative):
     lam = 0.6
     theta, variance = hand_mean(y, yhat, yhat_unlabeled, lam)
     se, alpha, null = math.sqrt(variance), 0.1, theta - 0.07
-    result = ppinfer.Mean(y, yhat, yhat_unlabeled).fit(lam=lam)
+    result = ppinfer.Mean(y, yhat, yhat_unlabeled).fit(**HC0, lam=lam)
     interval = result.conf_int(alpha=alpha, alternative=alternative).iloc[0]
     two_sided = alternative == "two-sided"
     z = stats.norm.ppf(1 - alpha / 2) if two_sided else stats.norm.ppf(1 - alpha)
@@ -582,13 +586,13 @@ def test_mean_fixed_lambda_matches_ppi_python(ppi_python):
     data = arrays(ppi_python["mean"])
     model = ppinfer.Mean(data["y"], data["yhat"], data["yhat_unlabeled"])
     for case in ppi_python["mean"]["intervals"]:
-        result = model.fit(lam=case["lam"])
+        result = model.fit(**HC0, lam=case["lam"])
         assert result.params.iloc[0] == pytest.approx(case["estimate"], rel=1e-12)
         interval = result.conf_int(alpha=case["alpha"], alternative=case["alternative"]).iloc[0]
         assert interval["lower"] == pytest.approx(case["lower"], rel=1e-10)
         assert interval["upper"] == pytest.approx(case["upper"], rel=1e-10)
     for case in ppi_python["mean"]["pvalues"]:
-        tested = model.fit(lam=case["lam"]).test(null=case["null"], alternative=case["alternative"]).iloc[0]
+        tested = model.fit(**HC0, lam=case["lam"]).test(null=case["null"], alternative=case["alternative"]).iloc[0]
         assert tested["pvalue"] == pytest.approx(case["pvalue"], rel=1e-8)
 
 
@@ -596,7 +600,7 @@ def test_ols_point_estimate_matches_ppi_python(ppi_python):
     data = arrays(ppi_python["ols"])
     model = ppinfer.OLS(data["y"], data["X"], data["yhat"], data["X_unlabeled"], data["yhat_unlabeled"])
     for case in ppi_python["ols"]["estimates"]:
-        np.testing.assert_allclose(model.fit(lam=case["lam"]).params.to_numpy(), case["params"], rtol=1e-10)
+        np.testing.assert_allclose(model.fit(**HC0, lam=case["lam"]).params.to_numpy(), case["params"], rtol=1e-10)
 
 
 def test_quantile_ppi_interval_matches_ppi_python(ppi_python):

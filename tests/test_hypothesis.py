@@ -1,4 +1,4 @@
-"""Joint and single linear hypotheses (ppinfer.hypothesis).
+"""Joint and single linear hypotheses (ppinfer.core.hypothesis).
 
 References: statsmodels' ``wald_test``, ``f_test`` and ``t_test`` on classical
 OLS and GLM fits with HC0 covariances (statistic, df, p-value and intervals to
@@ -21,8 +21,8 @@ import statsmodels.formula.api as smf
 from scipy import stats
 
 import ppinfer
-import ppinfer.hypothesis
-from ppinfer.hypothesis import linear_constraints, null_vector, t_test, wald_test
+import ppinfer.core.hypothesis
+from ppinfer.core.hypothesis import linear_constraints, null_vector, t_test, wald_test
 
 NAMES = ["Intercept", "C(g)[T.b]", "C(g)[T.c]", "np.log(z)", "x1", "x2", "x1:x2"]
 FORMULA = "C(g) + np.log(z) + x1 * x2"
@@ -279,7 +279,7 @@ def test_results_are_read_only_and_print():
 
 
 def test_docstring_examples_run():
-    failures, attempted = doctest.testmod(ppinfer.hypothesis, optionflags=doctest.NORMALIZE_WHITESPACE)
+    failures, attempted = doctest.testmod(ppinfer.core.hypothesis, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert attempted > 0 and failures == 0
 
 

@@ -51,7 +51,13 @@ def model():
 
 @pytest.fixture(scope="module")
 def result(model):
-    return model.fit()
+    # normal reference distributions: the closed forms below use scipy.stats.norm
+    return model.fit(use_t=False)
+
+
+@pytest.fixture(scope="module")
+def result_t(model):
+    return model.fit(method="classical")
 
 
 # --------------------------------------------------------------------------------------
@@ -128,6 +134,31 @@ def test_two_sided_interval(result, alpha):
     half = stats.norm.ppf(1 - alpha / 2) * result.bse
     np.testing.assert_allclose(interval["lower"], result.params - half, rtol=1e-12)
     np.testing.assert_allclose(interval["upper"], result.params + half, rtol=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.1])
+def test_t_intervals_tests_and_degrees_of_freedom_of_a_classical_fit(result_t, alpha):
+    """Default use_t: the classical OLS fit refers to t with n - p = 197 degrees of freedom."""
+    assert result_t.use_t and list(result_t.df.to_numpy()) == [197.0] * 3
+    half = stats.t.ppf(1 - alpha / 2, 197) * result_t.bse
+    interval = result_t.conf_int(alpha)
+    np.testing.assert_allclose(interval["lower"], result_t.params - half, rtol=1e-12)
+    np.testing.assert_allclose(interval["upper"], result_t.params + half, rtol=1e-12)
+    np.testing.assert_allclose(result_t.pvalues, 2 * stats.t.sf(np.abs(result_t.tvalues), 197), rtol=1e-10)
+    one_sided = result_t.conf_int(alpha, alternative="larger")
+    np.testing.assert_allclose(one_sided["lower"], result_t.params - stats.t.ppf(1 - alpha, 197) * result_t.bse,
+                               rtol=1e-12)
+    table = result_t.test(null=0.3, alternative="smaller")
+    np.testing.assert_allclose(table["pvalue"], stats.t.cdf((result_t.params - 0.3) / result_t.bse, 197), rtol=1e-10)
+
+
+def test_null_as_a_mapping_sets_the_named_parameters(result):
+    table = result.test(null={"dose": -0.75, "age": 0.45})
+    np.testing.assert_array_equal(table["null"].to_numpy(), [0.0, 0.45, -0.75])
+    expected = (result.params.to_numpy() - [0.0, 0.45, -0.75]) / result.bse.to_numpy()
+    np.testing.assert_allclose(table["statistic"].to_numpy(), expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="'weight'"):
+        result.test(null={"weight": 1.0})
 
 
 @pytest.mark.parametrize("alternative, alias", [("larger", "greater"), ("smaller", "less")])
@@ -272,15 +303,17 @@ def test_effective_nobs_for_quantiles():
 # --------------------------------------------------------------------------------------
 # summary and display
 # --------------------------------------------------------------------------------------
-def test_summary_contents(model):
-    result = model.fit()
+@pytest.mark.parametrize("use_t, statistic", [(True, "P>|t|"), (False, "P>|z|")])
+def test_summary_contents(model, use_t, statistic):
+    result = model.fit(use_t=use_t)
     text = str(result.summary())
     for expected in (
         "Prediction-powered inference: OLS", "response", "PPI++", f"{result.lam:.4g}",
-        "No. labeled (n):", "200", "No. unlabeled (N):", "1000", "eff. n", "std err", "P>|z|",
-        "[0.025", "0.975]", *NAMES,
+        "No. labeled (n):", "200", "No. unlabeled (N):", "1000", "eff. n", "std err", statistic,
+        "[0.025", "0.975]", "Covariance Type:", "HC3", *NAMES,
     ):
         assert expected in text, expected
+    assert ("Df (t):" in text) == use_t
     for name in NAMES:
         assert f"{result.effective_nobs[name]:.0f}" in text
     assert "naive pooling treats predictions" not in text

@@ -79,10 +79,10 @@ def fails_on_odd_means(dataset):
 
 @pytest.mark.montecarlo
 def test_classical_mean_reproduces_the_exact_t_coverage_at_n_30():
-    # ybar +- z * s_n / sqrt(n) with s_n^2 = sum (y - ybar)^2 / n covers mu iff
-    # |ybar - mu| / (s / sqrt(n)) <= z * sqrt((n - 1) / n), and that ratio is |T_{n-1}| for normal data.
+    # the classical mean's default interval is ybar +- t_{n-1} * s / sqrt(n) (HC2: the unbiased
+    # variance; t with n - 1 degrees of freedom): exact for normal data, coverage 0.95.
     n, reps = 30, 2000
-    expected = 1.0 - 2.0 * stats.t.sf(Z * math.sqrt((n - 1) / n), n - 1)
+    expected = 0.95
     scenarios = sim.grid(estimand="mean", n=n, N=1, prediction_quality=0.0)
     study = sim.run(scenarios, ["classical"], reps=reps, seed=11, progress=False)
     row = study.summary().iloc[0]
@@ -92,7 +92,7 @@ def test_classical_mean_reproduces_the_exact_t_coverage_at_n_30():
     assert row["type1_error"] == pytest.approx(1.0 - row["coverage"])
     # power at the reported shift: a noncentral t with the known outcome sd 1.5 (Y = 1 + x1 + x2/2 + e)
     noncentrality = row["effect_size"] / (1.5 / math.sqrt(n))
-    cut = Z * math.sqrt((n - 1) / n)
+    cut = stats.t.isf(0.025, n - 1)
     power = stats.nct.sf(cut, n - 1, noncentrality) + stats.nct.cdf(-cut, n - 1, noncentrality)
     assert within_mc_error(row["power"], power, reps), (row["power"], power)
     # the classical effective sample size is n by definition

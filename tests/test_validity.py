@@ -132,23 +132,28 @@ def test_estimated_variance_matches_monte_carlo_variance(estimand):
 def test_tuned_variance_never_exceeds_classical_or_ppi(estimand, design):
     """On every dataset (deterministic): lambda minimises the estimated variance over [0, 1].
 
-    Per-coefficient tuning: each variance <= min(classical, PPI); overall tuning
-    (regressions' default): the trace <= the smaller of the two traces. Up to
-    1e-12 relative rounding.
+    With the plain sandwich (HC0), per-coefficient tuning: each variance <= min(classical,
+    PPI); overall tuning (regressions' default): the trace <= the smaller of the two traces,
+    up to 1e-12 relative rounding. With the default small-sample corrections a tuned lambda
+    pays for its estimation (the prediction residual's leverage, see
+    ``PPIModel._tuning_leverage``): here at most a factor 1 + 6 / n of the variance (observed
+    up to 1.054 at n = 100).
     """
     spec = mc.DESIGNS[design]
     regression = estimand in mc.REGRESSIONS
-    for child in np.random.SeedSequence(mc.seed_for(estimand, design) + 50).spawn(25):
-        data = simulate(estimand, 100, 500, quality=spec.quality, bias=spec.bias, seed=np.random.default_rng(child))
-        model = data.model()
-        methods = [m for m in mc.methods_for(estimand, design) if m.label != "naive"]
-        variance = {m.label: m.fit(model).bse.to_numpy() ** 2 for m in methods}
-        best = np.minimum(variance["classical"], variance["ppi"])
-        per_coefficient = variance["ppi++ per-coef" if regression else "ppi++"]
-        assert np.all(per_coefficient <= best * (1 + 1e-12)), (variance, data.truth)
-        if regression:
-            trace = variance["ppi++"].sum()
-            assert trace <= min(variance["classical"].sum(), variance["ppi"].sum()) * (1 + 1e-12), variance
+    n = 100
+    for options, slack in ((dict(cov_type="HC0", use_t=False), 1e-12), ({}, 6.0 / n)):
+        for child in np.random.SeedSequence(mc.seed_for(estimand, design) + 50).spawn(25):
+            data = simulate(estimand, n, 500, quality=spec.quality, bias=spec.bias, seed=np.random.default_rng(child))
+            model = data.model()
+            methods = [m for m in mc.methods_for(estimand, design) if m.label != "naive"]
+            variance = {m.label: m.fit(model, **options).bse.to_numpy() ** 2 for m in methods}
+            best = np.minimum(variance["classical"], variance["ppi"])
+            per_coefficient = variance["ppi++ per-coef" if regression else "ppi++"]
+            assert np.all(per_coefficient <= best * (1 + slack)), (options, variance, data.truth)
+            if regression:
+                trace = variance["ppi++"].sum()
+                assert trace <= min(variance["classical"].sum(), variance["ppi"].sum()) * (1 + slack), variance
 
 
 @pytest.mark.montecarlo

@@ -20,7 +20,8 @@ from numpy.typing import ArrayLike
 from patsy import DesignInfo, PatsyError
 from scipy import stats
 
-from ._options import _suggestion
+from .inference import check_alpha
+from .options import _suggestion
 
 __all__ = [
     "ContrastResults",
@@ -495,7 +496,7 @@ class ContrastResults:
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """Two-sided ``1 - alpha`` intervals for ``R theta``: columns ``lower`` and ``upper``."""
-        alpha = _check_alpha(alpha)
+        alpha = check_alpha(alpha)
         if self.distribution == "t":
             critical = stats.t.isf(alpha / 2.0, self.df_denom)
         else:
@@ -681,16 +682,6 @@ def t_test(
 def _read_only(array: np.ndarray) -> np.ndarray:
     array.flags.writeable = False
     return array
-
-
-def _check_alpha(alpha) -> float:
-    try:
-        alpha = float(alpha)
-    except (TypeError, ValueError):
-        raise TypeError(f"alpha must be a number in (0, 1); got {alpha!r}.") from None
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must lie strictly between 0 and 1; got {alpha!r}.")
-    return alpha
 
 
 def _check_df(df, *, scalar: bool, rows: int = 1):

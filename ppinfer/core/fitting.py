@@ -1,0 +1,308 @@
+"""M-estimation by row reductions: GLM fits and means over blocks of rows.
+
+A fit solves ``sum_i w_i psi_i(b) = 0`` over one or more blocks of rows (the
+labeled rows; the unlabeled rows; both pooled). Every quantity the variance
+needs is a sum over rows evaluated at the solution, collected in the fit's
+last pass by a :class:`Collector` per block: the labeled block keeps its rows'
+scores (PPI needs their covariance with other fits), a large block hands them
+to the sampling design, which reduces them to sums by stratum and primary
+sampling unit. Memory stays at one chunk of rows beyond the inputs, and any
+source of row chunks could supply the same sums.
+
+A row's (weighted) score is ``s_i = w_i x_i r_i`` and minus its derivative is
+``w_i c_i x_i x_i'``; ``bread`` is the inverse of the summed Hessian, so each
+row contributes ``bread @ s_i`` to ``b_hat - b`` (the influence row divided by
+the number of rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import scipy.linalg
+
+from .families import Family
+
+#: rows per chunk in reductions: large enough for BLAS, small enough for the cache
+CHUNK_ROWS = 1 << 15
+
+
+def chunks(nrows: int):
+    """Slices of at most :data:`CHUNK_ROWS` rows covering ``range(nrows)``."""
+    for start in range(0, nrows, CHUNK_ROWS):
+        yield slice(start, min(start + CHUNK_ROWS, nrows))
+
+
+class Collector(Protocol):
+    """Receives the scores of a block's rows at the final coefficients, chunk by chunk.
+
+    ``scores`` (m, p) are the weighted scores ``s_i``; ``X`` (m, p) the design rows
+    (None for a mean, whose Hessian is ``w_i`` times the identity) and
+    ``curvature`` (m,) the Hessian weights ``w_i c_i``.
+    """
+
+    def add(self, rows: slice, scores: np.ndarray, X: np.ndarray | None, curvature: np.ndarray) -> None: ...
+
+
+class RowScores:
+    """Collector that keeps every row: the labeled sample's scores and Hessian weights."""
+
+    def __init__(self) -> None:
+        self._scores: list[np.ndarray] = []
+        self._curvature: list[np.ndarray] = []
+
+    def add(self, rows, scores, X, curvature):
+        self._scores.append(np.array(scores))
+        self._curvature.append(np.array(curvature))
+
+    @property
+    def scores(self) -> np.ndarray:
+        return np.concatenate(self._scores) if len(self._scores) != 1 else self._scores[0]
+
+    @property
+    def curvature(self) -> np.ndarray:
+        return np.concatenate(self._curvature) if len(self._curvature) != 1 else self._curvature[0]
+
+
+CollectorFactory = Callable[[], Collector]
+
+
+@dataclass(frozen=True)
+class Fit:
+    """An M-estimate and the sums its variance is built from.
+
+    Attributes
+    ----------
+    params : (p,) array
+    bread : (p, p) array
+        Inverse of the summed Hessian ``sum_i w_i c_i x_i x_i'``.
+    nobs : int
+        Rows in all blocks.
+    collected : tuple
+        Per block, the :class:`Collector` that received its rows' scores at
+        ``params`` (None for a block without one).
+    """
+
+    params: np.ndarray
+    bread: np.ndarray
+    nobs: int
+    collected: tuple
+
+    def contributions(self, scores: np.ndarray) -> np.ndarray:
+        """Each row's contribution ``bread @ s_i`` to ``params - beta`` (rows of ``scores``)."""
+        return scores @ self.bread  # the bread is symmetric
+
+
+@dataclass
+class _Sums:
+    score: np.ndarray
+    hessian: np.ndarray
+    loss: float
+
+    def __add__(self, other: "_Sums") -> "_Sums":
+        return _Sums(self.score + other.score, self.hessian + other.hessian, self.loss + other.loss)
+
+
+def solve_symmetric(hessian: np.ndarray, rhs: np.ndarray, what: str) -> np.ndarray:
+    """Solve with a symmetric positive definite Hessian, or say which design is singular."""
+    scale = np.sqrt(np.diag(hessian))
+    if np.any(~np.isfinite(scale)) or np.any(scale <= 0):
+        raise ValueError(f"{what}: the Hessian has zero or non-finite diagonal entries; the design is singular.")
+    scaled = hessian / np.outer(scale, scale)
+    eigenvalues = np.linalg.eigvalsh(scaled)
+    if eigenvalues[0] <= eigenvalues[-1] * 1e-12:
+        raise ValueError(
+            f"{what}: the design is singular or nearly so (scaled Hessian condition number "
+            f"{eigenvalues[-1] / max(eigenvalues[0], 1e-300):.3g}); check for collinear columns "
+            "or, for a logistic or Poisson model, fitted means at 0 or 1 (separation)."
+        )
+    factor = scipy.linalg.cho_factor(scaled)
+    solution = scipy.linalg.cho_solve(factor, rhs / scale[:, None] if rhs.ndim == 2 else rhs / scale)
+    return solution / (scale[:, None] if solution.ndim == 2 else scale)
+
+
+def _block_sums(
+    family: Family,
+    X: np.ndarray,
+    v: np.ndarray,
+    beta: np.ndarray,
+    weights: np.ndarray | None,
+    *,
+    hessian: bool,
+    loss: bool,
+    collector: Collector | None,
+) -> _Sums:
+    """One pass over a block: score and (optionally) Hessian and loss at ``beta``;
+    the rows' scores go to ``collector``."""
+    p = X.shape[1]
+    score, total_hessian, total_loss = np.zeros(p), np.zeros((p, p)), 0.0
+    unit_curvature = family.linear and weights is None
+    for rows in chunks(v.shape[0]):
+        Xc = X[rows]
+        eta = Xc @ beta
+        residual, curvature = family.working(v[rows], eta)
+        if weights is not None:
+            w = weights[rows]
+            residual = residual * w
+            curvature = curvature * w
+        score += Xc.T @ residual
+        if hessian:
+            total_hessian += Xc.T @ Xc if unit_curvature else (Xc * curvature[:, None]).T @ Xc
+        if loss:
+            row_loss = family.loss(v[rows], eta)
+            total_loss += float((row_loss if weights is None else row_loss * weights[rows]).sum())
+        if collector is not None:
+            collector.add(rows, Xc * residual[:, None], Xc, curvature)
+    return _Sums(score, total_hessian, total_loss)
+
+
+def fit_glm(
+    family: Family,
+    blocks: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    weights: Sequence[np.ndarray | None] | None = None,
+    collectors: Sequence[CollectorFactory | None] | None = None,
+    start: np.ndarray | None = None,
+    what: str = "fit",
+    tol: float = 1e-10,
+    max_iter: int = 100,
+    iterate: bool = True,
+) -> Fit:
+    """Fit a GLM by damped Newton iterations over row reductions.
+
+    Parameters
+    ----------
+    family : Family
+    blocks : sequence of (X, v)
+        Row blocks fitted together (one block, or several pooled).
+    weights : sequence aligned with ``blocks``, optional
+        Row weights of each block (None: unit weights).
+    collectors : sequence aligned with ``blocks``, optional
+        A factory of a :class:`Collector` per block (or None), called for the pass
+        at the final coefficients.
+    start : (p,) array, optional
+        Starting coefficients (a warm start saves passes over a large block).
+    what : str
+        Describes the fit in error messages.
+    iterate : bool
+        False evaluates the scores and Hessian at ``start`` in one pass, without
+        solving (a one-step expansion around another fit's estimate).
+
+    Notes
+    -----
+    Solves ``sum_i w_i x_i r_i(b) = 0``. A Gaussian identity-link fit takes one
+    Newton step (exact) and one pass at the solution for the collectors; other
+    families take Newton steps halved until the loss does not increase, and stop
+    when the step is below ``tol * (1 + max|b|)``. Near convergence the pass
+    that evaluates a step also feeds the collectors, so a converged fit usually
+    needs no extra pass.
+    """
+    weights = list(weights) if weights is not None else [None] * len(blocks)
+    factories = list(collectors) if collectors is not None else [None] * len(blocks)
+    p = blocks[0][0].shape[1]
+    nobs = sum(v.shape[0] for _, v in blocks)
+
+    def sums(beta: np.ndarray, *, hessian: bool = True, collect: bool = False):
+        made = [f() if (collect and f is not None) else None for f in factories]
+        total = None
+        for (X, v), w, c in zip(blocks, weights, made):
+            part = _block_sums(family, X, v, beta, w, hessian=hessian, loss=not family.linear, collector=c)
+            total = part if total is None else total + part
+        return total, tuple(made)
+
+    if not iterate:
+        beta = np.asarray(start, dtype=float)
+        at_start, collected = sums(beta, collect=True)
+        return Fit(beta, solve_symmetric(at_start.hessian, np.eye(p), what), nobs, collected)
+
+    if family.linear:
+        beta = np.zeros(p) if start is None else np.asarray(start, dtype=float)
+        first, _ = sums(beta)
+        beta = beta + solve_symmetric(first.hessian, first.score, what)
+        # the Hessian does not depend on the coefficients: one more pass feeds the collectors
+        _, collected = sums(beta, hessian=False, collect=True)
+        bread = solve_symmetric(first.hessian, np.eye(p), what)
+        return Fit(beta, bread, nobs, collected)
+
+    if start is not None:
+        beta = np.asarray(start, dtype=float).copy()
+    else:
+        X0, v0 = blocks[0]
+        beta = np.linalg.lstsq(X0, family.start(v0), rcond=None)[0]
+    current, collected = sums(beta)
+    collected_at_current = False
+    for _ in range(max_iter):
+        step = solve_symmetric(current.hessian, current.score, what)
+        size = np.max(np.abs(step))
+        if size <= tol * (1.0 + np.max(np.abs(beta))):
+            break
+        # near convergence the next point is the last: feed the collectors in the same pass
+        collect = size < 1e-4 * (1.0 + np.max(np.abs(beta)))
+        scale = 1.0
+        while True:
+            candidate = beta + scale * step
+            trial, trial_collected = sums(candidate, collect=collect)
+            if np.isfinite(trial.loss) and trial.loss <= current.loss + 1e-12 * abs(current.loss):
+                break
+            scale /= 2.0
+            if scale < 1e-10:
+                # no decrease along the Newton direction: at the optimum to rounding error
+                candidate, trial, trial_collected = beta, current, (collected if collected_at_current else None)
+                collect = collected_at_current
+                break
+        beta, current = candidate, trial
+        collected, collected_at_current = trial_collected, collect
+        if scale < 1e-10:
+            break
+    else:
+        raise ValueError(
+            f"{what} did not converge in {max_iter} iterations; for a logistic or Poisson model the "
+            "response may be perfectly separated by the design (estimates at infinity)."
+        )
+    if not collected_at_current:
+        _, collected = sums(beta, hessian=False, collect=True)
+    bread = solve_symmetric(current.hessian, np.eye(p), what)
+    return Fit(beta, bread, nobs, collected)
+
+
+def fit_mean(
+    responses: Sequence[np.ndarray],
+    *,
+    weights: Sequence[np.ndarray | None] | None = None,
+    collectors: Sequence[CollectorFactory | None] | None = None,
+    at: np.ndarray | None = None,
+) -> Fit:
+    """Column means of the responses (each (m, k)) pooled over blocks, as an M-estimate.
+
+    The estimating function is ``w_i (v_i - b)``: its Hessian is ``w_i`` times the
+    identity, so ``bread = I / sum(w)``. Two passes: the weighted sums, then the
+    scores at the mean for the collectors. ``at`` evaluates the scores at given
+    values instead of the mean.
+    """
+    weights = list(weights) if weights is not None else [None] * len(responses)
+    factories = list(collectors) if collectors is not None else [None] * len(responses)
+    responses = [v[:, None] if v.ndim == 1 else v for v in responses]
+    k = responses[0].shape[1]
+    total, weight = np.zeros(k), 0.0
+    for v, w in zip(responses, weights):
+        for rows in chunks(v.shape[0]):
+            if w is None:
+                total += v[rows].sum(axis=0)
+                weight += rows.stop - rows.start
+            else:
+                total += w[rows] @ v[rows]
+                weight += float(w[rows].sum())
+    params = total / weight if at is None else np.asarray(at, dtype=float)
+    made = []
+    for v, w, factory in zip(responses, weights, factories):
+        collector = factory() if factory is not None else None
+        if collector is not None:
+            for rows in chunks(v.shape[0]):
+                centred = v[rows] - params
+                curvature = np.ones(rows.stop - rows.start) if w is None else w[rows]
+                collector.add(rows, centred if w is None else centred * curvature[:, None], None, curvature)
+        made.append(collector)
+    return Fit(params, np.eye(k) / weight, sum(v.shape[0] for v in responses), tuple(made))

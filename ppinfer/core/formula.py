@@ -1,0 +1,267 @@
+"""The one formula parser: patsy designs for the labeled and unlabeled data.
+
+``y ~ x1 + C(g)`` is built on the labeled data by patsy (as in statsmodels); the
+unlabeled design reuses its specification, so both share columns, categorical
+levels and stateful transformations. Predictions, design columns and the
+outcome's transformation follow the same rows. Everything a formula can get
+wrong quietly is checked here:
+
+* rows patsy drops for missing values are counted (``missing="drop"``) or
+  reported (``missing="raise"``);
+* a design column (weights, clusters, strata, fpc) named for one data frame
+  must exist in the other, unless its ``*_unlabeled`` counterpart is given;
+* a transformed outcome (``np.log(y) ~ x``) gets the same transformation
+  applied to its predictions (``np.log(yhat)``);
+* a categorical level with no labeled rows, or present in one data frame
+  only, is named with the fix.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+import numpy as np
+import pandas as pd
+import patsy
+
+from ..designs.base import PAIRED_OPTIONS, Design, design_from_keywords
+from .options import choose
+from .validation import MISSING_OPTIONS
+
+
+def _frame(value, argument: str) -> tuple[pd.DataFrame, pd.Index]:
+    """The data with positional rows, and its original index (to align pandas
+    arguments given separately)."""
+    if not isinstance(value, pd.DataFrame):
+        raise TypeError(f"{argument} must be a pandas DataFrame; got {type(value).__name__}.")
+    # positions, not labels, pair rows from here on (labels may repeat)
+    return value.reset_index(drop=True), value.index
+
+
+def _aligned(values: pd.Series | pd.DataFrame, index: pd.Index, argument: str, frame_name: str):
+    """A pandas argument in the row order of a frame with ``index``: the same index, or a reordering of it."""
+    if values.index.equals(index):
+        return values.reset_index(drop=True)
+    if index.is_unique and values.index.is_unique and values.index.sort_values().equals(index.sort_values()):
+        return values.reindex(index).reset_index(drop=True)
+    raise ValueError(
+        f"{argument} is a pandas object whose index does not match {frame_name}'s; align it "
+        "(or pass a NumPy array, which is paired with the rows by position)."
+    )
+
+
+def _dropped_message(frame: pd.DataFrame, kept: pd.Index, argument: str) -> str:
+    dropped = np.setdiff1d(np.arange(len(frame)), kept.to_numpy())
+    return (
+        f"{argument} has {dropped.size} row(s) with missing values in the formula's variables "
+        f"(first at row {dropped[0]}); clean them, or pass missing='drop' to drop incomplete rows."
+    )
+
+
+def column(value, frame: pd.DataFrame, index: pd.Index, rows: pd.Index, argument: str, frame_name: str):
+    """Values for the design's rows: column name(s) of ``frame`` or an array over its rows."""
+    if isinstance(value, str) or (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+        missing = [c for c in ([value] if isinstance(value, str) else value) if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{argument}={value!r}: {missing} not column(s) of {frame_name}.")
+        values = frame[value]
+    else:
+        if isinstance(value, (pd.Series, pd.DataFrame)):
+            if len(value) != len(frame):
+                raise ValueError(f"{argument} has {len(value)} rows but {frame_name} has {len(frame)}.")
+            values = _aligned(value, index, argument, frame_name)
+        else:
+            array = np.asarray(value)
+            if array.ndim == 0:
+                raise ValueError(f"{argument} must be a column name or one value per row of {frame_name}.")
+            values = pd.Series(array, name=argument) if array.ndim == 1 else pd.DataFrame(array)
+        if len(values) != len(frame):
+            raise ValueError(f"{argument} has {len(values)} rows but {frame_name} has {len(frame)}.")
+    return values.iloc[rows.to_numpy()].set_axis(rows)
+
+
+def _referenced_columns(code: str, frame: pd.DataFrame) -> list[str]:
+    """Columns of ``frame`` that a patsy factor's Python code refers to."""
+    try:
+        tree = ast.parse(code, mode="eval")
+    except SyntaxError:
+        return [name for name in frame.columns if isinstance(name, str) and name in code]
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    names |= set(re.findall(r"Q\(['\"](.+?)['\"]\)", code))
+    return [name for name in frame.columns if name in names]
+
+
+class OutcomeTransform:
+    """The formula's left-hand side as a function of its outcome column, applied to predictions."""
+
+    def __init__(self, outcome_info: patsy.DesignInfo, frame: pd.DataFrame):
+        factors = [factor for term in outcome_info.terms for factor in term.factors]
+        self.info = outcome_info
+        self.code = factors[0].name() if len(factors) == 1 else outcome_info.column_names[0]
+        referenced = _referenced_columns(self.code, frame) if len(factors) == 1 else []
+        self.column = referenced[0] if len(referenced) == 1 else None
+        self.identity = self.column is not None and self.code in (self.column, f"Q({self.column!r})",
+                                                                    f'Q("{self.column}")')
+        if len(factors) != 1 or len(referenced) != 1:
+            self.error = (
+                f"the formula's outcome {self.code!r} is a function of {len(referenced)} columns "
+                f"{referenced}; ppinfer applies the outcome's transformation to the predictions only when it "
+                "involves one column. Compute the outcome and its prediction as columns of data and unlabeled "
+                "and use them in the formula."
+            )
+        else:
+            self.error = None
+
+    def __call__(self, values: pd.Series | pd.DataFrame, argument: str):
+        """The predictions on the outcome's scale (each column of draws transformed alike)."""
+        if self.identity:
+            return values
+        if self.error:
+            raise ValueError(self.error)
+        frame = values.to_frame() if isinstance(values, pd.Series) else values
+        out = {}
+        for name in frame.columns:
+            data = pd.DataFrame({self.column: frame[name].to_numpy(dtype=float)}, index=frame.index)
+            with np.errstate(all="ignore"):
+                (built,) = patsy.build_design_matrices([self.info], data, NA_action=patsy.NAAction(NA_types=[]),
+                                                       return_type="dataframe")
+            out[name] = built.iloc[:, 0].to_numpy()
+        transformed = pd.DataFrame(out, index=frame.index)
+        raw_finite = np.isfinite(frame.to_numpy(dtype=float))
+        bad = raw_finite & ~np.isfinite(transformed.to_numpy())
+        if bad.any():
+            raise ValueError(
+                f"{argument}: applying the outcome's transformation {self.code!r} to the predictions gives "
+                f"{int(bad.sum())} non-finite value(s) (first at row {int(np.argwhere(bad)[0][0])}). ppinfer "
+                "transforms the predictions like the outcome; give predictions on the outcome column's original "
+                "scale that the transformation accepts."
+            )
+        return transformed.iloc[:, 0].rename(argument) if isinstance(values, pd.Series) else transformed
+
+
+_LEVEL = re.compile(r"^(?P<factor>.+?)\[(?:T\.)?(?P<level>.+)\]$")
+
+
+def _check_levels(X: pd.DataFrame, X_unlabeled: pd.DataFrame) -> None:
+    """Name the categorical level behind an all-zero column of either design."""
+    for frame, where, other in ((X, "data", "unlabeled"), (X_unlabeled, "unlabeled", "data")):
+        zero = [name for name in frame.columns if not np.any(frame[name].to_numpy() != 0)]
+        for name in zero:
+            match = _LEVEL.match(str(name))
+            if not match:
+                continue
+            factor, level = match.group("factor"), match.group("level")
+            if where == "data":
+                raise ValueError(
+                    f"level {level!r} of {factor} has no rows in data (column {name!r} is all zero), so its "
+                    f"coefficient cannot be estimated. If it is an unused pandas category, drop it "
+                    f"(Series.cat.remove_unused_categories()); otherwise merge the level with another."
+                )
+            raise ValueError(
+                f"level {level!r} of {factor} occurs in data but not in unlabeled: X_unlabeled, the unlabeled "
+                f"design, has the all-zero column {name!r}, so the fit of the unlabeled predictions is "
+                "singular. Merge the "
+                "level with another, or drop its rows from data."
+            )
+
+
+def resolve_design(
+    design: Design, frames: tuple[pd.DataFrame, pd.DataFrame], indexes: tuple[pd.Index, pd.Index],
+    rows: tuple[pd.Index, pd.Index],
+) -> Design:
+    """The design with column names replaced by the values of the design's rows.
+
+    A column name given for a labeled option is also read from ``unlabeled``
+    (and must be there, unless the ``*_unlabeled`` option is given): a design
+    column present in one data frame only would treat the samples differently.
+    """
+    options, names = dict(design.options), design.names
+    resolved = {}
+    for key, other in PAIRED_OPTIONS.items():
+        value = options.get(key)
+        value_other = options.get(other) if other else None
+        if value is not None:
+            resolved[key] = column(value, frames[0], indexes[0], rows[0], names.get(key, key), "data")
+            if other and value_other is None and isinstance(value, str):
+                if value not in frames[1].columns:
+                    name = names.get(key, key)
+                    raise ValueError(
+                        f"{name}={value!r} is a column of data but not of unlabeled: give the unlabeled rows' "
+                        f"{name} too (a column {value!r} in unlabeled, or {name}_unlabeled=...). A design column "
+                        "present in one sample only would silently treat the samples differently."
+                    )
+                value_other = value
+        if other and value_other is not None:
+            resolved[other] = column(value_other, frames[1], indexes[1], rows[1], names.get(other, other), "unlabeled")
+    return design.with_options(resolved)
+
+
+def model_arguments(
+    formula: str,
+    data,
+    unlabeled,
+    yhat,
+    yhat_unlabeled=None,
+    *,
+    missing: str = "raise",
+    function: str = "from_formula",
+    design: Design | None = None,
+    **keywords,
+) -> tuple[dict, tuple[int, int]]:
+    """Arguments of a regression model's constructor from a formula and two data frames.
+
+    Returns the keyword arguments and the number of rows dropped by the
+    formula's missing-value handling in each data frame.
+    """
+    if not isinstance(formula, str) or "~" not in formula:
+        raise ValueError(f"formula must be a string like 'y ~ x1 + x2'; got {formula!r}.")
+    missing = choose(missing, MISSING_OPTIONS, "missing")
+    spec = design_from_keywords(function, design, keywords)
+    labeled_frame, labeled_index = _frame(data, "data")
+    unlabeled_frame, unlabeled_index = _frame(unlabeled, "unlabeled")
+    try:
+        outcome, X = patsy.dmatrices(formula, labeled_frame, NA_action="drop", return_type="dataframe")
+    except patsy.PatsyError as error:
+        raise ValueError(f"could not build the design from formula {formula!r} and data: {error}") from None
+    if outcome.shape[1] != 1:
+        raise ValueError(
+            f"the formula's outcome must be one numeric column; patsy expanded it into {list(outcome.columns)}. "
+            "Code a binary outcome as 0/1."
+        )
+    if missing == "raise" and len(X) < len(labeled_frame):
+        raise ValueError(_dropped_message(labeled_frame, X.index, "data"))
+    try:
+        (X_unlabeled,) = patsy.build_design_matrices(
+            [X.design_info], unlabeled_frame, NA_action="drop", return_type="dataframe"
+        )
+    except patsy.PatsyError as error:
+        raise ValueError(
+            f"could not build the unlabeled design with the labeled data's specification: {error}. "
+            "Every variable of the formula's right-hand side must be in unlabeled, and every categorical "
+            "level in unlabeled must occur in data (merge rare levels, or drop those rows)."
+        ) from None
+    if missing == "raise" and len(X_unlabeled) < len(unlabeled_frame):
+        raise ValueError(_dropped_message(unlabeled_frame, X_unlabeled.index, "unlabeled"))
+    _check_levels(X, X_unlabeled)
+    if yhat_unlabeled is None:
+        if not isinstance(yhat, str) and not (isinstance(yhat, list) and all(isinstance(v, str) for v in yhat)):
+            raise ValueError("yhat_unlabeled is required when yhat is not a column name shared by both data frames.")
+        yhat_unlabeled = yhat
+    transform = OutcomeTransform(outcome.design_info, labeled_frame)
+    predictions = column(yhat, labeled_frame, labeled_index, X.index, "yhat", "data")
+    predictions_unlabeled = column(
+        yhat_unlabeled, unlabeled_frame, unlabeled_index, X_unlabeled.index, "yhat_unlabeled", "unlabeled"
+    )
+    arguments = dict(
+        y=outcome.iloc[:, 0],
+        X=X,
+        yhat=transform(predictions, "yhat"),
+        X_unlabeled=X_unlabeled,
+        yhat_unlabeled=transform(predictions_unlabeled, "yhat_unlabeled"),
+        missing=missing,
+        design=resolve_design(spec, (labeled_frame, unlabeled_frame), (labeled_index, unlabeled_index),
+                              (X.index, X_unlabeled.index)),
+    )
+    dropped = (len(labeled_frame) - len(X), len(unlabeled_frame) - len(X_unlabeled))
+    return arguments, dropped

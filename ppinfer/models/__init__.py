@@ -1,0 +1,1 @@
+"""ppinfer's estimators: each a model holding validated data and a design, with ``fit()``."""

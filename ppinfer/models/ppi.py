@@ -1,0 +1,641 @@
+"""The prediction-powered estimator: three fits, their design variance, lambda, results.
+
+A model holds validated labeled and unlabeled samples and a bound sampling
+design, and fits three M-estimates lazily (cached): the labeled outcomes
+``b_Y``, the labeled predictions ``b_f`` and the predictions of the unlabeled
+rows (of every unit, in a two-phase design) ``b_u``. For a method and a lambda
+rule, :meth:`PPIModel.fit` combines them,
+
+    theta(lam) = b_Y + lam * (b_u - b_f),
+
+with the variance the design gives their contributions
+(:meth:`~ppinfer.designs.BoundDesign.variance`) and the tuning of
+:class:`~ppinfer.core.covariance.PPIComponents`. Subclasses say only how one
+response is fitted on blocks of rows (:meth:`PPIModel._fit_blocks`).
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..core.covariance import (
+    LEVERAGE_POWER, LambdaRule, PPIComponents, bell_mccaffrey_df, cr2_contributions, leverage, leverage_scale,
+    parse_cov_type, psu_jacobians, satterthwaite_df,
+)
+from ..core.fitting import Fit, RowScores
+from ..core.inference import BootstrapInference, WaldInference
+from ..core.options import choose
+from ..core.results import PPIResults
+from ..core.validation import Variable, make_sample
+from ..core.warnings import ConstantOutcomeWarning, PPIWarning
+from ..designs.base import LABELED, UNLABELED, Contributions, Design, DesignCollector, group_sums, warn_few_clusters
+from .base import Estimator
+
+METHODS = {
+    "ppi++": "ppi++",
+    "ppipp": "ppi++",
+    "ppi_plusplus": "ppi++",
+    "ppi": "ppi",
+    "classical": "classical",
+    "naive": "naive",
+}
+METHOD_LABELS = {"ppi++": "PPI++", "ppi": "PPI", "classical": "Classical", "naive": "Naive pooling"}
+CI_TYPES = {"analytic": "analytic", "wald": "analytic", "bootstrap": "bootstrap"}
+BOOTSTRAP_KINDS = ("percentile", "basic")
+
+
+@dataclass(frozen=True)
+class _Variance:
+    """A method's covariance and what its degrees of freedom need."""
+
+    covariance: np.ndarray
+    labeled: np.ndarray  # per-parameter labeled part of the variance
+    unlabeled: np.ndarray  # per-parameter unlabeled part
+
+
+def _stack(left: Contributions | None, right: Contributions, width: int) -> Contributions:
+    """Columns ``(left | right)``; a missing left part is zero."""
+    if left is None:
+        if right.rows is not None:
+            return Contributions(rows=np.hstack([np.zeros((right.rows.shape[0], width)), right.rows]))
+        if right.psu is not None:
+            return Contributions(psu=np.hstack([np.zeros((right.psu.shape[0], width)), right.psu]))
+        s1, s2, counts = right.moments
+        H, q = s1.shape
+        big = np.zeros((H, width + q, width + q))
+        big[:, width:, width:] = s2
+        return Contributions(moments=(np.hstack([np.zeros((H, width)), s1]), big, counts))
+    if left.rows is not None:
+        return Contributions(rows=np.hstack([left.rows, right.rows]))
+    return Contributions(psu=np.hstack([left.psu, right.psu]))
+
+
+def _negate(part: Contributions) -> Contributions:
+    if part.rows is not None:
+        return Contributions(rows=-part.rows)
+    if part.psu is not None:
+        return Contributions(psu=-part.psu)
+    s1, s2, counts = part.moments
+    return Contributions(moments=(-s1, s2, counts))
+
+
+def _subtract(a: Contributions, b: Contributions) -> Contributions:
+    if a.rows is not None:
+        return Contributions(rows=a.rows - b.rows)
+    return Contributions(psu=a.psu - b.psu)
+
+
+class PPIModel(Estimator):
+    """Base class of prediction-powered models (not instantiated directly).
+
+    Subclasses set ``_title``, ``_per_coefficient`` (the default tuning) and
+    ``_df_params`` (parameters that use up degrees of freedom), call
+    :meth:`_setup` with their validated variables, set ``param_names`` and
+    ``endog_name``, and implement :meth:`_fit_blocks` and :meth:`_design_rows`.
+    """
+
+    METHODS = METHODS
+    METHOD_LABELS = METHOD_LABELS
+    _per_coefficient = False
+    #: synthetic draws (prediction columns) per unit; their row mean is the prediction
+    draws: int = 1
+
+    # -- construction --------------------------------------------------------------
+    def _setup(
+        self,
+        labeled: dict[str, Variable],
+        unlabeled: dict[str, Variable],
+        *,
+        missing: str,
+        design: Design,
+        outcome_columns: int = 1,
+    ) -> None:
+        """Validate both samples together with the design's columns, then bind the design.
+
+        ``labeled`` must hold ``"y"`` and ``"yhat"`` and ``unlabeled``
+        ``"yhat_unlabeled"``; prediction arrays with more columns than the outcome
+        are K synthetic draws per unit (only for a single outcome column).
+        """
+        design_labeled, design_unlabeled = design.variables()
+        self.labeled = make_sample({**labeled, **design_labeled}, missing=missing, label="labeled")
+        self.unlabeled = make_sample({**unlabeled, **design_unlabeled}, missing=missing, label="unlabeled")
+        self.design = design.bind(self.labeled, self.unlabeled)
+        self._cache: dict = {}
+        outcome = self.labeled["y"]
+        if outcome.shape[0] > 1 and np.any(np.ptp(outcome.reshape(outcome.shape[0], -1), axis=0) == 0):
+            warnings.warn(
+                "y is constant in the labeled sample: its estimated variance is 0, so standard errors "
+                "and interval widths are 0 (degenerate inference).",
+                ConstantOutcomeWarning,
+                stacklevel=3,
+            )
+        predicted = self.labeled["yhat"]
+        columns = 1 if predicted.ndim == 1 else predicted.shape[1]
+        unlabeled_columns = 1 if self.unlabeled["yhat_unlabeled"].ndim == 1 else self.unlabeled["yhat_unlabeled"].shape[1]
+        if columns != unlabeled_columns:
+            raise ValueError(
+                f"yhat has {columns} column(s) but yhat_unlabeled has {unlabeled_columns}; "
+                "give the same number of predictions (or synthetic draws) per unit in both samples."
+            )
+        if columns != outcome_columns:
+            if outcome_columns != 1:
+                raise ValueError(
+                    f"yhat has {columns} column(s) but y has {outcome_columns}; give one prediction per "
+                    "outcome column (synthetic draws are supported for a single outcome)."
+                )
+            self.draws = columns
+
+    def _warn_design(self) -> None:
+        """Warnings about the labeled sample's size and clusters (after ``param_names`` are set)."""
+        self._warn_small_sample(self._df_params)
+        warn_few_clusters(self.design, "CR2")
+
+    @property
+    def stratum_names(self) -> list[str]:
+        return self.design.stratum_names
+
+    @property
+    def stratum_weights(self) -> pd.Series | None:
+        """Population share of each stratum (stratified designs whose weights come from the shares)."""
+        return self.design.stratum_shares
+
+    # -- what subclasses provide ---------------------------------------------------------
+    def _fit_blocks(self, blocks, *, start=None, what: str = "fit") -> Fit:
+        """Fit one response on blocks ``(sample, response, weights, collector factory)``."""
+        raise NotImplementedError
+
+    def _design_rows(self, sample: str) -> np.ndarray | None:
+        """The design matrix of a sample's rows (None for a mean)."""
+        raise NotImplementedError
+
+    _df_params = 1
+
+    # -- the fits -----------------------------------------------------------------------
+    def _prediction(self, sample: str, draw: int | None = None) -> np.ndarray:
+        """Predictions of a sample: the draws' row mean, or one draw."""
+        values = self.labeled["yhat"] if sample == LABELED else self.unlabeled["yhat_unlabeled"]
+        if self.draws == 1:
+            return values[:, 0] if values.ndim == 2 and values.shape[1] == 1 else values
+        return values.mean(axis=1) if draw is None else np.ascontiguousarray(values[:, draw])
+
+    def _labeled_fit(self, response: np.ndarray, what: str) -> Fit:
+        blocks = [(LABELED, response, self.design.fit_weights(LABELED), RowScores)]
+        return self._fit_blocks(blocks, what=what)
+
+    def _prediction_fit(self, draw: int | None = None, start=None) -> Fit:
+        """The fit of the unlabeled rows' predictions (of every unit's, in a two-phase design)."""
+        design = self.design
+        unlabeled = (UNLABELED, self._prediction(UNLABELED, draw), design.phase_one_weights(UNLABELED),
+                     design.collector(UNLABELED))
+        if design.two_phase:
+            labeled = (LABELED, self._prediction(LABELED, draw), design.phase_one_weights(LABELED), RowScores)
+            return self._fit_blocks([labeled, unlabeled], start=start, what="the fit of all units' predictions")
+        return self._fit_blocks([unlabeled], start=start, what="the fit of yhat_unlabeled")
+
+    def _fits(self, draw: int | None = None) -> tuple[Fit, Fit, Fit]:
+        key = ("fits", draw)
+        if key not in self._cache:
+            fit_y = self._cached_fit_y()
+            fit_f = self._labeled_fit(self._prediction(LABELED, draw), "the fit of yhat")
+            fit_u = self._prediction_fit(draw, start=fit_f.params)
+            self._cache[key] = (fit_y, fit_f, fit_u)
+        return self._cache[key]
+
+    def _cached_fit_y(self) -> Fit:
+        if "fit_y" not in self._cache:
+            self._cache["fit_y"] = self._labeled_fit(self.labeled["y"], "the fit of y")
+        return self._cache["fit_y"]
+
+    # -- contributions --------------------------------------------------------------------
+    def _fit_parts(self, fit: Fit, samples: list[str], cov_type: str, extra_leverage=None) -> dict[str, Contributions]:
+        """Each block's contributions to ``params - beta`` of one fit, corrected for ``cov_type``.
+
+        PSU totals of every block are adjusted (CR2) with the fit's per-PSU
+        Hessians summed over its blocks; unclustered rows kept one by one are
+        scaled by their leverage (HC2, HC3, and CR2, which reduces to HC2 for
+        units); rows reduced by stratum (a large sample) are left as they are:
+        their leverages are of order p/N.
+        """
+        design = self.design
+        raw, jacobians = {}, None
+        for collected, sample in zip(fit.collected, samples):
+            sample_design = design.sample(sample)
+            if sample_design.psu is not None:
+                if isinstance(collected, RowScores):
+                    totals = group_sums(collected.scores, sample_design.psu, design.npsu)
+                    jac = psu_jacobians(self._design_rows(sample), collected.curvature, sample_design.psu,
+                                        design.npsu) if cov_type == "CR2" else None
+                else:
+                    totals, jac = collected.totals, collected.jacobians
+                raw[sample] = ("psu", totals)
+                if jac is not None:
+                    jacobians = jac if jacobians is None else jacobians + jac
+            elif isinstance(collected, RowScores):
+                scores = collected.scores
+                if cov_type in LEVERAGE_POWER:
+                    h = leverage(self._design_rows(sample), collected.curvature, fit.bread)
+                    if extra_leverage is not None and sample == LABELED:
+                        h = h[:, None] + extra_leverage if extra_leverage.ndim == 2 else h + extra_leverage
+                    scale = leverage_scale(h, cov_type)
+                    scores = scores * (scale if scale.ndim == 2 else scale[:, None])
+                raw[sample] = ("rows", scores)
+            else:
+                raw[sample] = ("moments", collected)
+        parts = {}
+        for sample, (kind, value) in raw.items():
+            if kind == "psu":
+                psu = cr2_contributions(value, jacobians, fit.bread) if cov_type == "CR2" else value @ fit.bread
+                parts[sample] = Contributions(psu=psu)
+            elif kind == "rows":
+                parts[sample] = Contributions(rows=fit.contributions(value))
+            else:
+                bread = fit.bread
+                parts[sample] = Contributions(
+                    moments=(value.s1 @ bread, bread @ value.s2 @ bread, value.counts)
+                )
+        return parts
+
+    def _unit_rows(self, fit: Fit, block: int = 0) -> np.ndarray:
+        """Unadjusted contributions of a kept block's rows."""
+        return fit.contributions(fit.collected[block].scores)
+
+    def _tuning_leverage(self, fit_f: Fit, draw=None) -> np.ndarray:
+        """The leverage a tuned lambda adds to each labeled row.
+
+        Tuning lambda on the labeled rows fits one more coefficient, that of the
+        prediction's residual ``z = f - mu(x' b_f)``: as in the regression estimator
+        of survey sampling, the residuals ``y - lam f`` then have the leverage of the
+        design augmented by ``z``, ``h_i + w_i z_i^2 / sum_j w_j z_j^2`` (exact for means
+        and least squares; per outcome column for a multi-column mean)."""
+        predictions = self._prediction(LABELED, draw)
+        X = self._design_rows(LABELED)
+        fitted = fit_f.params if X is None else self._fitted_mean(X @ fit_f.params)
+        z = np.asarray(predictions).reshape(predictions.shape[0], -1) - fitted
+        weights = self.design.fit_weights(LABELED)
+        squares = z**2 if weights is None else weights[:, None] * z**2
+        total = squares.sum(axis=0)
+        scale = (np.asarray(predictions).reshape(z.shape) ** 2).sum(axis=0)
+        # predictions with no residual variation (a fallback to lambda = 0) add nothing
+        informative = total > 1e-12 * np.maximum(scale, np.finfo(float).tiny)
+        extra = np.where(informative, squares / np.where(informative, total, 1.0), 0.0)
+        return extra[:, 0] if extra.shape[1] == 1 and X is not None else extra
+
+    def _fitted_mean(self, eta: np.ndarray) -> np.ndarray:
+        return eta[:, None]
+
+    def _ppi_parts(self, fits, cov_type: str, tuned: bool = False, draw=None):
+        """Contributions ``(u | v)`` of each sample, and the second-phase rows of a two-phase design."""
+        fit_y, fit_f, fit_u = fits
+        design = self.design
+        p = fit_y.params.shape[0]
+        extra = None
+        if tuned and cov_type in LEVERAGE_POWER and design.labeled.psu is None:
+            extra = self._tuning_leverage(fit_f, draw)
+        y_part = self._fit_parts(fit_y, [LABELED], cov_type, extra)[LABELED]
+        f_part = self._fit_parts(fit_f, [LABELED], cov_type, extra)[LABELED]
+        if design.two_phase:
+            u_parts = self._fit_parts(fit_u, [LABELED, UNLABELED], cov_type)
+            labeled = _stack(y_part, _subtract(f_part, u_parts[LABELED]), p)
+            unlabeled = _stack(None, _negate(u_parts[UNLABELED]), p)
+            phase_two = np.hstack([self._unit_rows(fit_y), self._unit_rows(fit_f)])
+        else:
+            u_part = self._fit_parts(fit_u, [UNLABELED], cov_type)[UNLABELED]
+            labeled = _stack(y_part, f_part, p)
+            unlabeled = _stack(None, _negate(u_part), p)
+            phase_two = None
+        return {LABELED: labeled, UNLABELED: unlabeled}, phase_two
+
+    def _components(self, cov_type: str, by_stratum: bool = False, draw: int | None = None,
+                    tuned: bool = False) -> PPIComponents:
+        """The variance blocks of PPI for ``cov_type`` (per stratum with ``by_stratum``; with the
+        leverage of a tuned lambda with ``tuned``)."""
+        key = ("components", cov_type, by_stratum, draw, tuned)
+        if key in self._cache:
+            return self._cache[key]
+        fits = self._fits(draw)
+        p = fits[0].params.shape[0]
+        parts, phase_two = self._ppi_parts(fits, cov_type, tuned, draw)
+        design = self.design
+        options = dict(cov_type=cov_type, nparams=self._df_params, by_stratum=by_stratum)
+        u, v = slice(0, p), slice(p, 2 * p)
+        if design.combined:
+            total = design.variance(parts, phase_two=phase_two, **options)
+            unlabeled_v = np.zeros_like(total[..., v, v])
+            labeled = total
+        else:
+            labeled = design.variance({LABELED: parts[LABELED]}, **options)
+            unlabeled_v = design.variance({UNLABELED: parts[UNLABELED]}, **options)[..., v, v]
+        components = PPIComponents(labeled[..., u, u], labeled[..., u, v], labeled[..., v, v], unlabeled_v)
+        self._cache[key] = components
+        return components
+
+    def components(self, cov_type: str | None = None, *, by_stratum: bool = False) -> PPIComponents:
+        """The variance blocks ``V_Y``, ``C_Yf``, ``V_f``, ``V_fu`` of this model's PPI estimate.
+
+        See :class:`~ppinfer.core.covariance.PPIComponents`; ``V(lam)`` is
+        ``components.covariance(lam)``. Study planning (:mod:`ppinfer.power`)
+        reads a pilot model's components here.
+        """
+        cov_type = self._cov_type(cov_type)
+        return self._components(cov_type, by_stratum)
+
+    def _classical_covariance(self, cov_type: str) -> np.ndarray:
+        """Design variance of the labeled fit alone."""
+        key = ("classical", cov_type)
+        if key not in self._cache:
+            fit_y = self._cached_fit_y()
+            parts = {LABELED: self._fit_parts(fit_y, [LABELED], cov_type)[LABELED]}
+            design = self.design
+            if design.two_phase and design.clustered:
+                # first-phase PSUs without labeled units count (with total 0)
+                parts[UNLABELED] = Contributions(psu=np.zeros_like(parts[LABELED].psu))
+            elif design.two_phase:
+                counts = np.bincount(design.unlabeled.stratum_codes(), minlength=design.nstrata).astype(float)
+                q = fit_y.params.shape[0]
+                parts[UNLABELED] = Contributions(moments=(np.zeros((design.nstrata, q)),
+                                                          np.zeros((design.nstrata, q, q)), counts))
+            phase_two = self._unit_rows(fit_y) if design.two_phase else None
+            self._cache[key] = design.variance(parts, cov_type=cov_type, nparams=self._df_params,
+                                               phase_two=phase_two)
+        return self._cache[key]
+
+    # -- degrees of freedom --------------------------------------------------------------
+    def _labeled_df(self, cov_type: str) -> np.ndarray:
+        """Degrees of freedom of the labeled part, per parameter."""
+        p = len(self.param_names)
+        design = self.design
+        sample = "all" if design.two_phase else LABELED
+        df = np.full(p, design.residual_df(sample, self._df_params))
+        if cov_type == "CR2" and design.labeled.psu is not None and not design.two_phase:
+            fit_y = self._cached_fit_y()
+            collected = fit_y.collected[0]
+            jac = psu_jacobians(self._design_rows(LABELED), collected.curvature, design.labeled.psu, design.npsu)
+            present = np.zeros(design.npsu, dtype=bool)
+            present[design.labeled.psu] = True
+            df = bell_mccaffrey_df(jac[present], fit_y.bread)
+        return np.maximum(df, 1.0)
+
+    def _unlabeled_df(self) -> np.ndarray:
+        p = len(self.param_names)
+        return np.full(p, max(self.design.residual_df(UNLABELED, self._df_params), 1.0))
+
+    # -- fitting ---------------------------------------------------------------------------
+    def _cov_type(self, cov_type) -> str:
+        if cov_type is None:
+            return self.default_cov_type
+        return parse_cov_type(cov_type, clustered=self.design.clustered)
+
+    #: covariance estimator of unclustered designs (HC2 is unbiased for means; HC3 for regressions)
+    _default_cov_type = "HC2"
+
+    @property
+    def default_cov_type(self) -> str:
+        """``"CR2"`` for clustered designs, else the model's leverage-adjusted default (see :meth:`fit`)."""
+        return "CR2" if self.design.clustered else self._default_cov_type
+
+    def _rule(self, method: str, lam) -> LambdaRule | None:
+        return LambdaRule.parse(
+            method, lam, nparams=len(self.param_names), per_coefficient=self._per_coefficient,
+            by_stratum=self.design.lambda_by_stratum, has_strata=self.design.has_strata,
+        )
+
+    def fit(
+        self,
+        *,
+        method: str = "ppi++",
+        lam=None,
+        cov_type: str | None = None,
+        use_t: bool | None = None,
+        ci: str = "analytic",
+        n_boot: int = 1000,
+        seed=None,
+        kind: str = "percentile",
+        **unknown,
+    ) -> PPIResults:
+        """Estimate the parameters with prediction-powered inference or a baseline.
+
+        Parameters
+        ----------
+        method : {"ppi++", "ppi", "classical", "naive"}
+            ``"ppi++"`` (default): power-tuned PPI. ``"ppi"``: lambda = 1.
+            ``"classical"``: labeled data only (lambda = 0). ``"naive"``: the
+            labeled outcomes and unlabeled predictions pooled as if all were data;
+            invalid, kept as the baseline that shows why PPI is needed.
+        lam : None, float, array-like, "overall", "per-coefficient" or "per-stratum"
+            With ``method="ppi++"`` only. None tunes lambda to minimise the
+            estimated variance (the model's default rule); ``"overall"`` one
+            lambda minimising the sum of the variances; ``"per-coefficient"`` one
+            per parameter; ``"per-stratum"`` one per stratum of the design
+            (stratified PPI, Fisch et al. 2024); a number (or one per parameter)
+            fixes lambda.
+        cov_type : {"HC0", "HC1", "HC2", "HC3", "CR0", "CR1", "CR2"}, optional
+            Covariance estimator. Default ``"HC2"`` (leverage-adjusted sandwich),
+            ``"CR2"`` (Bell-McCaffrey bias-reduced cluster-robust) with clusters.
+            ``"HC0"`` is the plain sandwich (statsmodels' ``cov_type="HC0"``),
+            ``"HC1"`` scales it by ``n / (n - p)``, ``"HC3"`` divides each row by
+            ``1 - h_i``; ``"CR1"`` is the cluster-robust sandwich with the factor
+            ``G / (G - 1)`` (per stratum, as R's survey package); ``"CR0"`` without it.
+            Leverage corrections apply to the labeled rows (the unlabeled rows'
+            leverages are of order p / N).
+        use_t : bool, optional
+            Refer statistics to Student's t (default True) with the degrees of
+            freedom in ``res.df``: ``n - p`` (rows minus strata minus p - 1 in a
+            stratified design) or, with clusters, PSUs minus strata, or Bell and
+            McCaffrey's Satterthwaite degrees of freedom for ``"CR2"``; one less
+            per lambda tuned on the labeled data; for PPI combined with the
+            unlabeled part's by the Welch-Satterthwaite formula. False gives
+            normal (z) intervals and tests.
+        ci : {"analytic", "bootstrap"}
+            ``"analytic"`` (default): intervals from the estimated variance.
+            ``"bootstrap"``: intervals and standard errors from ``n_boot``
+            replicates that resample the design's PSUs within strata (each sample
+            on its own; all units together in a two-phase design), re-tuning
+            lambda in each.
+        n_boot : int
+            Bootstrap replicates (``ci="bootstrap"`` only).
+        seed : int, SeedSequence or Generator, optional
+            Seed of the bootstrap (``ci="bootstrap"`` only).
+        kind : {"percentile", "basic"}
+            Bootstrap interval (``ci="bootstrap"`` only).
+
+        Returns
+        -------
+        PPIResults
+
+        Notes
+        -----
+        ``theta(lam) = b(Y) + lam * (b(unlabeled predictions) - b(labeled predictions))``
+        with the design variance of the fits' contributions (Angelopoulos et al.
+        2023, Science; Angelopoulos, Duchi & Zrnic 2023, PPI++).
+        """
+        self._reject_unknown("fit", unknown, ("method", "lam", "cov_type", "use_t", "ci", "n_boot", "seed", "kind"))
+        method = self._method(method)
+        ci = choose(ci, CI_TYPES, "ci")
+        rule = self._rule(method, lam)
+        cov_type = self._cov_type(cov_type)
+        use_t = True if use_t is None else bool(use_t)
+        results = self._fit(method, rule, cov_type, use_t)
+        if ci == "analytic":
+            if seed is not None:
+                raise ValueError("seed applies to ci='bootstrap' only.")
+            return results
+        kind = choose(kind, BOOTSTRAP_KINDS, "kind")
+        if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+            raise ValueError(f"n_boot must be an integer >= 2; got {n_boot!r}.")
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        replicates = np.empty((int(n_boot), len(self.param_names)))
+        with warnings.catch_warnings():
+            # a replicate with degenerate predictions falls back to lambda = 0 by design
+            warnings.simplefilter("ignore", PPIWarning)
+            for b in range(int(n_boot)):
+                replicates[b] = self._resampled(rng)._point(method, rule, cov_type)
+        inference = BootstrapInference(results.params.to_numpy(), replicates, kind=kind)
+        return results._with_inference(inference, ("Intervals", f"bootstrap ({int(n_boot)})"))
+
+    def _resampled(self, rng: np.random.Generator) -> "PPIModel":
+        """A copy of the model on a bootstrap resample of the design (no validation, no cached fits)."""
+        labeled_rows, unlabeled_rows, design = self.design.resample(rng)
+        replica = copy.copy(self)
+        replica.labeled = self.labeled.take(labeled_rows)
+        replica.unlabeled = self.unlabeled.take(unlabeled_rows)
+        replica.design = design
+        replica._cache = {}
+        return replica
+
+    def _point(self, method: str, rule: LambdaRule | None, cov_type: str) -> np.ndarray:
+        """The point estimate alone (bootstrap replicates); variances only as the tuning needs."""
+        return self._fit(method, rule, cov_type, False, point_only=True)
+
+    def _lambda_and_variance(self, rule: LambdaRule, cov_type: str, draw=None):
+        components = self._components(cov_type, rule.by_stratum, draw, rule.tuned)
+        lam = rule.lambdas(components)
+        labeled, unlabeled = components.parts(lam)
+        if rule.by_stratum:
+            labeled, unlabeled = labeled.sum(axis=0), unlabeled.sum(axis=0)
+        return lam, _Variance(labeled + unlabeled, np.diag(labeled), np.diag(unlabeled))
+
+    def _deltas(self, draw=None) -> np.ndarray:
+        """(strata, p) split of ``b_u - b_f`` by stratum (one Newton step from ``b_u``).
+
+        With ``H`` the labeled prediction fit's Hessian at ``b_u`` and ``W`` the
+        samples' total weights, ``Delta_h = H^-1 [W_lab / W_u sum_{u in h} w s(b_u) -
+        sum_{lab in h} w s(b_u)]``: exactly ``b_u - b_f`` summed over strata for OLS,
+        to first order otherwise (Fisch et al. 2024)."""
+        key = ("deltas", draw)
+        if key in self._cache:
+            return self._cache[key]
+        _, fit_f, fit_u = self._fits(draw)
+        design = self.design
+        H = design.nstrata
+        anchor = fit_u.params
+        # the labeled predictions' scores and Hessian at the anchor
+        at_anchor = self._fit_blocks(
+            [(LABELED, self._prediction(LABELED, draw), design.fit_weights(LABELED), RowScores)],
+            start=anchor, what="the labeled predictions at the unlabeled fit", evaluate_only=True,
+        )
+        labeled_scores = at_anchor.collected[0].scores
+        labeled_sums = group_sums(labeled_scores, design.labeled.stratum_codes(), H)
+        unlabeled_sums = np.zeros_like(labeled_sums)
+        samples = [LABELED, UNLABELED] if design.two_phase else [UNLABELED]
+        total_weight = 0.0
+        for collected, sample in zip(fit_u.collected, samples):
+            weights = design.phase_one_weights(sample)
+            total_weight += self.design.sample(sample).nrows if weights is None else float(weights.sum())
+            if isinstance(collected, RowScores):
+                unlabeled_sums += group_sums(collected.scores, design.sample(sample).stratum_codes(), H)
+            elif collected.totals is not None:
+                unlabeled_sums += group_sums(collected.totals, design.psu_strata, H)
+            else:
+                unlabeled_sums += collected.s1
+        labeled_weights = design.fit_weights(LABELED)
+        labeled_total = self.nobs if labeled_weights is None else float(labeled_weights.sum())
+        deltas = (labeled_total / total_weight * unlabeled_sums - labeled_sums) @ at_anchor.bread
+        self._cache[key] = deltas
+        return deltas
+
+    def _fit(self, method: str, rule: LambdaRule | None, cov_type: str, use_t: bool, point_only: bool = False):
+        fit_y = self._cached_fit_y()
+        if method == "naive":
+            return self._naive(cov_type, use_t, point_only)
+        if method == "classical" or (not rule.tuned and not np.any(rule.fixed)):
+            params = fit_y.params
+            if point_only:
+                return params
+            covariance = self._classical_covariance(cov_type)
+            df = self._labeled_df(cov_type) if use_t else None
+            return self._results(method, params, WaldInference(params, covariance, df), 0.0, cov_type)
+        fixed_point = point_only and not rule.tuned
+        lam, variance = (rule.fixed, None) if fixed_point else self._lambda_and_variance(rule, cov_type)
+        _, fit_f, fit_u = self._fits()
+        if rule.by_stratum:
+            lam_by_stratum = np.broadcast_to(lam, (self.design.nstrata, len(self.param_names)))
+            params = fit_y.params + (lam_by_stratum * self._deltas()).sum(axis=0)
+        else:
+            params = fit_y.params + lam * (fit_u.params - fit_f.params)
+        if point_only:
+            return params
+        df = None
+        if use_t:
+            labeled_df = np.maximum(self._labeled_df(cov_type) - rule.tuned_count(self.design.nstrata), 1.0)
+            if self.design.combined:
+                df = labeled_df
+            else:
+                df = satterthwaite_df([variance.labeled, variance.unlabeled], [labeled_df, self._unlabeled_df()])
+        details = []
+        if self.draws > 1 and method in ("ppi", "ppi++"):
+            _, one_draw = self._lambda_and_variance(rule, cov_type, draw=0)
+            ratio = np.mean(np.diag(one_draw.covariance) / np.diag(variance.covariance))
+            details = [("Draws per unit (K)", str(self.draws)), ("Var 1 draw / K draws", f"{ratio:.3f}")]
+        return self._results(method, params, WaldInference(params, variance.covariance, df),
+                             self._report_lambda(lam, rule), cov_type, details)
+
+    def _naive(self, cov_type: str, use_t: bool, point_only: bool):
+        design = self.design
+        labeled_weights = design.phase_one_weights(LABELED) if design.two_phase else design.fit_weights(LABELED)
+        blocks = [
+            (LABELED, self.labeled["y"], labeled_weights, RowScores),
+            (UNLABELED, self._prediction(UNLABELED), design.phase_one_weights(UNLABELED), design.collector(UNLABELED)),
+        ]
+        pooled = self._fit_blocks(blocks, start=self._cached_fit_y().params, what="the naive pooled fit")
+        if point_only:
+            return pooled.params
+        parts = self._fit_parts(pooled, [LABELED, UNLABELED], cov_type)
+        covariance = design.variance(parts, cov_type=cov_type, nparams=self._df_params, pooled=True)
+        df = None
+        if use_t:
+            df = self._labeled_df(cov_type) + self._unlabeled_df()
+        return self._results("naive", pooled.params, WaldInference(pooled.params, covariance, df), None, cov_type)
+
+    def _report_lambda(self, lam: np.ndarray, rule: LambdaRule):
+        """Lambda as reported: one number when it is one, else a Series (per parameter or
+        stratum) or a DataFrame (per stratum and parameter)."""
+        index = pd.Index(self.param_names)
+        lam = np.asarray(lam, dtype=float)
+        if rule.by_stratum:
+            table = pd.DataFrame(np.broadcast_to(lam, (self.design.nstrata, len(index))),
+                                 index=pd.Index(self.design.stratum_names, name="stratum"), columns=index)
+            return table.iloc[:, 0].rename("lambda") if not rule.per_coefficient or table.shape[1] == 1 else table
+        single = len(lam) == 1 or (not rule.per_coefficient and np.all(lam == lam[0]))
+        return float(lam[0]) if single else pd.Series(lam, index=index, name="lambda")
+
+    def _results(self, method, params, inference, lam, cov_type, details=()) -> PPIResults:
+        classical_bse = np.sqrt(np.maximum(np.diag(self._classical_covariance(cov_type)), 0.0))
+        lines = list(self.design.describe())
+        if self.design.clustered:
+            count = self.design.npsu
+            lines.insert(0, ("Covariance", f"{cov_type} cluster ({count} clusters)"))
+        return self._record(
+            method=method,
+            params=params,
+            inference=inference,
+            lam=lam,
+            classical_bse=classical_bse,
+            details=lines + list(details),
+            notes=[],
+            cov_type=cov_type,
+        )
