@@ -178,6 +178,17 @@ def test_failed_fits_are_counted_or_raised():
         sim.run(scenarios, [fails_on_odd_means], reps=40, seed=2, progress=False, errors="raise")
 
 
+def test_progress_bar_counts_the_replications(capsys):
+    scenarios = sim.grid(estimand="mean", n=[20, 40], N=50)
+    sim.run(scenarios, ["classical"], reps=6, seed=1, progress=True)
+    err = capsys.readouterr().err
+    assert "simulating" in err and "12/12" in err
+    sim.run(scenarios, ["classical"], reps=6, seed=1)  # "auto": silent off a terminal
+    assert capsys.readouterr().err == ""
+    with pytest.raises(TypeError, match="progress must be True, False or 'auto'"):
+        sim.run(scenarios, reps=2, progress="verbose")
+
+
 # -- the treatment-effect design ---------------------------------------------------------------
 
 
