@@ -4,9 +4,11 @@ statsmodels and hand computations; help, version; one-line errors with exit stat
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import re
-import sys
+import shlex
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -86,6 +88,24 @@ def test_no_command_prints_the_help(capsys):
     assert run("fit", "--help") == 0
     out = capsys.readouterr().out
     assert "--yhat-unlabeled" in out and "examples:" in out
+
+
+def test_readme_example_runs_as_written_and_gives_the_table_shown(tmp_path, monkeypatch, capsys):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Command line\n", 1)[1].split("\n## ", 1)[0]
+    commands = section.split("```bash\n", 1)[1].split("```", 1)[0].replace("\\\n", "")
+    shown = section.split("```\nterm,", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    for line in commands.strip().splitlines():
+        argv = shlex.split(line)
+        if argv[0] == "python":
+            exec(argv[2], {})
+        else:
+            assert argv[0] == "ppinfer" and main(argv[1:]) == 0
+    assert "Prediction-powered inference: OLS" in capsys.readouterr().out
+    written = pd.read_csv(tmp_path / "estimates.csv")
+    expected = pd.read_csv(io.StringIO("term," + shown))
+    pd.testing.assert_frame_equal(written, expected, check_exact=False, rtol=1e-12)
 
 
 # -- ppinfer fit against the Python API --------------------------------------------------------
