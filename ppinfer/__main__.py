@@ -1,4 +1,4 @@
-"""``python -m ppinfer``: the command line (the demonstration by default)."""
+"""``python -m ppinfer``: the command line (``ppinfer fit``, ``demo``, ``simulate``; help without a command)."""
 
 import sys
 

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ._options import choose, reject_unknown_keywords
+from ._progress import check_progress, progress as progress_bar
 from .data import as_variable
 
 RESPONSES = {
@@ -301,6 +302,7 @@ def cross_fit(
     seed=None,
     response: str = "auto",
     stratify=None,
+    progress: bool | str = "auto",
     **unknown,
 ) -> CrossFitPredictions:
     """Out-of-fold predictions for the labeled rows, fold-averaged ones for the unlabeled rows.
@@ -335,6 +337,10 @@ def cross_fit(
     stratify : None, True or array-like, shape (n,)
         Balance the folds within strata: True stratifies by y (keeps both classes of a
         rare binary outcome in every training set), or give one stratum label per row.
+    progress : {"auto", True, False}
+        A progress bar of the folds on standard error (tqdm's when installed):
+        ``"auto"`` shows it on a terminal or in a notebook only, True always,
+        False never.
 
     Returns
     -------
@@ -414,8 +420,9 @@ def cross_fit(
     ...     RandomForestRegressor(random_state=0), features, y, features_unlabeled, seed=1)  # doctest: +SKIP
     >>> ppinfer.OLS(y, X, yhat, X_unlabeled, yhat_unlabeled).fit().summary()           # doctest: +SKIP
     """
-    reject_unknown_keywords("cross_fit", unknown, ("folds", "seed", "response", "stratify"))
+    reject_unknown_keywords("cross_fit", unknown, ("folds", "seed", "response", "stratify", "progress"))
     response = choose(response, RESPONSES, "response")
+    progress = check_progress(progress)
     _check_estimator(estimator, "predict_proba" if response == "predict_proba" else "fit")
     outcome = as_variable(y, "y", ndim=2, default_name="y")
     y_values = outcome.values[:, 0] if outcome.values.shape[1] == 1 else outcome.values
@@ -443,24 +450,25 @@ def cross_fit(
     yhat = None
     total = square = 0.0
     models = []
-    for fold in range(k):
-        held_out = np.flatnonzero(fold_of == fold)
-        train = np.flatnonzero(fold_of != fold)
-        if response == "predict_proba" and np.unique(y_values[train]).size < 2:
-            raise ValueError(
-                f"the training rows of fold {fold} hold a single outcome value, so a classifier cannot be "
-                "fitted; pass stratify=True (or fewer folds)."
-            )
-        model = _fresh_copy(estimator)
-        model.fit(_take(rows, train), y_values[train])
-        models.append(model)
-        predicted = _predictions(model, _take(rows, held_out), response, positive, fold, "features")
-        if yhat is None:
-            yhat = np.empty((n, *predicted.shape[1:]))
-        yhat[held_out] = predicted
-        predicted = _predictions(model, rows_unlabeled, response, positive, fold, "features_unlabeled")
-        total = total + weights[fold] * predicted
-        square = square + weights[fold] * predicted**2
+    with progress_bar(range(k), enabled=progress, description="cross-fitting", unit="folds") as bar:
+        for fold in bar:
+            held_out = np.flatnonzero(fold_of == fold)
+            train = np.flatnonzero(fold_of != fold)
+            if response == "predict_proba" and np.unique(y_values[train]).size < 2:
+                raise ValueError(
+                    f"the training rows of fold {fold} hold a single outcome value, so a classifier cannot be "
+                    "fitted; pass stratify=True (or fewer folds)."
+                )
+            model = _fresh_copy(estimator)
+            model.fit(_take(rows, train), y_values[train])
+            models.append(model)
+            predicted = _predictions(model, _take(rows, held_out), response, positive, fold, "features")
+            if yhat is None:
+                yhat = np.empty((n, *predicted.shape[1:]))
+            yhat[held_out] = predicted
+            predicted = _predictions(model, rows_unlabeled, response, positive, fold, "features_unlabeled")
+            total = total + weights[fold] * predicted
+            square = square + weights[fold] * predicted**2
     average = np.asarray(total)
     if average.shape[1:] != yhat.shape[1:]:
         raise ValueError(

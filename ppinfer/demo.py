@@ -1,6 +1,6 @@
 """The demonstration: every estimator on simulated data with biased predictions.
 
-Run with ``ppinfer demo`` or ``python -m ppinfer``. For each estimand it draws a
+Run with ``ppinfer demo`` or ``python -m ppinfer demo``. For each estimand it draws a
 labeled sample (outcomes and predictions) and a large unlabeled sample
 (predictions only) whose predictions are biased in level and slope, fits the
 classical, naive pooling, PPI and PPI++ estimators, and prints their estimates

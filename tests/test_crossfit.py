@@ -15,6 +15,7 @@ import functools
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -364,6 +365,31 @@ def test_matches_scikit_learn_cross_val_predict():
     np.testing.assert_allclose(result.yhat, reference, rtol=1e-8)
 
 
+def test_readme_example_runs_as_written():
+    pytest.importorskip("sklearn")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Cross-fitting when the model is trained on the labeled data", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md (cross-fitting)", "exec"), namespace)
+    # the example fits OLS of y on x1 (true slope 1) with cross-fitted random-forest predictions
+    assert list(namespace["res"].params.index) == ["Intercept", "x1"]
+    assert namespace["res"].method == "ppi++"
+
+
+def test_progress_bar_of_the_folds(capsys):
+    features, y, features_unlabeled = regression_data()
+    quiet = cross_fit(LeastSquares(), features, y, features_unlabeled, folds=3, seed=1, progress=False)
+    assert capsys.readouterr().err == ""
+    shown = cross_fit(LeastSquares(), features, y, features_unlabeled, folds=3, seed=1, progress=True)
+    err = capsys.readouterr().err
+    assert "cross-fitting" in err and "3/3" in err
+    np.testing.assert_array_equal(quiet.yhat, shown.yhat)
+    # "auto" (the default) is silent where standard error is not a terminal, as under pytest
+    cross_fit(LeastSquares(), features, y, features_unlabeled, folds=3, seed=1)
+    assert capsys.readouterr().err == ""
+
+
 def test_package_does_not_import_scikit_learn():
     code = "import sys, ppinfer, ppinfer.crossfit; print('sklearn' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -386,6 +412,7 @@ def test_package_does_not_import_scikit_learn():
         ({"stratify": np.arange(10)}, ValueError, "stratify must have one label per labeled row"),
         ({"response": "predict_probas"}, ValueError, "Did you mean 'predict_proba'"),
         ({"fold": 3}, TypeError, "unexpected keyword argument 'fold'"),
+        ({"progress": "yes"}, TypeError, "progress must be True, False or 'auto'"),
     ],
 )
 def test_bad_options(options, error, message):

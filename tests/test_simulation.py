@@ -154,7 +154,7 @@ def test_csv_round_trip_plots_and_concat(tmp_path):
     pd.testing.assert_frame_equal(study.summary(), loaded.summary(), check_exact=False, rtol=1e-14)
     assert (loaded.reps, loaded.seed, loaded.alpha, loaded.methods) == (5, 1, 0.05, study.methods)
     for metric in ("coverage", "width", "type1", "power", "effective_n"):
-        figure = loaded.plot(metric)
+        figure = loaded.plot(metric, invalid=None)
         # rows: estimands; columns: the two prediction qualities
         assert len(figure.axes) == 4
         plt.close(figure)
@@ -168,6 +168,110 @@ def test_csv_round_trip_plots_and_concat(tmp_path):
         study.plot("widht")
 
 
+# -- figures: coverage zoomed around nominal, invalid methods apart ---------------------------
+
+SCENARIO_COLUMNS = ["estimand", "n", "N", "prediction_quality", "prediction_bias"]
+VALID_COVERAGE = {"classical": 0.93, "ppi": 0.94, "ppi++": 0.96}
+
+
+def made_up_study(reps: int = 1000, naive_coverage: float = 0.0) -> sim.Study:
+    """A summary written here: valid methods at 0.93-0.96, naive pooling far below (or as given)."""
+    rows = []
+    for estimand, parameter in (("mean", "y"), ("ols", "x1")):
+        for quality in (0.5, 0.9):
+            for n in (50, 200, 1000):
+                coverages = {**VALID_COVERAGE, "naive": naive_coverage if estimand == "ols" else 0.6}
+                for method, coverage in coverages.items():
+                    mcse = math.sqrt(coverage * (1 - coverage) / reps)
+                    rows.append({
+                        "estimand": estimand, "n": n, "N": 10_000, "prediction_quality": quality,
+                        "prediction_bias": 0.5, "method": method, "parameter": parameter, "reps": reps,
+                        "failures": 0, "coverage": coverage, "coverage_mcse": mcse,
+                        "type1_error": 1 - coverage, "type1_error_mcse": mcse, "power": 0.8, "power_mcse": 0.01,
+                        "mean_width": 1 / math.sqrt(n), "mean_width_mcse": 0.001,
+                        "effective_n": 20.0 * n if method == "naive" else (1 + quality) * n,
+                    })
+    return sim.Study(pd.DataFrame(rows), scenario_columns=SCENARIO_COLUMNS, methods=["classical", "naive", "ppi", "ppi++"],
+                     reps=reps, seed=0, alpha=0.05, effect=2.8)
+
+
+def drawn_methods(ax) -> set:
+    return {container.get_label() for container in ax.containers}
+
+
+def has_horizontal_line_at(ax, level: float) -> bool:
+    return any(np.allclose(line.get_ydata(), level) for line in ax.get_lines())
+
+
+def test_invalid_methods_are_those_far_below_nominal():
+    # threshold 1 - alpha - 0.10 - 3.5 sqrt(alpha (1 - alpha) / reps), by hand
+    threshold = 0.95 - 0.10 - 3.5 * math.sqrt(0.05 * 0.95 / 1000)
+    assert made_up_study().invalid_methods() == ["naive"]
+    assert made_up_study(naive_coverage=threshold + 0.001).invalid_methods() == ["naive"]  # mean: 0.6
+    study = made_up_study()
+    study._summary.loc[study._summary["method"] == "naive", "coverage"] = threshold + 0.001
+    assert study.invalid_methods() == []
+    study._summary.loc[study._summary["method"] == "naive", "coverage"] = threshold - 0.001
+    assert study.invalid_methods() == ["naive"]
+
+
+def test_coverage_figure_zooms_on_valid_methods_and_draws_invalid_ones_apart(tmp_path):
+    study = made_up_study()
+    figure = study.plot("coverage")
+    figure.savefig(tmp_path / "coverage.png", dpi=50)
+    assert (tmp_path / "coverage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    axes = np.array(figure.axes).reshape(4, 2)  # rows: mean, mean apart, ols, ols apart; columns: quality
+    lowest = min(c - 1.96 * math.sqrt(c * (1 - c) / 1000) for c in VALID_COVERAGE.values())
+    highest = max(c + 1.96 * math.sqrt(c * (1 - c) / 1000) for c in VALID_COVERAGE.values())
+    for ax in axes[[0, 2]].ravel():
+        assert drawn_methods(ax) == {"Classical", "PPI", "PPI++"}
+        low, high = ax.get_ylim()
+        assert 0.88 < low <= lowest and highest <= high <= 1.0  # zoomed, every error bar inside
+        assert has_horizontal_line_at(ax, 0.95)
+    for ax in axes[[1, 3]].ravel():
+        assert drawn_methods(ax) == {"Naive pooling"}
+        assert ax.get_ylim() == pytest.approx((-0.02, 1.02))
+        assert has_horizontal_line_at(ax, 0.95)
+    legend = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert legend[:4] == ["Classical", "PPI", "PPI++", "Naive pooling"] and "1.96 MC SE" in legend[4]
+    plt.close(figure)
+
+    together = study.plot("coverage", invalid=None)
+    assert len(together.axes) == 4 and drawn_methods(together.axes[0]) == {"Classical", "Naive pooling", "PPI", "PPI++"}
+    assert together.axes[2].get_ylim()[0] < 0.0  # naive pooling at 0 forces the whole scale
+    plt.close(together)
+    chosen = study.plot("coverage", invalid=["ppi"])
+    assert drawn_methods(chosen.axes[2]) == {"PPI"} and len(chosen.axes) == 8
+    plt.close(chosen)
+
+
+def test_type1_figure_zooms_around_alpha():
+    figure = made_up_study().plot("type1")
+    main = figure.axes[0]
+    low, high = main.get_ylim()
+    assert -0.02 <= low <= 0.04 - 1.96 * math.sqrt(0.04 * 0.96 / 1000) and 0.07 + 0.0158 <= high < 0.12
+    assert has_horizontal_line_at(main, 0.05)
+    plt.close(figure)
+
+
+def test_effective_n_and_power_leave_invalid_methods_out_but_width_keeps_them():
+    study = made_up_study()
+    for metric in ("effective_n", "power"):
+        figure = study.plot(metric)
+        assert len(figure.axes) == 4
+        assert all(drawn_methods(ax) == {"Classical", "PPI", "PPI++"} for ax in figure.axes)
+        assert any("Not drawn: Naive pooling" in text.get_text() for text in figure.texts)
+        plt.close(figure)
+    figure = study.plot("effective_n")
+    assert figure.axes[0].get_yscale() == "log"  # n from 50 to 1000: a log scale on both axes
+    plt.close(figure)
+    width = study.plot("width")
+    assert all("Naive pooling" in drawn_methods(ax) for ax in width.axes)
+    plt.close(width)
+    with pytest.raises(ValueError, match=r"invalid=\['naiv'\]: methods \['naiv'\] are not in this study"):
+        study.plot("coverage", invalid=["naiv"])
+
+
 def test_failed_fits_are_counted_or_raised():
     scenarios = sim.grid(estimand=shifted_t_outcomes, n=10, N=20)
     with pytest.warns(RuntimeWarning, match="failures"):
@@ -176,6 +280,17 @@ def test_failed_fits_are_counted_or_raised():
     assert 0 < row["failures"] < 40 and row["reps"] + row["failures"] == 40
     with pytest.raises(sim.SimulationError, match="refusing"):
         sim.run(scenarios, [fails_on_odd_means], reps=40, seed=2, progress=False, errors="raise")
+
+
+def test_progress_bar_counts_the_replications(capsys):
+    scenarios = sim.grid(estimand="mean", n=[20, 40], N=50)
+    sim.run(scenarios, ["classical"], reps=6, seed=1, progress=True)
+    err = capsys.readouterr().err
+    assert "simulating" in err and "12/12" in err
+    sim.run(scenarios, ["classical"], reps=6, seed=1)  # "auto": silent off a terminal
+    assert capsys.readouterr().err == ""
+    with pytest.raises(TypeError, match="progress must be True, False or 'auto'"):
+        sim.run(scenarios, reps=2, progress="verbose")
 
 
 # -- the treatment-effect design ---------------------------------------------------------------

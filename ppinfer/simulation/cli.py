@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, default=Path("simulation-results"),
                         help="folder for summary.csv and the figures (default ./simulation-results)")
     parser.add_argument("--no-figures", action="store_true", help="write the CSV file only")
-    parser.add_argument("--no-progress", action="store_true", help="do not print the progress line")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (by default shown on a terminal only)")
 
 
 def _table(study) -> str:
@@ -55,7 +56,7 @@ def run_preset(arguments: argparse.Namespace) -> int:
     scenarios, reps = preset(arguments.preset, estimand=arguments.estimand)
     reps = reps if arguments.reps is None else arguments.reps
     study = run(scenarios, reps=reps, seed=arguments.seed, n_jobs=arguments.n_jobs, alpha=arguments.alpha,
-                progress=not arguments.no_progress)
+                progress=False if arguments.no_progress else "auto")
     nominal = 1.0 - study.alpha
     mc_se = (nominal * (1.0 - nominal) / reps) ** 0.5
     print(

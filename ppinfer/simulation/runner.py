@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import sys
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._options import choose
+from .._progress import check_progress, progress as progress_bar
 from ..results import check_alpha
 from .methods import FIT_ERRORS, Method, as_methods, check_picklable, read_results, truth_of
 from .processes import simulate_trial
@@ -48,7 +48,7 @@ except ImportError:  # pragma: no cover - without it BLAS keeps its default thre
 
 ERROR_OPTIONS = ("record", "raise")
 
-#: replications per chunk at most (small chunks keep the progress line moving)
+#: replications per chunk at most (small chunks keep the progress bar moving)
 MAX_CHUNK = 50
 
 
@@ -132,30 +132,6 @@ def simulate_chunk(
     return ChunkResult(index, start, parameters, messages=messages, **arrays)
 
 
-class Progress:
-    """A one-line progress report on stderr (replications done, time, time left)."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled, self.done = total, enabled, 0
-        self.start = self.shown = time.perf_counter()
-
-    def advance(self, count: int) -> None:
-        self.done += count
-        now = time.perf_counter()
-        if not self.enabled or (now - self.shown < 0.25 and self.done < self.total):
-            return
-        self.shown = now
-        elapsed = now - self.start
-        left = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
-        sys.stderr.write(
-            f"\rsimulating: {self.done}/{self.total} replications ({self.done / self.total:.0%}), "
-            f"{elapsed:.0f} s elapsed, about {left:.0f} s left   "
-        )
-        if self.done >= self.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
 def _workers(n_jobs) -> int:
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)):
         raise TypeError(f"n_jobs must be an integer (-1 for every core); got {n_jobs!r}.")
@@ -193,7 +169,7 @@ def run(
     n_jobs: int = 1,
     alpha: float = 0.05,
     effect: float = 2.8,
-    progress: bool = True,
+    progress: bool | str = "auto",
     keep_replications: bool = False,
     errors: str = "record",
 ) -> Study:
@@ -220,8 +196,10 @@ def run(
         The alternative of the power column, in standard deviations of the
         classical estimate (see :class:`Study`). 2.8 gives the classical method
         about 80% power.
-    progress : bool
-        Print a progress line on stderr.
+    progress : {"auto", True, False}
+        A progress bar of the replications on standard error (tqdm's when
+        installed, else one line): ``"auto"`` shows it on a terminal or in a
+        notebook only, True always, False never.
     keep_replications : bool
         Keep every replication's estimates and intervals in ``study.replications``.
     errors : {"record", "raise"}
@@ -254,6 +232,7 @@ def run(
     errors = choose(errors, ERROR_OPTIONS, "errors")
     workers = _workers(n_jobs)
     entropy = _entropy(seed)
+    progress = check_progress(progress)
     if any(m.builtin for m in method_list) and any(s.process is simulate_trial for s in grid):
         try:
             importlib.import_module("ppinfer.treatment")
@@ -269,33 +248,41 @@ def run(
         for index, scenario in enumerate(grid)
         for start in range(0, reps, chunk)
     ]
-    meter = Progress(reps * len(grid), progress)
-    started = time.perf_counter()
-    results: list[ChunkResult] = []
-    if workers == 1:
-        for task in tasks:
-            results.append(simulate_chunk(*task))
-            meter.advance(task[5] - task[4])
-    else:
+    if workers > 1:
         for scenario in grid:
             check_picklable(scenario.process, f"the process of scenario {scenario.estimand!r}")
         for method in method_list:
             if method.function is not None:
                 check_picklable(method.function, f"method {method.label!r}")
+    meter = progress_bar(total=reps * len(grid), enabled=progress, description="simulating", unit="replications")
+    started = time.perf_counter()
+    with meter:
+        results = _run_tasks(tasks, workers, meter)
+    elapsed = time.perf_counter() - started
+    return _assemble(grid, method_list, results, reps=reps, seed=entropy, alpha=alpha, effect=float(effect),
+                     elapsed=elapsed, keep_replications=keep_replications)
+
+
+def _run_tasks(tasks: list[tuple], workers: int, meter) -> list[ChunkResult]:
+    """Run the chunks here (one worker) or in worker processes, advancing the meter."""
+    results: list[ChunkResult] = []
+    if workers == 1:
+        for task in tasks:
+            results.append(simulate_chunk(*task))
+            meter.update(task[5] - task[4])
+    else:
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
             futures = {pool.submit(simulate_chunk, *task): task for task in tasks}
             try:
                 for future in as_completed(futures):
                     results.append(future.result())
                     task = futures[future]
-                    meter.advance(task[5] - task[4])
+                    meter.update(task[5] - task[4])
             except BaseException:
                 for future in futures:
                     future.cancel()
                 raise
-    elapsed = time.perf_counter() - started
-    return _assemble(grid, method_list, results, reps=reps, seed=entropy, alpha=alpha, effect=float(effect),
-                     elapsed=elapsed, keep_replications=keep_replications)
+    return results
 
 
 def _assemble(grid, methods, results, *, reps, seed, alpha, effect, elapsed, keep_replications) -> Study:

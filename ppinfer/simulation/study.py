@@ -58,6 +58,13 @@ METRIC_ALIASES = {
     "effective_nobs": "effective_n",
 }
 
+#: metrics shown zoomed around their nominal value, with invalid methods in panels of their own
+NOMINAL_METRICS = ("coverage", "type1")
+#: metrics that mean nothing for an invalid method (not drawn for it)
+MEANINGLESS_IF_INVALID = ("power", "effective_n")
+#: a method is invalid when its coverage falls this far plus 3.5 Monte Carlo SE below nominal
+INVALID_MARGIN = 0.10
+
 #: colours of the built-in methods in every figure
 METHOD_COLOURS = {"classical": "0.35", "naive": "tab:red", "ppi": "tab:blue", "ppi++": "tab:green"}
 
@@ -259,8 +266,55 @@ class Study:
         """
         return self._select(parameter, methods).reset_index(drop=True).copy()
 
+    def invalid_methods(self, *, parameter: str | None = "focus") -> list[str]:
+        """Methods whose coverage falls far below nominal in some scenario.
+
+        Parameters
+        ----------
+        parameter : str or None
+            ``"focus"`` (default), a parameter name, or None for every parameter.
+
+        Returns
+        -------
+        list of str
+            The methods, in the study's order, with a coverage below
+            ``1 - alpha - 0.10 - 3.5 * sqrt(alpha (1 - alpha) / reps)`` in at least
+            one scenario: farther below nominal than small-sample z intervals
+            stray (0.90 at nominal 0.95 for n = 50 in the paper grid) plus what
+            Monte Carlo error explains. Naive pooling with biased predictions is
+            the typical case (coverage near 0).
+
+        Examples
+        --------
+        >>> from ppinfer import simulation as sim
+        >>> study = sim.run(sim.grid(estimand="mean", n=50, N=2000, prediction_bias=0.5),
+        ...                 reps=100, seed=1, progress=False)
+        >>> study.invalid_methods()
+        ['naive']
+        """
+        frame = self._select(parameter, None)
+        mc_se = np.sqrt(self.alpha * (1.0 - self.alpha) / self.reps)
+        threshold = self.nominal - INVALID_MARGIN - 3.5 * mc_se
+        lowest = frame.groupby("method", sort=False)["coverage"].min()
+        return [m for m in self.methods if m in lowest.index and lowest[m] < threshold]
+
+    def _invalid_for_plot(self, invalid, parameter, drawn: list[str]) -> list[str]:
+        if isinstance(invalid, str) and invalid == "auto":
+            chosen = self.invalid_methods(parameter=parameter)
+        elif invalid is None:
+            chosen = []
+        else:
+            chosen = [invalid] if isinstance(invalid, str) else list(invalid)
+            unknown = [m for m in chosen if m not in self.methods]
+            if unknown:
+                raise ValueError(
+                    f"invalid={invalid!r}: methods {unknown} are not in this study; it has {self.methods}. "
+                    "Pass 'auto', None or a list of its methods."
+                )
+        return [m for m in drawn if m in chosen]
+
     def plot(self, metric: str = "coverage", *, parameter: str = "focus", x: str = "n", methods=None,
-             band: float = 1.96):
+             band: float = 1.96, invalid="auto"):
         """A grid of panels of one metric against a scenario column, one line per method.
 
         Parameters
@@ -277,12 +331,29 @@ class Study:
             coverage ``1 - alpha +- band * sqrt(alpha (1 - alpha) / reps)``, for
             type I error ``alpha +-`` the same. Points carry ``+- band`` Monte
             Carlo standard error bars.
+        invalid : "auto", None or list of str
+            Methods whose intervals are invalid. For coverage and type I error they
+            are drawn in panels of their own, on the whole 0-1 scale, below each
+            row of zoomed panels of the other methods; their power and effective n
+            mean nothing and are not drawn. ``"auto"`` (default) takes
+            :meth:`invalid_methods`; None draws every method alike.
 
         Returns
         -------
         matplotlib.figure.Figure
             Rows of panels are estimands; columns are the combinations of the
-            other scenario columns that vary.
+            other scenario columns that vary. For coverage and type I error the
+            vertical axis is zoomed on the valid methods' points, their error
+            bars and the nominal band.
+
+        Examples
+        --------
+        >>> from ppinfer import simulation as sim
+        >>> study = sim.run(sim.grid(estimand="mean", n=[50, 200], N=2000, prediction_bias=[0.0, 0.5]),
+        ...                 reps=100, seed=1, progress=False)
+        >>> figure = study.plot("coverage")   # naive pooling in its own row of panels
+        >>> len(figure.axes)
+        4
         """
         import matplotlib.pyplot as plt
 
@@ -292,59 +363,109 @@ class Study:
             raise ValueError(f"x={x!r} is not a scenario column; use one of {self.scenario_columns}.")
         frame = self._select(parameter, methods)
         drawn = [m for m in self.methods if m in set(frame["method"])]
+        invalid = self._invalid_for_plot(invalid, parameter, drawn)
+        hidden = invalid if metric in MEANINGLESS_IF_INVALID else []
+        apart = invalid if metric in NOMINAL_METRICS else []
+        drawn = [m for m in drawn if m not in hidden]
         estimands = list(dict.fromkeys(frame["estimand"]))
         facets = [c for c in self.scenario_columns if c not in ("estimand", x) and frame[c].nunique(dropna=False) > 1]
         combos = frame[facets].drop_duplicates().sort_values(facets).to_dict("records") if facets else [{}]
-        share = "all" if metric in ("coverage", "type1", "power") else "row"
+        # one row of panels per estimand, and below it one for the invalid methods
+        rows = [(estimand, is_apart) for estimand in estimands for is_apart in ([False, True] if apart else [False])]
+        heights = [1.25 if is_apart else 2.3 for _, is_apart in rows]
+        note = (
+            f"Not drawn: {', '.join(METHOD_LABELS.get(m, m) for m in hidden)}, whose coverage falls far below "
+            f"nominal: its {axis_label.lower()} means nothing." if hidden else ""
+        )
+        bottom = 0.4 + (0.25 if note else 0.0)
         figure, axes = plt.subplots(
-            len(estimands), len(combos), figsize=(2.9 * len(combos) + 1.0, 2.3 * len(estimands) + 0.9),
-            squeeze=False, sharex=True, sharey=share,
+            len(rows), len(combos), figsize=(2.9 * len(combos) + 1.0, sum(heights) + 0.5 + bottom),
+            squeeze=False, sharex=True, sharey="row", gridspec_kw={"height_ratios": heights},
         )
         level = {"coverage": self.nominal, "type1": self.alpha}.get(metric)
-        for i, estimand in enumerate(estimands):
+        for i, (estimand, is_apart) in enumerate(rows):
+            row_methods = [m for m in drawn if (m in apart) == is_apart]
             for j, combo in enumerate(combos):
                 ax = axes[i, j]
                 panel = frame[frame["estimand"] == estimand]
                 for key, value in combo.items():
                     panel = panel[panel[key].isna()] if pd.isna(value) else panel[panel[key] == value]
-                if level is not None:
-                    half = band * np.sqrt(level * (1.0 - level) / self.reps)
-                    ax.axhspan(level - half, level + half, color="0.85", zorder=0)
-                    ax.axhline(level, color="0.5", lw=0.8, zorder=1)
-                for k, method in enumerate(drawn):
-                    line = panel[panel["method"] == method].sort_values(x)
-                    if line.empty:
-                        continue
-                    ax.errorbar(
-                        line[x], line[column], yerr=band * line[f"{column}_mcse"] if f"{column}_mcse" in line else None,
-                        marker="o", ms=3.5, lw=1.3, capsize=0, label=METHOD_LABELS.get(method, method),
-                        color=METHOD_COLOURS.get(method, f"C{k + 4}"),
-                    )
+                self._draw_panel(ax, panel, row_methods, x, column, level, band)
                 if i == 0:
                     ax.set_title(", ".join(_setting(key, value) for key, value in combo.items()), fontsize=9)
-                if j == 0:
+                if j == 0 and is_apart:
+                    ax.set_ylabel(f"invalid methods\n{axis_label}", fontsize=8)
+                elif j == 0:
                     shown = panel["parameter"].iloc[0] if not panel.empty else ""
                     ax.set_ylabel(f"{estimand} ({shown})\n{axis_label}", fontsize=9)
-                if i == len(estimands) - 1:
+                if i == len(rows) - 1:
                     ax.set_xlabel(x)
                 ax.tick_params(labelsize=8)
                 ax.grid(alpha=0.3, lw=0.5)
-        values = frame[x].dropna()
-        if x in ("n", "N") and len(values) and values.min() > 0 and values.max() / values.min() >= 8:
-            from matplotlib.ticker import NullFormatter, NullLocator, ScalarFormatter
+            if metric in NOMINAL_METRICS or metric == "power":
+                valid = [m for m in drawn if m not in apart]
+                limits = (-0.02, 1.02) if is_apart or level is None else self._zoomed_limits(frame, valid, column, level, band)
+                axes[i, 0].set_ylim(*limits)
+        self._log_axes(axes, frame, x, column, metric)
+        self._legend(figure, axes, level, band, above=0.25 if note else 0.0)
+        if note:
+            figure.text(0.5, 0.06 / figure.get_figheight(), note, ha="center", va="bottom", fontsize=8, style="italic")
+        figure.tight_layout(rect=(0, bottom / figure.get_figheight(), 1, 1))
+        return figure
 
-            for ax in axes.ravel():
-                ax.set_xscale("log")
-                ax.set_xticks(sorted(values.unique()))
-                ax.xaxis.set_major_formatter(ScalarFormatter())
-                ax.xaxis.set_minor_locator(NullLocator())
-                ax.xaxis.set_minor_formatter(NullFormatter())
-        if metric in ("coverage", "type1", "power"):
-            axes[0, 0].set_ylim(*self._rate_limits(frame, column, level, band))
-        handles, names = axes[0, 0].get_legend_handles_labels()
+    def _draw_panel(self, ax, panel: pd.DataFrame, methods: list[str], x: str, column: str, level, band: float) -> None:
+        """The nominal band and line, then one line with error bars per method."""
+        if level is not None:
+            half = band * np.sqrt(level * (1.0 - level) / self.reps)
+            ax.axhspan(level - half, level + half, color="0.85", zorder=0)
+            ax.axhline(level, color="0.5", lw=0.8, zorder=1)
+        for method in methods:
+            line = panel[panel["method"] == method].sort_values(x)
+            if line.empty:
+                continue
+            ax.errorbar(
+                line[x], line[column], yerr=band * line[f"{column}_mcse"] if f"{column}_mcse" in line else None,
+                marker="o", ms=3.5, lw=1.3, capsize=0, label=METHOD_LABELS.get(method, method),
+                color=METHOD_COLOURS.get(method, f"C{self.methods.index(method) + 4}"),
+            )
+
+    def _zoomed_limits(self, frame: pd.DataFrame, methods: list[str], column: str, level: float,
+                       band: float) -> tuple[float, float]:
+        """Vertical limits holding the nominal band and every point of ``methods`` with its error bar."""
+        rows = frame[frame["method"].isin(methods)]
+        values, errors = rows[column], band * rows[f"{column}_mcse"].fillna(0.0)
+        half = band * np.sqrt(level * (1.0 - level) / self.reps)
+        low = min(level - half, (values - errors).min(skipna=True)) if values.notna().any() else level - half
+        high = max(level + half, (values + errors).max(skipna=True)) if values.notna().any() else level + half
+        pad = max(0.005, 0.08 * (high - low))
+        return max(low - pad, -0.02), min(high + pad, 1.02)
+
+    @staticmethod
+    def _log_axes(axes, frame: pd.DataFrame, x: str, column: str, metric: str) -> None:
+        """Sample sizes spanning a factor 8 or more on a log axis; effective n then too."""
+        values = frame[x].dropna()
+        if not (x in ("n", "N") and len(values) and values.min() > 0 and values.max() / values.min() >= 8):
+            return
+        from matplotlib.ticker import NullFormatter, NullLocator, ScalarFormatter
+
         for ax in axes.ravel():
-            more_handles, more_names = ax.get_legend_handles_labels()
-            for handle, name in zip(more_handles, more_names):
+            ax.set_xscale("log")
+            ax.set_xticks(sorted(values.unique()))
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        if metric == "effective_n" and (frame[column].dropna() > 0).all():
+            # effective n = gain x n: a log scale shows the gain as a constant distance above the classical line
+            for ax in axes[:, 0]:
+                ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(ScalarFormatter())
+                ax.yaxis.set_minor_formatter(NullFormatter())
+
+    def _legend(self, figure, axes, level, band: float, above: float) -> None:
+        """One legend for every panel at the bottom, ``above`` inches over the figure's lower edge."""
+        handles, names = [], []
+        for ax in axes.ravel():
+            for handle, name in zip(*ax.get_legend_handles_labels()):
                 if name not in names:
                     handles.append(handle)
                     names.append(name)
@@ -353,23 +474,8 @@ class Study:
 
             handles.append(Patch(color="0.85"))
             names.append(f"nominal {level:g} \u00b1 {band:g} MC SE ({self.reps} reps)")
-        figure.legend(handles, names, loc="lower center", ncol=min(len(names), 5), fontsize=8, frameon=False)
-        figure.tight_layout(rect=(0, 0.4 / figure.get_figheight(), 1, 1))
-        return figure
-
-    def _rate_limits(self, frame: pd.DataFrame, column: str, level: float | None, band: float) -> tuple[float, float]:
-        """The whole [0, 1] range, or the part near the nominal level when every point lies there."""
-        values = frame[column].dropna()
-        if level is None or values.empty:
-            return -0.02, 1.02
-        half = band * np.sqrt(level * (1.0 - level) / self.reps)
-        low = min(values.min() - band * frame[f"{column}_mcse"].max(), level - half)
-        high = max(values.max() + band * frame[f"{column}_mcse"].max(), level + half)
-        if level > 0.5 and low > 0.5:
-            return max(low - 0.01, 0.0), min(1.0, high) + 0.005
-        if level < 0.5 and high < 0.5:
-            return -0.005, high + 0.01
-        return -0.02, 1.02
+        figure.legend(handles, names, loc="lower center", bbox_to_anchor=(0.5, above / figure.get_figheight()),
+                      ncol=min(len(names), 5), fontsize=8, frameon=False)
 
     def to_csv(self, path) -> None:
         """Write the summary to a CSV file, with the study's settings in a first comment line."""
