@@ -168,3 +168,125 @@ def test_pilot_model_needs_a_parameter_name():
         ppi_sample_size(width=0.1, N=100, pilot=model, parameter="x9")
     with pytest.raises(ValueError, match="n must hold whole numbers of at least 2"):
         ppi_power(1, N=100, effect=0.2, rho=0.5)
+
+
+# -- issue 8, item 6: plans that run, compared with the classical plan, capped by n_max -----------------
+
+
+def test_quantile_pilot_gives_the_indicator_moments():
+    # bivariate normal (Y, f) with correlation r: at the median the indicators 1{Y <= m}, 1{f <= m}
+    # have correlation (2 / pi) arcsin(r) (Sheppard), and the sample median has variance
+    # pi sd^2 / (2 n): sd = 1.5 in the built-in design
+    data = simulate("quantile", 4_000, 8_000, quality=0.8, bias=0.0, seed=5)
+    moments = PredictionMoments.from_pilot(data.model())
+    assert moments.rho == pytest.approx(2 / math.pi * math.asin(0.8), abs=0.04)
+    assert moments.var_y == pytest.approx(math.pi * 1.5**2 / 2, rel=0.12)
+    design = ppi_sample_size(width=0.2, N=10_000, pilot=data.model())
+    assert design.n_classical == pytest.approx((2 * Z / 0.2) ** 2 * math.pi * 1.5**2 / 2, rel=0.12)
+    assert design.n < design.n_classical
+
+
+def test_plans_meet_the_estimators_minimum_sizes():
+    # OLS with 3 coefficients needs 4 rows in each sample, a mean 2; a loose target used to plan n = 2
+    pilot = simulate("ols", 500, 2_000, quality=0.7, bias=0.0, seed=6).model()
+    loose = ppi_sample_size(width=50.0, N=10_000, pilot=pilot, parameter="x1")
+    assert loose.n == 4
+    assert ppi_sample_size(width=50.0, N=10_000, rho=0.5).n == 2
+    # a budget whose leftover buys fewer unlabeled rows than the estimator accepts
+    for costs in [dict(cost_label=10.0, cost_predict=1.0, budget=100.0), dict(cost_label=10.0, cost_predict=3.0, budget=136.0)]:
+        design = ppi_sample_size(pilot=pilot, parameter="x1", **costs)
+        assert design.method == "classical" or (design.n >= 4 and design.N >= 4), design
+    with pytest.raises(ValueError, match="N=3 unlabeled units .* at least 4"):
+        ppi_sample_size(width=0.5, N=3, pilot=pilot, parameter="x1")
+    with pytest.raises(ValueError, match="N=1 unlabeled units .* at least 2"):
+        ppi_power(50, N=1, effect=0.3, rho=0.5)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        dict(width=50.0, N=10_000),
+        dict(cost_label=10.0, cost_predict=1.0, budget=100.0),
+        dict(cost_label=10.0, cost_predict=1.0, budget=2_000.0),
+        dict(width=0.3, cost_label=5.0, cost_predict=0.01),
+        dict(width=0.3, cost_label=5.0, cost_predict=0.0, n_max=3_000),
+    ],
+)
+@pytest.mark.parametrize("estimand", ["mean", "ols"])
+def test_every_plan_can_be_fitted(arguments, estimand):
+    pilot = simulate(estimand, 500, 2_000, quality=0.8, bias=0.0, seed=7).model()
+    design = ppi_sample_size(pilot=pilot, parameter="x1" if estimand == "ols" else None, **arguments)
+    assert math.isfinite(design.N)
+    if design.method == "classical":
+        # no predictions bought: the labeled-only analysis (statsmodels) runs on n rows
+        data = simulate(estimand, design.n, 1, seed=8)
+        fit = sm.OLS(data.labeled["y"], data.labeled[data.covariates if estimand == "ols" else ["Intercept"]]).fit()
+        assert np.all(np.isfinite(fit.HC0_se))
+        return
+    data = simulate(estimand, design.n, int(design.N), seed=8)
+    results = data.model().fit(method=design.method)
+    assert np.all(np.isfinite(results.bse)) and np.all(results.bse > 0)
+
+
+def test_budget_plan_is_compared_with_the_classical_plan():
+    # low correlation: 651 labels without predictions beat any split that also pays for predictions
+    design = ppi_sample_size(cost_label=1.0, cost_predict=0.1, budget=651.0, rho=0.1)
+    assert (design.method, design.n, design.N, design.cost) == ("classical", 651, 0, 651.0)
+    assert design.se == pytest.approx(1 / math.sqrt(651))
+    assert "classical" in repr(design) and "ppi++" in design.note
+    # high correlation: the split wins and says by how much
+    split = ppi_sample_size(cost_label=1.0, cost_predict=0.1, budget=651.0, rho=0.8)
+    assert split.method == "ppi++" and split.se < 1 / math.sqrt(651)
+    assert f"n={651}" in split.note and "classical" in repr(split)
+    # the same comparison for a width target: the classical plan costs n_classical * cost_label
+    width = 2 * Z / math.sqrt(651)
+    cheapest = ppi_sample_size(width=width * (1 + 1e-9), cost_label=1.0, cost_predict=0.1, rho=0.1)
+    assert (cheapest.method, cheapest.n, cheapest.cost) == ("classical", 651, 651.0)
+    assert cheapest.n_classical == 651
+
+
+def test_n_max_caps_the_total_rows():
+    rho, sd, width = 0.8, 1.0, 0.2
+    v = (width / (2 * Z)) ** 2
+    # label n of n_max units and predict the rest: sd^2 (1 - rho^2) / n + sd^2 rho^2 / n_max <= v
+    for n_max in (5_000, 2_000):
+        design = ppi_sample_size(width=width, N=math.inf, rho=rho, sd=sd, n_max=n_max)
+        assert design.n == math.ceil(sd**2 * (1 - rho**2) / (v - sd**2 * rho**2 / n_max))
+        assert design.n + design.N == n_max
+    # free predictions under a budget: as many labels as paid for, the rest of n_max predicted
+    free = ppi_sample_size(cost_label=10.0, cost_predict=0.0, budget=2_000.0, rho=rho, n_max=5_000)
+    assert (free.n, free.N) == (200, 4_800)
+    # cheapest plan for a target within n_max
+    capped = ppi_sample_size(width=width, cost_label=100.0, cost_predict=0.1, rho=rho, n_max=3_000)
+    uncapped = ppi_sample_size(width=width, cost_label=100.0, cost_predict=0.1, rho=rho)
+    assert uncapped.n + uncapped.N > 3_000 >= capped.n + capped.N and capped.n > uncapped.n
+    assert capped.width <= width
+    with pytest.raises(ValueError, match="n_max"):
+        ppi_sample_size(width=0.01, N=math.inf, rho=rho, n_max=1_000)
+    with pytest.raises(ValueError, match="n_max must be a whole number"):
+        ppi_sample_size(width=width, N=100, rho=rho, n_max=2.5)
+
+
+@pytest.mark.montecarlo
+def test_classical_budget_plan_is_narrower_in_simulation():
+    # the built-in mean design (sd 1.5) with predictions of correlation 0.1: the planner keeps the
+    # classical plan; fitted, the best split with predictions is indeed wider, and both widths are as planned
+    sd, rho, reps = 1.5, 0.1, 300
+    plan = ppi_sample_size(cost_label=1.0, cost_predict=0.1, budget=651.0, rho=rho, sd=sd)
+    n, N = 591, 9  # the best ppi++ split, from the plan's note
+    assert plan.method == "classical" and f"(n={n}, N={N})" in plan.note
+    rng = np.random.default_rng(23)
+    widths = np.empty((reps, 2))
+    for r in range(reps):
+        data = simulate("mean", plan.n, N, quality=rho, bias=0.0, seed=rng)
+        y = data.labeled["y"].to_numpy()
+        widths[r, 0] = 2 * Z * y.std() / math.sqrt(plan.n)  # the classical interval: no predictions needed
+        labeled = data.labeled.iloc[:n]
+        fit = ppinfer.Mean(labeled["y"], labeled["yhat"], data.unlabeled["yhat"]).fit(method="ppi++")
+        widths[r, 1] = np.diff(fit.conf_int().to_numpy()[0])[0]
+    mean, mcse = widths.mean(axis=0), widths.std(axis=0, ddof=1) / math.sqrt(reps)
+    difference = widths[:, 1] - widths[:, 0]
+    assert difference.mean() > 3.5 * difference.std(ddof=1) / math.sqrt(reps), mean
+    assert abs(mean[0] - plan.width) <= 3.5 * mcse[0] + 0.01 * plan.width
+    split_width = 2 * Z * math.sqrt(plan.moments.variance(n, N)[0])
+    assert abs(mean[1] - split_width) <= 3.5 * mcse[1] + 0.01 * plan.width, (mean, plan.width, split_width)

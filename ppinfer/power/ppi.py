@@ -1,7 +1,7 @@
 """Planning a prediction-powered study: labeled sample size, power, and the labeling budget.
 
 The variance of a PPI estimate with ``n`` labeled and ``N`` unlabeled units and a
-fixed ``lam`` is (METHODS.md, sections 1-2)::
+fixed ``lam`` is (Angelopoulos et al. 2023, Science; Angelopoulos, Duchi & Zrnic 2023, PPI++)::
 
     V(lam) = (s_y^2 - 2 lam c + lam^2 s_f^2) / n + lam^2 s_fu^2 / N
 
@@ -18,10 +18,16 @@ the labeled units pay only for the part of the outcome's variance that the
 predictions cannot explain; the part they can explain is estimated from all
 ``n + N`` units. Planning needs these four moments, from assumptions
 (``rho``, ``sd``) or from a pilot study.
+
+A plan is runnable: each sample is at least as large as the estimator accepts,
+and a plan that buys predictions is compared with the classical plan, which
+spends everything on labels; the better of the two is returned.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +36,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from .._options import choose
+from ..regression import RegressionModel
 from ..results import ALTERNATIVES, check_alpha
 from ._checks import finite_number
 
@@ -37,6 +44,32 @@ PLAN_METHODS = ("ppi++", "ppi", "classical")
 
 #: the largest labeled sample size searched
 MAX_LABELED = 10**8
+
+#: labeled sample sizes examined at once when a cap on the total rows is searched
+_CHUNK = 1 << 20
+
+
+def _pilot_variances(model, k: int) -> tuple[float, float, float, float]:
+    """Variances of the pilot's means for parameter ``k``: ``(V_Y, C_Yf, V_f, V_fu)``.
+
+    ``V_Y`` is the variance of the labeled-outcome estimate, ``C_Yf`` its
+    covariance with the labeled-prediction estimate, ``V_f`` and ``V_fu`` the
+    variances of the labeled- and unlabeled-prediction estimates. The only
+    function that reads a pilot model's internals (``_cdf``, ``_components``).
+
+    A quantile's blocks are those of the indicators ``1{Y <= t}``, ``1{f <= t}``
+    at the classical estimate ``t``, scaled by ``1 / density^2``, which the ratio
+    of the classical (interval-implied) variance to the indicator variance gives.
+    """
+    if hasattr(model, "_cdf"):
+        classical = model.fit(method="classical")
+        point = classical.params.to_numpy()[k : k + 1]
+        blocks = model._cdf.evaluate(point).components  # (strata, 1, 1, 1)
+        parts = [float(np.sum(block)) for block in (blocks.var_y, blocks.cov_yf, blocks.var_f, blocks.var_fu)]
+        scale = classical.bse.to_numpy()[k] ** 2 / parts[0]
+        return tuple(part * scale for part in parts)
+    blocks = model._components
+    return tuple(float(block[k, k]) for block in (blocks.var_y, blocks.cov_yf, blocks.var_f, blocks.var_fu))
 
 
 @dataclass(frozen=True)
@@ -51,12 +84,19 @@ class PredictionMoments:
         Covariance of outcome and prediction (of their influence functions).
     var_f, var_fu : float
         Variance of the predictions on labeled and on unlabeled units.
+    min_labeled, min_unlabeled : int
+        The smallest labeled and unlabeled samples the planned estimator can be
+        fitted to with an estimated variance: 2 and 2 for a mean or a quantile
+        (a variance needs two rows), ``p + 1`` and ``p + 1`` for a regression with
+        ``p`` coefficients (the full-rank check of both designs).
     """
 
     var_y: float
     cov_yf: float
     var_f: float
     var_fu: float
+    min_labeled: int = 2
+    min_unlabeled: int = 2
 
     @property
     def rho(self) -> float:
@@ -119,21 +159,11 @@ class PredictionMoments:
             parameter = names[0]
         if parameter not in names:
             raise ValueError(f"parameter={parameter!r} is not a parameter of the pilot model; use one of {names}.")
-        k = names.index(parameter)
+        var_y, cov_yf, var_f, var_fu = _pilot_variances(model, names.index(parameter))
         n, N = model.nobs, model.nobs_unlabeled
-        if hasattr(model, "_cdf"):
-            # quantile: moments of the indicators at the estimate, scaled by 1 / density^2,
-            # which the classical (interval-implied) variance reveals
-            classical = model.fit(method="classical")
-            point = classical.params.to_numpy()[k : k + 1]
-            blocks = model._cdf.evaluate(point)[2]
-            scale = classical.bse.to_numpy()[k] ** 2 / float(blocks.var_y[0, 0, 0])
-            take = lambda block: float(block[0, 0, 0]) * scale  # noqa: E731
-        else:
-            blocks = model._components
-            scale = 1.0
-            take = lambda block: float(block[k, k])  # noqa: E731
-        return cls(take(blocks.var_y) * n, take(blocks.cov_yf) * n, take(blocks.var_f) * n, take(blocks.var_fu) * N)
+        # a regression needs more rows than coefficients in each design
+        smallest = len(names) + 1 if isinstance(model, RegressionModel) else 2
+        return cls(var_y * n, cov_yf * n, var_f * n, var_fu * N, smallest, smallest)
 
     def variance(self, n, N, method: str = "ppi++"):
         """Variance of the estimate with ``n`` labeled and ``N`` unlabeled units, and its lambda.
@@ -180,8 +210,12 @@ class PPIDesign:
     n_classical : int or None
         Labeled units a classical analysis needs for the same target (target modes).
     cost : float or None
-        ``n * cost_label + (n + N) * cost_predict`` when costs are given.
+        ``n * cost_label + (n + N) * cost_predict`` when costs are given
+        (``n * cost_label`` for a classical plan, which buys no predictions).
     moments : PredictionMoments
+    note : str or None
+        How the plan compares with the classical plan (labeled units only, no
+        predictions bought), and why the classical plan was chosen when it was.
     """
 
     n: int
@@ -197,6 +231,7 @@ class PPIDesign:
     alpha: float
     effect: float | None
     moments: PredictionMoments
+    note: str | None = None
 
     def __repr__(self) -> str:
         N = "inf" if math.isinf(self.N) else f"{int(self.N)}"
@@ -209,6 +244,8 @@ class PPIDesign:
             parts.append(f"n_classical={self.n_classical}")
         if self.cost is not None:
             parts.append(f"cost={self.cost:.6g}")
+        if self.note is not None:
+            parts.append(f"note={self.note!r}")
         return f"PPIDesign({', '.join(parts)})"
 
 
@@ -285,13 +322,30 @@ def _target_variance(width, power, effect, alpha, alternative) -> float:
     return se**2
 
 
-def _smallest_n(moments: PredictionMoments, N, method: str, target: float, low: int = 2) -> int:
-    """Smallest whole ``n >= low`` with variance at most ``target`` (the variance falls with ``n``)."""
+def _smallest_n(moments: PredictionMoments, N, method: str, target: float, n_max: int | None = None) -> int | None:
+    """Smallest runnable ``n`` with variance at most ``target`` beside ``N`` unlabeled units.
+
+    Without a cap the variance falls with ``n``: doubling, then bisection. With a
+    cap ``n_max`` on ``n + N`` the unlabeled units shrink to ``n_max - n`` as ``n``
+    grows and a plan with predictions needs ``moments.min_unlabeled`` of them, so
+    the sizes up to ``n_max`` are scanned in vectorised chunks; None when none fits.
+    """
+    low = moments.min_labeled
+    if n_max is not None and method != "classical":
+        stop = n_max - moments.min_unlabeled
+        for first in range(low, stop + 1, _CHUNK):
+            sizes = np.arange(first, min(first + _CHUNK, stop + 1), dtype=float)
+            unlabeled = np.minimum(N, n_max - sizes)
+            ok = (unlabeled >= moments.min_unlabeled) & (moments.variance(sizes, unlabeled, method)[0] <= target)
+            if np.any(ok):
+                return int(sizes[np.argmax(ok)])
+        return None
+
     def fits(n):
         return moments.variance(n, N, method)[0] <= target
 
     if fits(low):
-        return low
+        return low if n_max is None or low <= n_max else None
     high = low
     while not fits(high):
         high *= 2
@@ -303,42 +357,64 @@ def _smallest_n(moments: PredictionMoments, N, method: str, target: float, low: 
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (low, middle) if fits(middle) else (middle, high)
-    return high
+    return high if n_max is None or high <= n_max else None
 
 
-def _design(moments, n, N, method, alpha, effect, *, n_classical=None, costs=None) -> PPIDesign:
+def _design(moments, n, N, method, alpha, effect, *, n_classical=None, costs=None, note=None) -> PPIDesign:
+    if method == "classical":
+        N = 0  # a classical plan buys no predictions
     variance, lam = moments.variance(n, N, method)
     variance, lam = float(variance), float(lam)
     se = math.sqrt(variance)
     cost = None
     if costs is not None:
-        # free predictions cost nothing even for an unlimited number of units
-        cost = float(n * costs[0] + ((n + N) * costs[1] if costs[1] > 0 else 0.0))
+        cost = _cost(n, N, method, costs)
     return PPIDesign(
         n=int(n), N=int(N) if math.isfinite(N) else N, method=method, lam=lam, se=se, width=2.0 * stats.norm.isf(alpha / 2.0) * se,
         power=None if effect is None else float(_power(se, effect, alpha, "two-sided")),
         effective_n=moments.var_y / variance, n_classical=n_classical, cost=cost, alpha=alpha, effect=effect,
-        moments=moments,
+        moments=moments, note=note,
     )
 
 
-def _cheapest(moments, N_available, method, target, costs) -> tuple[int, float]:
-    """(n, N) meeting the variance target at the least cost, N at most ``N_available``."""
+def _cost(n, N, method: str, costs) -> float:
+    """``n cl + (n + N) cp``; a classical plan pays for labels only, and free
+    predictions cost nothing even for an unlimited number of units."""
     cost_label, cost_predict = costs
-    n_low = _smallest_n(moments, N_available, method, target)
+    if method == "classical" or cost_predict == 0:
+        return float(n * cost_label)
+    return float(n * cost_label + (n + N) * cost_predict)
+
+
+def _unlabeled_cap(sizes, N_available, n_max):
+    """Unlabeled units available beside ``sizes`` labeled ones: at most ``n_max - n``."""
+    return N_available if n_max is None else np.minimum(N_available, n_max - np.asarray(sizes, dtype=float))
+
+
+def _cheapest(moments, N_available, method, target, costs, n_max=None) -> tuple[int, float] | None:
+    """Runnable ``(n, N)`` meeting the variance target at the least cost, or None.
+
+    ``N`` lies between ``moments.min_unlabeled`` and the units available (at most
+    ``N_available`` and ``n_max - n``)."""
+    cost_label, cost_predict = costs
+    most = N_available if n_max is None else min(N_available, n_max)
+    n_low = _smallest_n(moments, most, method, target)
     # PPI++ needs no more labeled units than a classical analysis; PPI (lambda = 1) may need more
     n_high = _smallest_n(moments, 0, "classical", target) if method != "ppi" else 100 * n_low
     n_high = max(n_high, n_low)
+    if n_max is not None:
+        n_high = min(n_high, n_max - moments.min_unlabeled)
+    if n_high < n_low:
+        return None
     if n_high - n_low <= 200_000:
         candidates = np.arange(n_low, n_high + 1, dtype=float)
     else:
         candidates = np.unique(np.round(np.geomspace(n_low, n_high, 200_000)))
+    available = np.broadcast_to(_unlabeled_cap(candidates, N_available, n_max), candidates.shape)
+    enough = (available >= moments.min_unlabeled) & (moments.variance(candidates, available, method)[0] <= target)
     # for each n, the fewest unlabeled units meeting the target (the variance falls with N)
-    enough = moments.variance(candidates, N_available, method)[0] <= target
     low = np.zeros_like(candidates)
-    high = np.full_like(candidates, N_available if math.isfinite(N_available) else 1e15)
-    done = moments.variance(candidates, 0.0, method)[0] <= target
-    high = np.where(done, 0.0, high)
+    high = np.where(np.isfinite(available), available, 1e15)
     for _ in range(64):
         middle = np.floor((low + high) / 2.0)
         ok = moments.variance(candidates, middle, method)[0] <= target
@@ -346,27 +422,130 @@ def _cheapest(moments, N_available, method, target, costs) -> tuple[int, float]:
         low = np.where(ok, low, middle)
         if np.all(high - low <= 1):
             break
-    needed = np.where(done, 0.0, high)
+    needed = np.maximum(high, moments.min_unlabeled)
     cost = np.where(enough, candidates * cost_label + (candidates + needed) * cost_predict, np.inf)
     best = int(np.argmin(cost))
+    if not enough[best]:
+        return None
     return int(candidates[best]), float(needed[best])
 
 
-def _within_budget(moments, N_available, method, budget, costs) -> tuple[int, float]:
-    """(n, N) with the smallest variance costing at most ``budget``."""
+def _within_budget(moments, N_available, method, budget, costs, n_max=None) -> tuple[int, float] | None:
+    """Runnable ``(n, N)`` with the smallest variance costing at most ``budget``, or None."""
     cost_label, cost_predict = costs
-    n_max = int(budget // (cost_label + cost_predict))
-    if n_max < 2:
-        raise ValueError(f"budget {budget:g} does not pay for 2 labeled units at {cost_label + cost_predict:g} each.")
-    candidates = np.arange(2, n_max + 1, dtype=float)
+    n_top = int(budget // (cost_label + cost_predict))
+    if n_max is not None:
+        n_top = min(n_top, n_max - moments.min_unlabeled)
+    if n_top < moments.min_labeled:
+        return None
+    candidates = np.arange(moments.min_labeled, n_top + 1, dtype=float)
     if cost_predict > 0:
         unlabeled = np.floor((budget - candidates * (cost_label + cost_predict)) / cost_predict + 1e-9)
-        unlabeled = np.minimum(np.maximum(unlabeled, 0.0), N_available)
     else:
-        unlabeled = np.full_like(candidates, N_available)
-    variance = moments.variance(candidates, unlabeled, method)[0]
+        unlabeled = np.full_like(candidates, np.inf)
+    unlabeled = np.minimum(unlabeled, _unlabeled_cap(candidates, N_available, n_max))
+    runnable = unlabeled >= moments.min_unlabeled
+    variance = np.where(runnable, moments.variance(candidates, np.maximum(unlabeled, 0.0), method)[0], np.inf)
     best = int(np.argmin(variance))
+    if not runnable[best]:
+        return None
     return int(candidates[best]), float(unlabeled[best])
+
+
+def _budget_plan(moments, N_available, method, budget, costs, n_max, alpha, effect) -> PPIDesign:
+    """The better of the best split with predictions and the classical plan within ``budget``."""
+    cost_label, cost_predict = costs
+    n_classical = int(budget // cost_label)
+    if n_max is not None:
+        n_classical = min(n_classical, n_max)
+    classical = None
+    if n_classical >= moments.min_labeled:
+        classical = _design(moments, n_classical, 0, "classical", alpha, effect, costs=costs)
+    split = None if method == "classical" else _within_budget(moments, N_available, method, budget, costs, n_max)
+    if split is None:
+        if classical is None:
+            raise ValueError(
+                f"budget {budget:g} does not pay for {moments.min_labeled} labeled units at {cost_label:g} each"
+                + ("" if n_max is None else f" within n_max={n_max}") + "."
+            )
+        if method == "classical":
+            return classical
+        return dataclasses.replace(classical, note=(
+            f"classical: the budget leaves no {method} split with at least {moments.min_unlabeled} unlabeled units"))
+    n, N = split
+    chosen = _design(moments, n, N, method, alpha, effect, costs=costs)
+    if classical is None:
+        return dataclasses.replace(chosen, note=f"no classical plan: the budget pays for fewer than {moments.min_labeled} labels")
+    if chosen.se < classical.se:
+        return dataclasses.replace(chosen, note=f"beats the classical plan (n={classical.n}, se={classical.se:.4g})")
+    return dataclasses.replace(classical, note=(
+        f"classical: predictions do not pay for themselves; the best {method} split "
+        f"(n={chosen.n}, N={_count(chosen.N)}) has se={chosen.se:.4g}"))
+
+
+def _cost_plan(moments, N_available, method, target, costs, n_max, n_classical, alpha, effect) -> PPIDesign:
+    """The cheaper of the cheapest split with predictions and the classical plan meeting ``target``."""
+    design = functools.partial(_design, moments, alpha=alpha, effect=effect, n_classical=n_classical, costs=costs)
+    classical = design(n_classical, 0, "classical") if n_max is None or n_classical <= n_max else None
+    split = None if method == "classical" else _cheapest(moments, N_available, method, target, costs, n_max)
+    if split is None:
+        if classical is None:
+            raise ValueError(
+                f"the target needs more than n_max={n_max} rows (classical: {n_classical} labeled units); "
+                "relax it or raise n_max."
+            )
+        if method == "classical":
+            return classical
+        return dataclasses.replace(classical, note=(
+            f"classical: no {method} split with at least {moments.min_unlabeled} unlabeled units fits n_max"))
+    chosen = design(*split, method)
+    if classical is None:
+        return dataclasses.replace(chosen, note=f"the classical plan ({n_classical} labels) exceeds n_max")
+    if chosen.cost < classical.cost:
+        return dataclasses.replace(chosen, note=f"beats the classical plan (n={classical.n}, cost={classical.cost:.6g})")
+    return dataclasses.replace(classical, note=(
+        f"classical: cheaper than the best {method} split (n={chosen.n}, N={_count(chosen.N)}, cost={chosen.cost:.6g})"))
+
+
+def _fixed_unlabeled_plan(moments, N, method, target, n_max, n_classical, alpha, effect) -> PPIDesign:
+    """The smallest labeled sample meeting ``target`` beside ``N`` unlabeled units
+    (``n_max - n`` when fewer), or the classical plan when it needs fewer labels."""
+    design = functools.partial(_design, moments, alpha=alpha, effect=effect, n_classical=n_classical)
+    classical_fits = n_max is None or n_classical <= n_max
+    if method == "classical":
+        if not classical_fits:
+            raise ValueError(f"the target needs {n_classical} labeled units, more than n_max={n_max}; relax it.")
+        return design(n_classical, 0, method)
+    if N < moments.min_unlabeled:
+        raise ValueError(
+            f"N={_count(N)} unlabeled units are too few: the estimator needs at least {moments.min_unlabeled}; "
+            "give more, or plan with method='classical'."
+        )
+    n = _smallest_n(moments, N, method, target, n_max)
+    if n is None and not classical_fits:
+        raise ValueError(
+            f"the target cannot be met within n_max={n_max} rows (classical: {n_classical} labeled units); "
+            "relax it or raise n_max."
+        )
+    if n is None or (classical_fits and n_classical < n):
+        reason = "no runnable split fits n_max" if n is None else f"it needs fewer labels than {method} (n={n})"
+        return dataclasses.replace(design(n_classical, 0, "classical"), note=f"classical: {reason}")
+    return design(n, float(_unlabeled_cap(n, N, n_max)), method)
+
+
+def _count(N) -> str:
+    return "inf" if math.isinf(N) else f"{int(N)}"
+
+
+def _n_max(n_max, moments: PredictionMoments) -> int | None:
+    if n_max is None:
+        return None
+    value = finite_number(n_max, "n_max") if not isinstance(n_max, str) else math.nan
+    if not value == int(value):  # NaN fails too
+        raise ValueError(f"n_max must be a whole number (the most rows, labeled plus unlabeled); got {n_max!r}.")
+    if n_max < moments.min_labeled:
+        raise ValueError(f"n_max={n_max} is below the {moments.min_labeled} labeled units the estimator needs.")
+    return int(n_max)
 
 
 def _costs(cost_label, cost_predict):
@@ -398,6 +577,7 @@ def ppi_sample_size(
     cost_label: float | None = None,
     cost_predict: float | None = None,
     budget: float | None = None,
+    n_max: int | None = None,
 ) -> PPIDesign:
     """How many labeled units a prediction-powered study needs, or how to split a budget.
 
@@ -410,6 +590,13 @@ def ppi_sample_size(
       (the unlabeled units available; unlimited when None).
     * costs and a ``budget``: the split with the narrowest interval (highest
       power) that the budget pays for.
+
+    Every plan can be fitted: each sample is at least as large as the planned
+    estimator accepts (see :class:`PredictionMoments`), and a plan with
+    predictions is compared with the classical plan (labeled units only, no
+    predictions bought). The classical plan is returned when it needs fewer
+    labels, costs less for the target, or is more precise for the budget; the
+    plan's ``note`` (shown in its repr) says which won and by how much.
 
     Parameters
     ----------
@@ -447,13 +634,19 @@ def ppi_sample_size(
     cost_predict : float, optional
         Cost of one prediction (every unit, labeled or not, gets one).
     budget : float, optional
-        Total to spend: ``n * cost_label + (n + N) * cost_predict <= budget``.
+        Total to spend: ``n * cost_label + (n + N) * cost_predict <= budget``
+        (``n * cost_label`` for the classical plan).
+    n_max : int, optional
+        The most rows in the study, labeled plus unlabeled (``n + N <= n_max``),
+        e.g. the size of the corpus to be partly labeled. With ``N`` given, fewer
+        unlabeled units (``n_max - n``) are used when needed.
 
     Returns
     -------
     PPIDesign
-        ``n``, ``N``, the standard error, expected width, power, effective sample
-        size, the labeled units a classical analysis would need, and the cost.
+        ``n``, ``N``, the method, the standard error, expected width, power,
+        effective sample size, the labeled units a classical analysis would need,
+        the cost, and the comparison with the classical plan (``note``).
 
     Notes
     -----
@@ -472,6 +665,17 @@ def ppi_sample_size(
     >>> from ppinfer.power import ppi_sample_size
     >>> ppi_sample_size(width=0.2, N=10_000, rho=0.8, sd=1.0).n   # classical: 385
     142
+
+    Label some of a corpus of 3,000 units and predict the rest:
+
+    >>> plan = ppi_sample_size(width=0.2, N=float("inf"), n_max=3_000, rho=0.8)
+    >>> plan.n, plan.N
+    (151, 2849)
+
+    With weak predictions the budget is better spent on labels alone:
+
+    >>> ppi_sample_size(cost_label=1.0, cost_predict=0.1, budget=651, rho=0.1).method
+    'classical'
     """
     alpha = check_alpha(alpha)
     method = choose(method, PLAN_METHODS, "method")
@@ -482,24 +686,20 @@ def ppi_sample_size(
         if effect == 0:
             raise ValueError("effect must be nonzero (no test has power against a zero effect).")
     costs = _costs(cost_label, cost_predict)
+    n_max = _n_max(n_max, moments)
     if budget is not None:
         if costs is None:
             raise TypeError("a budget needs cost_label and cost_predict.")
         if width is not None or power is not None:
             raise ValueError("give a budget or a target (width or power), not both: a budget buys the best precision.")
         budget = _positive(budget, "budget")
-        N_available = _unlabeled(N, allow_none=True)
-        n, N_used = _within_budget(moments, N_available, method, budget, costs)
-        return _design(moments, n, N_used, method, alpha, effect, costs=costs)
+        return _budget_plan(moments, _unlabeled(N, allow_none=True), method, budget, costs, n_max, alpha, effect)
     target = _target_variance(width, power, effect, alpha, alternative)
     n_classical = _smallest_n(moments, 0, "classical", target)
     if costs is not None:
         N_available = _unlabeled(N, allow_none=True)
-        n, N_used = _cheapest(moments, N_available, method, target, costs)
-        return _design(moments, n, N_used, method, alpha, effect, n_classical=n_classical, costs=costs)
-    N = _unlabeled(N)
-    n = _smallest_n(moments, N, method, target)
-    return _design(moments, n, N, method, alpha, effect, n_classical=n_classical)
+        return _cost_plan(moments, N_available, method, target, costs, n_max, n_classical, alpha, effect)
+    return _fixed_unlabeled_plan(moments, _unlabeled(N), method, target, n_max, n_classical, alpha, effect)
 
 
 def ppi_power(
@@ -551,8 +751,15 @@ def ppi_power(
     moments = _moments(pilot, rho, sd, sd_prediction, parameter)
     effect = finite_number(effect, "effect")
     sizes = np.asarray(n, dtype=float)
-    if np.any(~np.isfinite(sizes)) or np.any(sizes < 2) or np.any(sizes != np.round(sizes)):
-        raise ValueError(f"n must hold whole numbers of at least 2; got {n!r}.")
-    variance, _ = moments.variance(sizes, _unlabeled(N), method)
+    smallest = moments.min_labeled
+    if np.any(~np.isfinite(sizes)) or np.any(sizes < smallest) or np.any(sizes != np.round(sizes)):
+        raise ValueError(f"n must hold whole numbers of at least {smallest} (what the estimator needs); got {n!r}.")
+    N = _unlabeled(N)
+    if method != "classical" and N < moments.min_unlabeled:
+        raise ValueError(
+            f"N={_count(N)} unlabeled units are too few: the estimator needs at least {moments.min_unlabeled}; "
+            "give more, or use method='classical'."
+        )
+    variance, _ = moments.variance(sizes, N, method)
     result = _power(np.sqrt(variance), effect, alpha, alternative)
     return float(result) if np.ndim(result) == 0 else result
