@@ -283,7 +283,12 @@ def _fit(arguments: argparse.Namespace) -> int:
         unlabeled = read_table(arguments.unlabeled, "--unlabeled")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            results = _build_model(arguments, labeled, unlabeled).fit(method=arguments.method)
+            options = {"method": arguments.method}
+            if arguments.cov_type is not None:
+                options["cov_type"] = arguments.cov_type
+            if arguments.normal:
+                options["use_t"] = False
+            results = _build_model(arguments, labeled, unlabeled).fit(**options)
             summary = str(results.summary(alpha=arguments.alpha))
             table = tidy_table(results, alpha=arguments.alpha)
         if output is not None:
@@ -328,6 +333,11 @@ def _add_fit(commands) -> None:
                            help="ppi++ (default: power-tuned lambda), ppi (lambda = 1), classical (labeled rows "
                                 "only), naive (predictions pooled as data: invalid, for comparison)")
     estimator.add_argument("--alpha", type=float, default=0.05, help="intervals at level 1 - alpha (default 0.05)")
+    estimator.add_argument("--cov-type", dest="cov_type", metavar="TYPE",
+                           help="covariance estimator: HC0, HC1, HC2, HC3, CR0, CR1, CR2 (default: HC2 for means, "
+                                "HC3 for regressions, CR2 with clusters)")
+    estimator.add_argument("--normal", action="store_true",
+                           help="normal (z) intervals and tests instead of Student's t")
     design = fit.add_argument_group("sampling design (column names)")
     design.add_argument("--weights", metavar="COLUMN", help="survey weights")
     design.add_argument("--groups", metavar="COLUMN", help="cluster ids: cluster-robust variances")

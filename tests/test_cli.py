@@ -246,7 +246,8 @@ def test_missing_rows_raise_or_are_dropped(files, capsys):
 def test_classical_ols_is_statsmodels_hc0_with_z_intervals(files):
     tmp, labeled, _ = files
     assert run("fit", "y ~ x1 + C(g)", "--labeled", tmp / "lab.csv", "--unlabeled", tmp / "unl.csv", "--yhat",
-               "pred", "--method", "classical", "--alpha", 0.1, "--output", tmp / "out.csv") == 0
+               "pred", "--method", "classical", "--alpha", 0.1, "--cov-type", "HC0", "--normal",
+               "--output", tmp / "out.csv") == 0
     table = read_output(tmp / "out.csv").set_index("term")
     reference = smf.ols("y ~ x1 + C(g)", data=labeled).fit(cov_type="HC0")  # normal-based inference
     np.testing.assert_allclose(table["estimate"], reference.params[table.index], rtol=1e-10)
@@ -260,7 +261,7 @@ def test_classical_ols_is_statsmodels_hc0_with_z_intervals(files):
 def test_ppi_mean_is_the_closed_form(files):
     tmp, labeled, unlabeled = files
     assert run("fit", "y", "--model", "mean", "--labeled", tmp / "lab.csv", "--unlabeled", tmp / "unl.csv",
-               "--yhat", "pred", "--method", "ppi", "--output", tmp / "out.csv") == 0
+               "--yhat", "pred", "--method", "ppi", "--cov-type", "HC0", "--normal", "--output", tmp / "out.csv") == 0
     row = read_output(tmp / "out.csv").iloc[0]
     # theta = mean(yhat_unlabeled) + mean(y - yhat); Var = var(y - yhat) / n + var(yhat_unlabeled) / N (1/n moments)
     rectifier, predictions = labeled["y"] - labeled["pred"], unlabeled["pred"]

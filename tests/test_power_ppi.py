@@ -109,7 +109,7 @@ def test_pilot_arrays_and_pilot_models_give_the_moments():
     hc0 = sm.OLS(ols.labeled["y"], ols.labeled[ols.covariates]).fit(cov_type="HC0").bse["x1"] ** 2
     assert moments.var_y == pytest.approx(2_000 * hc0)
     variance, _ = moments.variance(2_000, 5_000)
-    tuned = model.fit(method="ppi++", lam="per-coefficient").bse["x1"] ** 2
+    tuned = model.fit(method="ppi++", lam="per-coefficient", cov_type="HC0").bse["x1"] ** 2
     assert variance == pytest.approx(tuned, rel=1e-6)
 
 

@@ -569,6 +569,8 @@ class PPIModel(Estimator):
             covariance = self._classical_covariance(cov_type)
             df = self._labeled_df(cov_type) if use_t else None
             return self._results(method, params, WaldInference(params, covariance, df), 0.0, cov_type)
+        if rule.tuned and not point_only:
+            self._check_tuning_room(cov_type, rule)
         fixed_point = point_only and not rule.tuned
         lam, variance = (rule.fixed, None) if fixed_point else self._lambda_and_variance(rule, cov_type)
         _, fit_f, fit_u = self._fits()
@@ -593,6 +595,17 @@ class PPIModel(Estimator):
             details = [("Draws per unit (K)", str(self.draws)), ("Var 1 draw / K draws", f"{ratio:.3f}")]
         return self._results(method, params, WaldInference(params, variance.covariance, df),
                              self._report_lambda(lam, rule), cov_type, details)
+
+    def _check_tuning_room(self, cov_type: str, rule: LambdaRule) -> None:
+        """A tuned lambda is one more coefficient fitted on the labeled sample: it needs a
+        degree of freedom left over, else its variance (and interval) cannot be estimated."""
+        room = self._labeled_df(cov_type) - rule.tuned_count(self.design.nstrata)
+        if np.any(room < 1):
+            raise ValueError(
+                f"too few labeled rows to tune lambda: the labeled sample has {int(self._labeled_df(cov_type).min())} "
+                "degree(s) of freedom for the parameters' variances and tuning uses one more. Fit with "
+                "method='ppi' (lambda = 1), a fixed lam, or method='classical'; or label more units."
+            )
 
     def _naive(self, cov_type: str, use_t: bool, point_only: bool):
         design = self.design

@@ -55,7 +55,7 @@ def _pilot_variances(model, k: int) -> tuple[float, float, float, float]:
     ``V_Y`` is the variance of the labeled-outcome estimate, ``C_Yf`` its
     covariance with the labeled-prediction estimate, ``V_f`` and ``V_fu`` the
     variances of the labeled- and unlabeled-prediction estimates. The only
-    function that reads a pilot model's internals (``_cdf``, ``_components``).
+    function that reads a pilot model's variance blocks (its first-order components).
 
     A quantile's blocks are those of the indicators ``1{Y <= t}``, ``1{f <= t}``
     at the classical estimate ``t``, scaled by ``1 / density^2``, which the ratio
@@ -68,7 +68,7 @@ def _pilot_variances(model, k: int) -> tuple[float, float, float, float]:
         parts = [float(np.sum(block)) for block in (blocks.var_y, blocks.cov_yf, blocks.var_f, blocks.var_fu)]
         scale = classical.bse.to_numpy()[k] ** 2 / parts[0]
         return tuple(part * scale for part in parts)
-    blocks = model._components
+    blocks = model.components("CR0" if model.design.clustered else "HC0")
     return tuple(float(block[k, k]) for block in (blocks.var_y, blocks.cov_yf, blocks.var_f, blocks.var_fu))
 
 
@@ -322,6 +322,12 @@ def _target_variance(width, power, effect, alpha, alternative) -> float:
     return se**2
 
 
+def _fewest_labeled(moments: PredictionMoments, method: str) -> int:
+    """The smallest labeled sample a method can be fitted on: one more for PPI++, whose
+    tuned lambda uses up a degree of freedom of the labeled sample."""
+    return moments.min_labeled + (1 if method == "ppi++" else 0)
+
+
 def _smallest_n(moments: PredictionMoments, N, method: str, target: float, n_max: int | None = None) -> int | None:
     """Smallest runnable ``n`` with variance at most ``target`` beside ``N`` unlabeled units.
 
@@ -330,7 +336,7 @@ def _smallest_n(moments: PredictionMoments, N, method: str, target: float, n_max
     grows and a plan with predictions needs ``moments.min_unlabeled`` of them, so
     the sizes up to ``n_max`` are scanned in vectorised chunks; None when none fits.
     """
-    low = moments.min_labeled
+    low = _fewest_labeled(moments, method)
     if n_max is not None and method != "classical":
         stop = n_max - moments.min_unlabeled
         for first in range(low, stop + 1, _CHUNK):
@@ -436,9 +442,9 @@ def _within_budget(moments, N_available, method, budget, costs, n_max=None) -> t
     n_top = int(budget // (cost_label + cost_predict))
     if n_max is not None:
         n_top = min(n_top, n_max - moments.min_unlabeled)
-    if n_top < moments.min_labeled:
+    if n_top < _fewest_labeled(moments, method):
         return None
-    candidates = np.arange(moments.min_labeled, n_top + 1, dtype=float)
+    candidates = np.arange(_fewest_labeled(moments, method), n_top + 1, dtype=float)
     if cost_predict > 0:
         unlabeled = np.floor((budget - candidates * (cost_label + cost_predict)) / cost_predict + 1e-9)
     else:
@@ -751,7 +757,7 @@ def ppi_power(
     moments = _moments(pilot, rho, sd, sd_prediction, parameter)
     effect = finite_number(effect, "effect")
     sizes = np.asarray(n, dtype=float)
-    smallest = moments.min_labeled
+    smallest = _fewest_labeled(moments, method)
     if np.any(~np.isfinite(sizes)) or np.any(sizes < smallest) or np.any(sizes != np.round(sizes)):
         raise ValueError(f"n must hold whole numbers of at least {smallest} (what the estimator needs); got {n!r}.")
     N = _unlabeled(N)
