@@ -174,12 +174,25 @@ class Quantile(PPIModel):
     ----------
     y : array-like, shape (n,)
         Gold-standard outcomes of the labeled units.
-    yhat : array-like, shape (n,)
+    yhat : array-like, shape (n,) or (n, K)
         Predictions for the labeled units.
-    yhat_unlabeled : array-like, shape (N,)
+    yhat_unlabeled : array-like, shape (N,) or (N, K)
         Predictions for the unlabeled units.
     q : float or sequence of floats in (0, 1)
         Quantile level(s); the results hold one row per level.
+    weights, weights_unlabeled : array-like, optional
+        Row weights of each sample (e.g. survey weights).
+    label_prob : array-like, optional
+        Known probability with which each labeled unit was chosen for labeling
+        from all units; ``yhat_unlabeled`` then holds the unlabeled units only.
+    groups, groups_unlabeled : array-like, optional
+        Cluster labels for cluster-robust inference; a label present in both
+        samples is one cluster.
+    strata, strata_unlabeled : array-like, optional
+        Stratum labels of each sample, with ``stratum_weights`` (population share
+        of each stratum, by label).
+    stratum_weights : dict or pandas.Series, optional
+        Population shares of the strata.
     missing : {"raise", "drop"}
         Rows with NaN or infinite values: raise (default) or drop.
 
@@ -188,32 +201,68 @@ class Quantile(PPIModel):
 
     Notes
     -----
-    The rectified CDF and its variance at a point ``t`` (Angelopoulos et al. 2023;
-    METHODS.md, section 3)::
+    The estimand is the lower quantile ``theta = min{t : F(t) >= q}`` of the
+    outcome's CDF ``F``. The rectified CDF and its variance at a point ``t``
+    (Angelopoulos et al. 2023, Science)::
 
         F(t; lam)  = lam * mean(1{yhat_unlabeled <= t}) + mean(1{y <= t} - lam * 1{yhat <= t})
         s2(t; lam) = lam^2 Fu (1 - Fu) / N + s2(1{y <= t} - lam * 1{yhat <= t}) / n
 
-    The interval collects every breakpoint ``t`` (every value of ``y``, ``yhat``
-    and ``yhat_unlabeled``) with ``|F(t; lam) - q| <= z * s(t; lam)``. ``F`` and ``s``
-    are right-continuous step functions, constant between breakpoints, so the set
-    of accepted values is a union of intervals ``[t_k, t_{k+1})``: the reported
-    interval runs from the smallest accepted breakpoint to the supremum of the
-    accepted values, the breakpoint after the largest accepted one (the upper end
-    itself is not accepted: the interval is half-open). This is exact; it
-    costs one sort per sample and a binary search per breakpoint:
-    O((n + N) log(n + N)) time and O(n + N) memory. The point estimate is the
-    smallest ``t`` with ``F(t; lam) >= q``. PPI++ tunes lambda for each q at the
-    lambda = 1 point estimate ``t0`` by the mean formula applied to the indicators
-    ``1{y <= t0}``, ``1{yhat <= t0}`` and ``1{yhat_unlabeled <= t0}``.
+    and ``F(t-; lam)``, ``s2(t-; lam)`` the same with ``<`` for ``<=`` (the left
+    limits). ``theta = t`` exactly when ``F(t-) < q <= F(t)``, so the test of
+    ``theta = t`` rejects when::
 
-    ``bse`` is interval-implied (95% width / 3.92) and p-values come from the same
-    z test, evaluated at the null.
+        F(t; lam)  < q - z s(t; lam)       (evidence that theta > t)   or
+        F(t-; lam) > q + z s(t-; lam)      (evidence that theta < t),
 
-    With ``lam > 0`` and poor predictions ``F(t; lam)`` need not be monotone, so
-    the accepted breakpoints need not be contiguous; the interval (their hull)
-    then covers more often than the test's nominal level: it is conservative,
-    never anti-conservative.
+    two one-sided tests at level alpha / 2 each. For a continuous outcome
+    ``F(t-) = F(t) = q`` at ``theta`` and this is the z test of ``F(t) = q``. For
+    an outcome with ties (an atom at ``theta``, ``F(theta) > q``) a test of
+    ``F(t) = q`` alone rejects the true quantile whenever ``F(theta)`` is
+    significantly above ``q`` and undercovers; this one rejects it with
+    probability at most alpha (asymptotically, wherever ``q`` falls in the jump
+    of ``F`` at ``theta``). It covers more than ``1 - alpha`` when ``q`` lies
+    strictly inside the jump, the more so the larger the jump against ``s``: the
+    price of keeping the level when ``q`` sits at either end of it, which the
+    distribution-free order-statistic intervals pay too (Hahn & Meeker 1991,
+    Statistical Intervals; with ``lam = 0`` this interval is theirs, with
+    normal-approximation ranks).
+
+    The interval is the set of values not rejected. ``F`` and ``s`` are step
+    functions, so each breakpoint ``t_k`` (each value of ``y``, ``yhat`` and
+    ``yhat_unlabeled``) is accepted or not by ``F(t_k)`` and ``F(t_{k-1})``, and the
+    values strictly between ``t_k`` and ``t_{k+1}`` together by ``F(t_k)``. When
+    ``F(.; lam)`` is non-decreasing (always for classical and naive) the accepted
+    set is the closed interval ``[lower, upper]`` reported, both ends accepted;
+    otherwise the reported interval is its hull and covers at least as often as
+    the test accepts. The point estimate is the smallest ``t`` with
+    ``F(t; lam) >= q``.
+
+    The breakpoints are visited in increasing order by merging the sorted
+    samples, without a grid and without binary searches over the unlabeled
+    sample: O((n + N) log(n + N)) time (the sorts) and O(n + N) memory.
+    PPI++ tunes lambda for each q at the lambda = 1 point estimate ``t0`` by the
+    mean formula applied to the indicators ``1{y <= t0}``, ``1{yhat <= t0}`` and
+    ``1{yhat_unlabeled <= t0}``.
+
+    ``bse`` is interval-implied (95% width / 3.92). p-values come from the same
+    two one-sided z statistics evaluated at the null: ``(q - F(t)) / s(t)`` and
+    ``(F(t-) - q) / s(t-)``; the two-sided statistic is the larger one, signed
+    (positive when the quantile lies above the null).
+
+    Examples
+    --------
+    Prices recorded in whole units: the median is an atom of the outcome.
+
+    >>> import numpy as np, ppinfer
+    >>> rng = np.random.default_rng(0)
+    >>> price = np.round(np.exp(rng.normal(3.0, 0.4, size=3300)))
+    >>> predicted = price * np.exp(rng.normal(0.0, 0.1, size=3300))
+    >>> model = ppinfer.Quantile(price[:300], predicted[:300], predicted[300:], q=0.5)
+    >>> res = model.fit()
+    >>> print(res.conf_int(alpha=0.1).round(2))
+           lower  upper
+    q=0.5   19.0   21.0
     """
 
     _title = "Quantile"
