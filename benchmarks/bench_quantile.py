@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.profile:
         model = build()
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(clock)
         profiler.runcall(lambda: model.fit().conf_int())
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
         return {}

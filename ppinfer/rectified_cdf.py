@@ -61,6 +61,7 @@ class Points:
     def __init__(self, values: np.ndarray, side: str = "right", positions: dict | None = None):
         self.values, self.side = np.asarray(values, dtype=float), side
         self._positions = dict(positions or {})
+        self._runs: dict = {}
 
     def __len__(self) -> int:
         return self.values.shape[0]
@@ -74,6 +75,12 @@ class Points:
         """The first point of each run of consecutive points with the same
         positions in all of ``samples``, and the runs' lengths: anything computed
         from these samples alone is computed once per run and repeated."""
+        key = tuple(samples)
+        if key not in self._runs:
+            self._runs[key] = self._find_runs(samples)
+        return self._runs[key]
+
+    def _find_runs(self, samples: list[SortedValues]) -> tuple["Points", np.ndarray]:
         changed = np.zeros(len(self), dtype=bool)
         changed[0] = True
         for sample in samples:
@@ -249,6 +256,20 @@ class PairSum:
         return cls(Cumulative(a, event), left, left, float(totals @ totals), factor)
 
 
+def _scaled(share: float, values: np.ndarray) -> np.ndarray:
+    return values if share == 1.0 else share * values
+
+
+def _stacked(per_stratum: list[np.ndarray]) -> np.ndarray:
+    """(K, m) from K arrays (m,); a view when K = 1, the unstratified scan's case."""
+    return per_stratum[0][None] if len(per_stratum) == 1 else np.stack(per_stratum)
+
+
+def _total(per_stratum) -> np.ndarray:
+    """The sum over strata (the first axis); no copy when K = 1."""
+    return per_stratum[0] if len(per_stratum) == 1 else np.sum(per_stratum, axis=0)
+
+
 class Evaluation:
     """The rectified CDF's pieces at points (m,), for K strata (K = 1 unstratified).
 
@@ -262,19 +283,17 @@ class Evaluation:
     def __init__(self, strata: list[tuple["RectifiedCDF", float]], points: Points):
         self._strata, self.points = strata, points
         self._levels = [cdf.levels(points) for cdf, _ in strata]
-        self.base = np.zeros(len(points))
-        for (_, share), (fy, _, _) in zip(strata, self._levels):
-            self.base += share * fy
-        self.slopes = np.stack([share * (fu - ff) for (_, share), (_, ff, fu) in zip(strata, self._levels)])
+        self.base = _total([_scaled(share, fy) for (_, share), (fy, _, _) in zip(strata, self._levels)])
+        self.slopes = _stacked([_scaled(share, fu - ff) for (_, share), (_, ff, fu) in zip(strata, self._levels)])
 
     @cached_property
     def blocks(self) -> tuple[np.ndarray, ...]:
         """(var_y, cov_yf, var_f, var_fu), each (K, m)."""
         per_stratum = [
-            [share**2 * block for block in cdf.blocks(self.points, *levels)]
+            [_scaled(share**2, block) for block in cdf.blocks(self.points, *levels)]
             for (cdf, share), levels in zip(self._strata, self._levels)
         ]
-        return tuple(np.stack([stratum[j] for stratum in per_stratum]) for j in range(4))
+        return tuple(_stacked([stratum[j] for stratum in per_stratum]) for j in range(4))
 
     @property
     def components(self) -> PPIComponents:
@@ -287,14 +306,14 @@ class Evaluation:
         return lam[:, None] if lam.ndim == 1 else lam
 
     def value(self, lam) -> np.ndarray:
-        return self.base + (self._per_point(lam) * self.slopes).sum(axis=0)
+        return self.base + _total(self._per_point(lam) * self.slopes)
 
     def variance(self, lam) -> np.ndarray:
         lam = self._per_point(lam)
         var_y, cov_yf, var_f, var_fu = self.blocks
         # the order of operations of PPIComponents.covariance, so that both give the same numbers
         cross = cov_yf * lam
-        return np.maximum((var_y - cross - cross + lam * (var_f + var_fu) * lam).sum(axis=0), 0.0)
+        return np.maximum(_total(var_y - cross - cross + lam * (var_f + var_fu) * lam), 0.0)
 
     def tuned_lambda(self) -> np.ndarray:
         """(K, m) variance-minimising lambdas, clipped to [0, 1]."""
