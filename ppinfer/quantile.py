@@ -10,7 +10,7 @@ import numpy as np
 from .covariance import PPIWarning
 from .data import as_variable
 from .model import PPIModel
-from .rectified_cdf import RectifiedCDF, StratifiedCDF, next_breakpoint
+from .rectified_cdf import RectifiedCDF, StratifiedCDF
 from .results import PPIResults, critical_value
 
 #: breakpoints evaluated per chunk (bounds the memory of a scan)
@@ -23,63 +23,102 @@ CDF = RectifiedCDF | StratifiedCDF
 
 
 def scan(cdf: CDF, q: np.ndarray, lam: np.ndarray, z: float | None, alternative: str = "two-sided"):
-    """One pass over every breakpoint of ``cdf`` for all quantile levels at once.
+    """One pass over the breakpoints of ``cdf``, in increasing order, for all levels at once.
 
     ``lam`` has one row per level (one lambda per stratum). Returns the point
     estimates (smallest ``t`` with ``F(t; lam) >= q``) and, if ``z`` is given, the
-    ends of the set of values not rejected by the z test of ``F(t; lam) = q``: the
-    smallest accepted breakpoint, and the supremum of the accepted values, which
-    is the breakpoint following the largest accepted one (``F`` is a right-continuous
-    step function, constant up to its next breakpoint).
+    ends of the set of values that the test of ``theta = t`` does not reject
+    (see :class:`Quantile`, Notes): a breakpoint ``t_k`` is accepted when
+    ``F(t_k)`` is not significantly below ``q`` and its left limit ``F(t_{k-1})``
+    not significantly above; the values strictly between ``t_k`` and ``t_{k+1}``
+    (where ``F`` is constant) when ``F(t_k)`` is neither. The lower end is the
+    smallest accepted value (or the infimum ``t_k`` of an accepted open piece),
+    the upper end the largest accepted value (or the supremum ``t_{k+1}``).
+    The results are memoised on ``cdf``.
     """
+    memo = cdf.inversions
+    key = (q.tobytes(), lam.tobytes())
+    if z is None and key in memo:
+        return memo[key], None, None
+    full = (*key, z, alternative)
+    if full in memo:
+        return memo[key], *memo[full]
     k = q.shape[0]
     point = np.full(k, np.inf)
     lower, upper = np.full(k, np.inf), np.full(k, -np.inf)
-    # with lambda = 0 a level's F changes only at the outcomes
-    uses_predictions = np.any(lam != 0, axis=1)
-    # sorted breakpoints make the binary searches cache-friendly
-    for values, predictions in cdf.sorted_sources():
-        levels = [j for j in range(k) if uses_predictions[j] or not predictions]
-        if not levels:
-            continue
-        for start in range(0, values.shape[0], SCAN_CHUNK):
-            t = values[start : start + SCAN_CHUNK]
-            evaluation = cdf.evaluate(t)
-            for j in levels:
-                gap = evaluation.value(lam[j]) - q[j]
-                reached = gap >= -ROUNDING
-                if reached.any():
-                    point[j] = min(point[j], t[reached].min())
-                if z is None:
-                    continue
-                bound = z * np.sqrt(evaluation.variance(lam[j])) + ROUNDING
-                if alternative == "two-sided":
-                    accepted = np.abs(gap) <= bound
-                elif alternative == "larger":
-                    accepted = gap >= -bound
-                else:
-                    accepted = gap <= bound
-                if accepted.any():
-                    lower[j] = min(lower[j], t[accepted].min())
-                    upper[j] = max(upper[j], t[accepted].max())
-    if z is not None:
+    # below the smallest breakpoint F = 0 < q: never significantly above q
+    high_before = np.ones(k, dtype=bool)
+    # the last breakpoint of the previous chunk accepted the values up to the next one
+    open_before = np.zeros(k, dtype=bool)
+    for points in cdf.breakpoints(bool(np.any(lam != 0)), SCAN_CHUNK):
+        t = points.values
+        evaluation = cdf.evaluate(points)
         for j in range(k):
-            if np.isfinite(upper[j]):
-                upper[j] = next_breakpoint(cdf, upper[j], bool(uses_predictions[j]))
+            gap = evaluation.value(lam[j]) - q[j]
+            if np.isinf(point[j]):
+                reached = np.flatnonzero(gap >= -ROUNDING)
+                if reached.size:
+                    point[j] = t[reached[0]]
+            if z is None:
+                continue
+            bound = z * np.sqrt(evaluation.variance(lam[j])) + ROUNDING
+            not_low, not_high = gap >= -bound, gap <= bound
+            # at t_k the left limit is F at the previous breakpoint
+            not_high_before = np.concatenate([high_before[j : j + 1], not_high[:-1]])
+            if alternative == "two-sided":
+                at, after = not_low & not_high_before, not_low & not_high
+            elif alternative == "larger":
+                at = after = not_low
+            else:
+                at, after = not_high_before, not_high
+            if open_before[j]:
+                upper[j] = max(upper[j], t[0])
+            accepted = np.flatnonzero(at | after)
+            if accepted.size:
+                lower[j] = min(lower[j], t[accepted[0]])
+            accepted_at = np.flatnonzero(at)
+            if accepted_at.size:
+                upper[j] = max(upper[j], t[accepted_at[-1]])
+            accepted_after = np.flatnonzero(after[:-1])
+            if accepted_after.size:
+                upper[j] = max(upper[j], t[accepted_after[-1] + 1])
+            high_before[j], open_before[j] = not_high[-1], after[-1]
+        if z is None and np.all(np.isfinite(point)):
+            break
+    if z is not None:
+        # accepted beyond the largest breakpoint
+        upper[open_before] = np.inf
+        memo[full] = (lower, upper)
+    memo[key] = point
     return point, lower, upper
 
 
-def statistic(cdf: CDF, t: np.ndarray, q: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """z statistic ``(q - F(t_j; lam_j)) / se`` at one point per level (positive when
-    the quantile lies above ``t``)."""
-    evaluation = cdf.evaluate(t)
-    value = evaluation.base + (lam.T * evaluation.slopes).sum(axis=0)
-    blocks = evaluation.components.covariance(lam.T[..., None])
-    se = np.sqrt(np.maximum(blocks[..., 0, 0].sum(axis=0), 0.0))
-    gap = q - value
-    gap = np.where(np.abs(gap) <= ROUNDING, 0.0, gap)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(se > 0, gap / np.where(se > 0, se, 1.0), np.sign(gap) * np.inf)
+def statistic(cdf: CDF, t: np.ndarray, q: np.ndarray, lam: np.ndarray, alternative: str = "two-sided") -> np.ndarray:
+    """z statistic of ``theta_j = t_j`` per level, positive when the quantile lies above ``t``.
+
+    Two one-sided statistics: ``(q - F(t)) / s(t)`` (evidence that ``theta > t``)
+    and ``(F(t-) - q) / s(t-)`` (evidence that ``theta < t``), at the CDF and at
+    its left limit. ``"larger"`` uses the first, ``"smaller"`` minus the second,
+    and ``"two-sided"`` the larger of the two with its sign (0 when neither is
+    positive), so that ``2 * P(Z > |statistic|)`` is the p-value of the two-sided
+    test the interval inverts. Where ``F`` is continuous at ``t`` both are the
+    same z score.
+    """
+
+    def score(evaluation, sign):
+        gap = sign * (q - evaluation.value(lam.T))
+        gap = np.where(np.abs(gap) <= ROUNDING, 0.0, gap)
+        se = np.sqrt(evaluation.variance(lam.T))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(se > 0, gap / np.where(se > 0, se, 1.0), np.sign(gap) * np.inf)
+
+    above = score(cdf.evaluate(t), 1.0)
+    if alternative == "larger":
+        return above
+    below = score(cdf.evaluate(t, side="left"), -1.0)
+    if alternative == "smaller":
+        return -below
+    return np.where(np.maximum(above, below) <= 0, 0.0, np.where(above >= below, above, -below))
 
 
 class QuantileInversion:
@@ -124,8 +163,8 @@ class QuantileInversion:
             lower = np.full_like(upper, -np.inf)
         return lower, upper
 
-    def statistic(self, null):
-        return statistic(self.cdf, null, self.q, self.lam)
+    def statistic(self, null, alternative: str = "two-sided"):
+        return statistic(self.cdf, null, self.q, self.lam, alternative)
 
 
 class Quantile(PPIModel):
@@ -135,12 +174,25 @@ class Quantile(PPIModel):
     ----------
     y : array-like, shape (n,)
         Gold-standard outcomes of the labeled units.
-    yhat : array-like, shape (n,)
+    yhat : array-like, shape (n,) or (n, K)
         Predictions for the labeled units.
-    yhat_unlabeled : array-like, shape (N,)
+    yhat_unlabeled : array-like, shape (N,) or (N, K)
         Predictions for the unlabeled units.
     q : float or sequence of floats in (0, 1)
         Quantile level(s); the results hold one row per level.
+    weights, weights_unlabeled : array-like, optional
+        Row weights of each sample (e.g. survey weights).
+    label_prob : array-like, optional
+        Known probability with which each labeled unit was chosen for labeling
+        from all units; ``yhat_unlabeled`` then holds the unlabeled units only.
+    groups, groups_unlabeled : array-like, optional
+        Cluster labels for cluster-robust inference; a label present in both
+        samples is one cluster.
+    strata, strata_unlabeled : array-like, optional
+        Stratum labels of each sample, with ``stratum_weights`` (population share
+        of each stratum, by label).
+    stratum_weights : dict or pandas.Series, optional
+        Population shares of the strata.
     missing : {"raise", "drop"}
         Rows with NaN or infinite values: raise (default) or drop.
 
@@ -149,32 +201,68 @@ class Quantile(PPIModel):
 
     Notes
     -----
-    The rectified CDF and its variance at a point ``t`` (Angelopoulos et al. 2023;
-    METHODS.md, section 3)::
+    The estimand is the lower quantile ``theta = min{t : F(t) >= q}`` of the
+    outcome's CDF ``F``. The rectified CDF and its variance at a point ``t``
+    (Angelopoulos et al. 2023, Science)::
 
         F(t; lam)  = lam * mean(1{yhat_unlabeled <= t}) + mean(1{y <= t} - lam * 1{yhat <= t})
         s2(t; lam) = lam^2 Fu (1 - Fu) / N + s2(1{y <= t} - lam * 1{yhat <= t}) / n
 
-    The interval collects every breakpoint ``t`` (every value of ``y``, ``yhat``
-    and ``yhat_unlabeled``) with ``|F(t; lam) - q| <= z * s(t; lam)``. ``F`` and ``s``
-    are right-continuous step functions, constant between breakpoints, so the set
-    of accepted values is a union of intervals ``[t_k, t_{k+1})``: the reported
-    interval runs from the smallest accepted breakpoint to the supremum of the
-    accepted values, the breakpoint after the largest accepted one (the upper end
-    itself is not accepted: the interval is half-open). This is exact; it
-    costs one sort per sample and a binary search per breakpoint:
-    O((n + N) log(n + N)) time and O(n + N) memory. The point estimate is the
-    smallest ``t`` with ``F(t; lam) >= q``. PPI++ tunes lambda for each q at the
-    lambda = 1 point estimate ``t0`` by the mean formula applied to the indicators
-    ``1{y <= t0}``, ``1{yhat <= t0}`` and ``1{yhat_unlabeled <= t0}``.
+    and ``F(t-; lam)``, ``s2(t-; lam)`` the same with ``<`` for ``<=`` (the left
+    limits). ``theta = t`` exactly when ``F(t-) < q <= F(t)``, so the test of
+    ``theta = t`` rejects when::
 
-    ``bse`` is interval-implied (95% width / 3.92) and p-values come from the same
-    z test, evaluated at the null.
+        F(t; lam)  < q - z s(t; lam)       (evidence that theta > t)   or
+        F(t-; lam) > q + z s(t-; lam)      (evidence that theta < t),
 
-    With ``lam > 0`` and poor predictions ``F(t; lam)`` need not be monotone, so
-    the accepted breakpoints need not be contiguous; the interval (their hull)
-    then covers more often than the test's nominal level: it is conservative,
-    never anti-conservative.
+    two one-sided tests at level alpha / 2 each. For a continuous outcome
+    ``F(t-) = F(t) = q`` at ``theta`` and this is the z test of ``F(t) = q``. For
+    an outcome with ties (an atom at ``theta``, ``F(theta) > q``) a test of
+    ``F(t) = q`` alone rejects the true quantile whenever ``F(theta)`` is
+    significantly above ``q`` and undercovers; this one rejects it with
+    probability at most alpha (asymptotically, wherever ``q`` falls in the jump
+    of ``F`` at ``theta``). It covers more than ``1 - alpha`` when ``q`` lies
+    strictly inside the jump, the more so the larger the jump against ``s``: the
+    price of keeping the level when ``q`` sits at either end of it, which the
+    distribution-free order-statistic intervals pay too (Hahn & Meeker 1991,
+    Statistical Intervals; with ``lam = 0`` this interval is theirs, with
+    normal-approximation ranks).
+
+    The interval is the set of values not rejected. ``F`` and ``s`` are step
+    functions, so each breakpoint ``t_k`` (each value of ``y``, ``yhat`` and
+    ``yhat_unlabeled``) is accepted or not by ``F(t_k)`` and ``F(t_{k-1})``, and the
+    values strictly between ``t_k`` and ``t_{k+1}`` together by ``F(t_k)``. When
+    ``F(.; lam)`` is non-decreasing (always for classical and naive) the accepted
+    set is the closed interval ``[lower, upper]`` reported, both ends accepted;
+    otherwise the reported interval is its hull and covers at least as often as
+    the test accepts. The point estimate is the smallest ``t`` with
+    ``F(t; lam) >= q``.
+
+    The breakpoints are visited in increasing order by merging the sorted
+    samples, without a grid and without binary searches over the unlabeled
+    sample: O((n + N) log(n + N)) time (the sorts) and O(n + N) memory.
+    PPI++ tunes lambda for each q at the lambda = 1 point estimate ``t0`` by the
+    mean formula applied to the indicators ``1{y <= t0}``, ``1{yhat <= t0}`` and
+    ``1{yhat_unlabeled <= t0}``.
+
+    ``bse`` is interval-implied (95% width / 3.92). p-values come from the same
+    two one-sided z statistics evaluated at the null: ``(q - F(t)) / s(t)`` and
+    ``(F(t-) - q) / s(t-)``; the two-sided statistic is the larger one, signed
+    (positive when the quantile lies above the null).
+
+    Examples
+    --------
+    Prices recorded in whole units: the median is an atom of the outcome.
+
+    >>> import numpy as np, ppinfer
+    >>> rng = np.random.default_rng(0)
+    >>> price = np.round(np.exp(rng.normal(3.0, 0.4, size=3300)))
+    >>> predicted = price * np.exp(rng.normal(0.0, 0.1, size=3300))
+    >>> model = ppinfer.Quantile(price[:300], predicted[:300], predicted[300:], q=0.5)
+    >>> res = model.fit()
+    >>> print(res.conf_int(alpha=0.1).round(2))
+           lower  upper
+    q=0.5   19.0   21.0
     """
 
     _title = "Quantile"

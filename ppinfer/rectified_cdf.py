@@ -20,7 +20,8 @@ O((n + N) log(n + N)) time and O(n + N) memory, without a grid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from functools import cached_property
 
 import numpy as np
 
@@ -31,16 +32,13 @@ from .fitting import cluster_correction
 class SortedValues:
     """One sort of a value array, shared by every cumulative sum over it.
 
-    ``positions(t)`` (a binary search per point) remembers its last query, so
-    the several sums evaluated at the same points search once. The sorting
-    permutation is only computed if a non-constant coefficient needs it.
+    The sorting permutation is only computed if a non-constant coefficient needs it.
     """
 
     def __init__(self, values: np.ndarray):
         self.raw = values
         self.values = np.sort(values)
         self._order: np.ndarray | None = None
-        self._last: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def order(self) -> np.ndarray:
@@ -48,10 +46,94 @@ class SortedValues:
             self._order = np.argsort(self.raw, kind="stable")
         return self._order
 
-    def positions(self, t: np.ndarray) -> np.ndarray:
-        if self._last is None or self._last[0] is not t:
-            self._last = (t, np.searchsorted(self.values, t, side="right"))
-        return self._last[1]
+
+class Points:
+    """Points ``t`` and their positions in sorted samples.
+
+    The position of ``t`` in a sample is the number of its values at most ``t``
+    (``side="right"``: the right-continuous CDF at ``t``) or below ``t``
+    (``side="left"``: the CDF's left limit at ``t``). Every cumulative sum over a
+    sample reads these positions; they are found by binary search on first
+    request, once per sample, unless the caller supplies them (the breakpoint
+    grid does, without searching).
+    """
+
+    def __init__(self, values: np.ndarray, side: str = "right", positions: dict | None = None):
+        self.values, self.side = np.asarray(values, dtype=float), side
+        self._positions = dict(positions or {})
+        self._runs: dict = {}
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+    def positions(self, sample: SortedValues) -> np.ndarray:
+        if sample not in self._positions:
+            self._positions[sample] = np.searchsorted(sample.values, self.values, side=self.side)
+        return self._positions[sample]
+
+    def runs(self, samples: list[SortedValues]) -> tuple["Points", np.ndarray]:
+        """The first point of each run of consecutive points with the same
+        positions in all of ``samples``, and the runs' lengths: anything computed
+        from these samples alone is computed once per run and repeated."""
+        key = tuple(samples)
+        if key not in self._runs:
+            self._runs[key] = self._find_runs(samples)
+        return self._runs[key]
+
+    def _find_runs(self, samples: list[SortedValues]) -> tuple["Points", np.ndarray]:
+        changed = np.zeros(len(self), dtype=bool)
+        changed[0] = True
+        for sample in samples:
+            position = self.positions(sample)
+            changed[1:] |= position[1:] != position[:-1]
+        starts = np.flatnonzero(changed)
+        first = Points(self.values[starts], self.side, {sample: self.positions(sample)[starts] for sample in samples})
+        return first, np.diff(np.append(starts, len(self)))
+
+
+def _counts_at_most(part: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``#{v in part : v <= t_i}`` for sorted ``part`` and sorted ``t``, in linear time:
+    ``part[j] <= t_i`` exactly when ``i`` is at least the number of ``t`` below ``part[j]``."""
+    below = np.searchsorted(t, part, side="left")
+    return np.repeat(np.arange(part.size + 1), np.diff(np.concatenate([[0], below, [t.size]])))
+
+
+def breakpoint_chunks(sources: list[SortedValues], samples: list[SortedValues], size: int) -> Iterator[Points]:
+    """The distinct values of ``sources`` in increasing order, in chunks.
+
+    Each chunk holds the values between two consecutive cut points (every
+    ``size``-th value of the largest source) and carries its positions in every
+    sorted array of ``samples``. No binary search runs over the chunk and nothing
+    is sorted but the other sources' few values in its range: these are inserted
+    into the largest source's sorted slice; a small slice's positions follow
+    from where its values fall in the chunk, the largest source's from the
+    count of all merged values at most ``t`` less the other sources' counts.
+    """
+    largest = max(sources, key=lambda source: source.values.size)
+    cuts = np.unique(largest.values[size::size])
+    everything = list(dict.fromkeys([*sources, *samples]))
+    # chunk c holds the values from cut c - 1 (included) to cut c (excluded)
+    ends = {s: np.searchsorted(s.values, cuts, side="left") for s in everything}
+    for chunk in range(cuts.size + 1):
+        span = {}
+        for s in everything:
+            lo = 0 if chunk == 0 else int(ends[s][chunk - 1])
+            hi = s.values.size if chunk == cuts.size else int(ends[s][chunk])
+            span[s] = (lo, hi)
+        merged = largest.values[slice(*span[largest])]
+        others = [s.values[slice(*span[s])] for s in sources if s is not largest]
+        if others:
+            # a few values from the other sources go into the largest one's sorted slice
+            inserted = np.sort(np.concatenate(others))
+            merged = np.insert(merged, np.searchsorted(merged, inserted), inserted)
+        if merged.size == 0:
+            continue
+        starts = np.flatnonzero(np.concatenate([[True], merged[1:] != merged[:-1]]))
+        t = merged[starts]
+        within = {s: _counts_at_most(s.values[slice(*span[s])], t) for s in everything if s is not largest}
+        at_most = np.concatenate([starts[1:], [merged.size]])
+        within[largest] = at_most - sum((within[s] for s in sources if s is not largest), np.zeros(t.size, dtype=np.intp))
+        yield Points(t, positions={s: span[s][0] + within[s] for s in samples})
 
 
 class Cumulative:
@@ -75,8 +157,8 @@ class Cumulative:
             return self.constant * self.sorted.values.size
         return float(self.sums[-1])
 
-    def __call__(self, t: np.ndarray) -> np.ndarray:
-        positions = self.sorted.positions(t)
+    def __call__(self, points: Points) -> np.ndarray:
+        positions = points.positions(self.sorted)
         return positions * self.constant if self.sums is None else self.sums[positions]
 
 
@@ -101,8 +183,8 @@ class _Sum:
     def __init__(self, *parts: Cumulative):
         self.parts = parts
 
-    def __call__(self, t: np.ndarray) -> np.ndarray:
-        return sum(part(t) for part in self.parts)
+    def __call__(self, points: Points) -> np.ndarray:
+        return sum(part(points) for part in self.parts)
 
 
 class PairSum:
@@ -112,8 +194,8 @@ class PairSum:
         self.pairs, self.left, self.right = pairs, left, right
         self.cross_total, self.factor = cross_total, factor
 
-    def __call__(self, t: np.ndarray, cdf_a: np.ndarray, cdf_b: np.ndarray) -> np.ndarray:
-        value = self.pairs(t) - cdf_b * self.left(t) - cdf_a * self.right(t) + cdf_a * cdf_b * self.cross_total
+    def __call__(self, points: Points, cdf_a: np.ndarray, cdf_b: np.ndarray) -> np.ndarray:
+        value = self.pairs(points) - cdf_b * self.left(points) - cdf_a * self.right(points) + cdf_a * cdf_b * self.cross_total
         return self.factor * value
 
     @classmethod
@@ -174,25 +256,64 @@ class PairSum:
         return cls(Cumulative(a, event), left, left, float(totals @ totals), factor)
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """The rectified CDF's pieces at points ``t`` (m,), for K strata (K = 1 unstratified).
+def _scaled(share: float, values: np.ndarray) -> np.ndarray:
+    return values if share == 1.0 else share * values
 
-    ``value(lam) = base + sum_k lam_k slopes_k`` and the variance is
-    ``sum_k components_k.covariance(lam_k)``, with the stratum weights already in
-    ``base``, ``slopes`` and ``components``.
+
+def _stacked(per_stratum: list[np.ndarray]) -> np.ndarray:
+    """(K, m) from K arrays (m,); a view when K = 1, the unstratified scan's case."""
+    return per_stratum[0][None] if len(per_stratum) == 1 else np.stack(per_stratum)
+
+
+def _total(per_stratum) -> np.ndarray:
+    """The sum over strata (the first axis); no copy when K = 1."""
+    return per_stratum[0] if len(per_stratum) == 1 else np.sum(per_stratum, axis=0)
+
+
+class Evaluation:
+    """The rectified CDF's pieces at points (m,), for K strata (K = 1 unstratified).
+
+    ``value(lam) = base + sum_k lam_k slopes_k`` and the variance is the sum over
+    strata of the :class:`PPIComponents` formula, with the stratum weights already
+    in ``base``, ``slopes`` and the blocks. ``lam`` is (K,) (one lambda per stratum)
+    or (K, m) (one per stratum and point). The variance blocks are computed on
+    first use: a scan for the point estimate alone never needs them.
     """
 
-    base: np.ndarray  # (m,)
-    slopes: np.ndarray  # (K, m)
-    components: PPIComponents  # blocks of shape (K, m, 1, 1)
+    def __init__(self, strata: list[tuple["RectifiedCDF", float]], points: Points):
+        self._strata, self.points = strata, points
+        self._levels = [cdf.levels(points) for cdf, _ in strata]
+        self.base = _total([_scaled(share, fy) for (_, share), (fy, _, _) in zip(strata, self._levels)])
+        self.slopes = _stacked([_scaled(share, fu - ff) for (_, share), (_, ff, fu) in zip(strata, self._levels)])
 
-    def value(self, lam: np.ndarray) -> np.ndarray:
-        return self.base + np.tensordot(lam, self.slopes, axes=1)
+    @cached_property
+    def blocks(self) -> tuple[np.ndarray, ...]:
+        """(var_y, cov_yf, var_f, var_fu), each (K, m)."""
+        per_stratum = [
+            [_scaled(share**2, block) for block in cdf.blocks(self.points, *levels)]
+            for (cdf, share), levels in zip(self._strata, self._levels)
+        ]
+        return tuple(_stacked([stratum[j] for stratum in per_stratum]) for j in range(4))
 
-    def variance(self, lam: np.ndarray) -> np.ndarray:
-        blocks = self.components.covariance(np.asarray(lam, dtype=float)[:, None, None])
-        return np.maximum(blocks[..., 0, 0].sum(axis=0), 0.0)
+    @property
+    def components(self) -> PPIComponents:
+        """The blocks as K strata of m one-parameter problems: shape (K, m, 1, 1)."""
+        return PPIComponents(*(block[..., None, None] for block in self.blocks))
+
+    @staticmethod
+    def _per_point(lam) -> np.ndarray:
+        lam = np.asarray(lam, dtype=float)
+        return lam[:, None] if lam.ndim == 1 else lam
+
+    def value(self, lam) -> np.ndarray:
+        return self.base + _total(self._per_point(lam) * self.slopes)
+
+    def variance(self, lam) -> np.ndarray:
+        lam = self._per_point(lam)
+        var_y, cov_yf, var_f, var_fu = self.blocks
+        # the order of operations of PPIComponents.covariance, so that both give the same numbers
+        cross = cov_yf * lam
+        return np.maximum(_total(var_y - cross - cross + lam * (var_f + var_fu) * lam), 0.0)
 
     def tuned_lambda(self) -> np.ndarray:
         """(K, m) variance-minimising lambdas, clipped to [0, 1]."""
@@ -232,7 +353,8 @@ class RectifiedCDF:
         ngroups: int = 0,
     ):
         n = y.shape[0]
-        self.y, self.yhat, self.unlabeled = y, yhat, yhat_unlabeled
+        #: results of quantile inversions on this CDF, memoised by the scan
+        self.inversions: dict = {}
         # each labeled row's coefficient in the (weighted) CDFs: a scalar when unweighted
         if label_prob is not None:
             alpha = (1.0 / label_prob) / (1.0 / label_prob).sum()
@@ -255,6 +377,7 @@ class RectifiedCDF:
             self.cdf_u = Cumulative(sorted_u, beta)
         self.shared_clusters = groups is not None and groups_unlabeled is not None and yhat_unlabeled is not None
         self.pair_yf = self.pair_ff = None
+        joint = None
         # the variance blocks as pair sums (see the module docstring)
         if groups is None:
             keep = alpha**2 if label_prob is None else (1.0 - label_prob) * alpha**2
@@ -281,38 +404,72 @@ class RectifiedCDF:
                 cross = np.sqrt(factor * factor_u)
                 self.pair_yu = PairSum.clustered(sorted_y, alpha, groups, sorted_u, beta, groups_unlabeled, ngroups, cross)
                 self.pair_fu = PairSum.clustered(sorted_f, alpha, groups, sorted_u, beta, groups_unlabeled, ngroups, cross)
+        self._labeled_samples = [sample for sample in (sorted_y, sorted_f, joint) if sample is not None]
+        self._samples = [*self._labeled_samples, *([] if sorted_u is None else [sorted_u])]
 
-    def pieces(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
-        """``F_Y``, ``F_u - F_f`` and the blocks (var_y, cov_yf, var_f, var_fu) at ``t`` (m,)."""
-        fy = self.cdf_y(t)
-        zeros = np.zeros(t.shape)
-        var_y = self.pair_yy(t, fy, fy)
+    def _labeled_levels(self, points: Points) -> tuple[np.ndarray, np.ndarray]:
+        fy = self.cdf_y(points)
+        return fy, np.zeros(len(points)) if self.cdf_f is None else self.cdf_f(points)
+
+    def _labeled_blocks(self, points: Points) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        fy, ff = self._labeled_levels(points)
+        var_y = self.pair_yy(points, fy, fy)
         if self.cdf_f is None:
-            return fy, zeros, (var_y, zeros, zeros, zeros)
-        ff = self.cdf_f(t)
-        fu = zeros if self.cdf_u is None else self.cdf_u(t)
-        cov_yf = self.pair_yf(t, fy, ff)
-        var_f = self.pair_ff(t, ff, ff)
-        var_fu = zeros if self.pair_uu is None else self.pair_uu(t, fu, fu)
+            return var_y, np.zeros(len(points)), np.zeros(len(points))
+        return var_y, self.pair_yf(points, fy, ff), self.pair_ff(points, ff, ff)
+
+    def _once_per_labeled_run(self, points: Points, compute) -> tuple[np.ndarray, ...]:
+        """``compute(points)``, a function of the labeled positions alone: with an
+        unlabeled sample most breakpoints are its values, and the labeled terms
+        change only at the few labeled ones."""
+        if self.cdf_u is None:
+            return compute(points)
+        first, lengths = points.runs(self._labeled_samples)
+        return tuple(np.repeat(values, lengths) for values in compute(first))
+
+    def levels(self, points: Points) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``F_Y``, ``F_f`` and ``F_u`` at ``points`` (zeros for an absent sample)."""
+        fy, ff = self._once_per_labeled_run(points, self._labeled_levels)
+        fu = np.zeros(len(points)) if self.cdf_u is None else self.cdf_u(points)
+        return fy, ff, fu
+
+    def blocks(self, points: Points, fy: np.ndarray, ff: np.ndarray, fu: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The variance blocks (var_y, cov_yf, var_f, var_fu) at ``points``, given
+        the CDFs there."""
+        var_y, cov_yf, var_f = self._once_per_labeled_run(points, self._labeled_blocks)
+        if self.cdf_f is None:
+            return var_y, cov_yf, var_f, np.zeros(len(points))
+        var_fu = np.zeros(len(points)) if self.pair_uu is None else self.pair_uu(points, fu, fu)
         if self.shared_clusters:
             # theta - F ~ sum_g [a^Y_g - lam (a^f_g - b_g)]: the unlabeled part joins within clusters
-            cov_yf = cov_yf - self.pair_yu(t, fy, fu)
-            var_f = var_f - 2.0 * self.pair_fu(t, ff, fu) + var_fu
-            var_fu = zeros
-        return fy, fu - ff, (var_y, cov_yf, var_f, var_fu)
+            cov_yf = cov_yf - self.pair_yu(points, fy, fu)
+            var_f = var_f - 2.0 * self.pair_fu(points, ff, fu) + var_fu
+            var_fu = np.zeros(len(points))
+        return var_y, cov_yf, var_f, var_fu
 
-    def evaluate(self, t: np.ndarray) -> Evaluation:
-        return StratifiedCDF([self], np.ones(1)).evaluate(t)
+    def pieces(self, t: np.ndarray | Points) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+        """``F_Y``, ``F_u - F_f`` and the blocks (var_y, cov_yf, var_f, var_fu) at ``t`` (m,)."""
+        points = t if isinstance(t, Points) else Points(t)
+        fy, ff, fu = self.levels(points)
+        return fy, fu - ff, self.blocks(points, fy, ff, fu)
 
-    def sources(self) -> list[tuple[np.ndarray, bool]]:
-        """Arrays whose values are the breakpoints of ``F``, each flagged when it
-        holds predictions (breakpoints only where lambda is not 0)."""
-        return [(self.y, False)] + [(a, True) for a in (self.yhat, self.unlabeled) if a is not None]
+    def evaluate(self, t: np.ndarray | Points, side: str = "right") -> Evaluation:
+        """The pieces at ``t``; ``side="left"`` gives the left limits ``F(t-)`` and their variances."""
+        return Evaluation([(self, 1.0)], t if isinstance(t, Points) else Points(t, side))
 
-    def sorted_sources(self) -> list[tuple[np.ndarray, bool]]:
-        """The same arrays, sorted."""
-        cumulative = [(self.cdf_y, False), (self.cdf_f, True), (self.cdf_u, True)]
-        return [(c.sorted.values, predictions) for c, predictions in cumulative if c is not None]
+    def samples(self) -> list[SortedValues]:
+        """Every sorted array a cumulative sum of this CDF reads."""
+        return self._samples
+
+    def breakpoint_samples(self, with_predictions: bool) -> list[SortedValues]:
+        """The sorted arrays whose values are the breakpoints of ``F``: the outcomes, and
+        the predictions too when lambda is not 0."""
+        extra = [c.sorted for c in (self.cdf_f, self.cdf_u) if c is not None] if with_predictions else []
+        return [self.cdf_y.sorted, *extra]
+
+    def breakpoints(self, with_predictions: bool, size: int) -> Iterator[Points]:
+        """The breakpoints of ``F`` in increasing order, in chunks of about ``size``."""
+        return breakpoint_chunks(self.breakpoint_samples(with_predictions), self.samples(), size)
 
 
 class StratifiedCDF:
@@ -321,34 +478,17 @@ class StratifiedCDF:
 
     def __init__(self, strata: list[RectifiedCDF], shares: np.ndarray):
         self.strata, self.shares = strata, np.asarray(shares, dtype=float)
+        self.inversions: dict = {}
 
-    def evaluate(self, t: np.ndarray) -> Evaluation:
-        base = np.zeros(t.shape)
-        slopes, blocks = [], []
-        for cdf, share in zip(self.strata, self.shares):
-            fy, slope, stratum_blocks = cdf.pieces(t)
-            base += share * fy
-            slopes.append(share * slope)
-            blocks.append([share**2 * b for b in stratum_blocks])
-        # (K, m, 1, 1): K strata of m one-parameter problems
-        stacked = [np.stack([stratum[j] for stratum in blocks])[..., None, None] for j in range(4)]
-        return Evaluation(base, np.stack(slopes), PPIComponents(*stacked))
+    def evaluate(self, t: np.ndarray | Points, side: str = "right") -> Evaluation:
+        points = t if isinstance(t, Points) else Points(t, side)
+        return Evaluation(list(zip(self.strata, self.shares)), points)
 
-    def sources(self) -> list[tuple[np.ndarray, bool]]:
-        return [source for cdf in self.strata for source in cdf.sources()]
+    def samples(self) -> list[SortedValues]:
+        return [sample for cdf in self.strata for sample in cdf.samples()]
 
-    def sorted_sources(self) -> list[tuple[np.ndarray, bool]]:
-        return [source for cdf in self.strata for source in cdf.sorted_sources()]
+    def breakpoint_samples(self, with_predictions: bool) -> list[SortedValues]:
+        return [sample for cdf in self.strata for sample in cdf.breakpoint_samples(with_predictions)]
 
-
-def next_breakpoint(cdf: "RectifiedCDF | StratifiedCDF", t: float, with_predictions: bool) -> float:
-    """The smallest breakpoint of ``F`` above ``t`` (``inf`` if none): ``F`` is
-    constant on ``[t, next)``, so a test that accepts ``t`` accepts all of it."""
-    following = np.inf
-    for values, predictions in cdf.sorted_sources():
-        if predictions and not with_predictions:
-            continue
-        position = np.searchsorted(values, t, side="right")
-        if position < values.size:
-            following = min(following, float(values[position]))
-    return following
+    def breakpoints(self, with_predictions: bool, size: int) -> Iterator[Points]:
+        return breakpoint_chunks(self.breakpoint_samples(with_predictions), self.samples(), size)

@@ -427,7 +427,8 @@ def brute_force_quantile(y, yhat, yhat_unlabeled, q, lam, alpha, alternative):
         if ok:
             accepted.append(t)
     # F is constant from the largest accepted breakpoint up to the next one, so the
-    # accepted set's supremum (the interval's open upper end) is that next breakpoint
+    # accepted set's supremum is that next breakpoint (where F is non-decreasing, as on
+    # these data, ppinfer's test accepts it too: its left limit is the accepted F)
     lower = min(accepted)
     following = [t for t in candidates if t > max(accepted)]
     upper = following[0] if following else np.inf
@@ -555,19 +556,25 @@ def test_quantile_naive_is_classical_on_pooled_data():
 
 @pytest.mark.parametrize("lam", [0.0, 0.4, 1.0])
 def test_quantile_test_statistic_is_the_rectified_cdf_z_score(lam):
-    """test(null=t): statistic (q - F(t; lam)) / s(t; lam), at breakpoints and between them."""
+    """test(null=t): between breakpoints, (q - F(t; lam)) / s(t; lam); at a breakpoint the
+    larger of that and (F(t-; lam) - q) / s(t-; lam) (the left limit), signed."""
     y, yhat, yhat_unlabeled = quantile_data(15, 41, 203, ties=False)
     q = 0.5
     result = ppinfer.Quantile(y, yhat, yhat_unlabeled, q=q).fit(lam=lam)
     n, N = len(y), len(yhat_unlabeled)
+
+    def z_score(t, below):
+        iy, i_f, iu = (below(values, t).astype(float) for values in (y, yhat, yhat_unlabeled))
+        cdf = lam * iu.mean() + (iy - lam * i_f).mean()
+        return (q - cdf) / math.sqrt(lam**2 * np.var(iu) / N + np.var(iy - lam * i_f) / n)
+
     # at breakpoints (an outcome, a prediction) and between them; all inside the data's range
     for t in (np.quantile(y, 0.3), np.median(y), np.median(y) + 0.05, np.sort(y)[25], np.median(yhat_unlabeled)):
-        iy, i_f, iu = (y <= t).astype(float), (yhat <= t).astype(float), (yhat_unlabeled <= t).astype(float)
-        cdf = lam * iu.mean() + (iy - lam * i_f).mean()
-        se = math.sqrt(lam**2 * np.var(iu) / N + np.var(iy - lam * i_f) / n)
+        above, below = z_score(t, np.less_equal), -z_score(t, np.less)
+        expected = 0.0 if max(above, below) <= 0 else (above if above >= below else -below)
         tested = result.test(null=t).iloc[0]
-        assert tested["statistic"] == pytest.approx((q - cdf) / se, rel=1e-9)
-        assert tested["pvalue"] == pytest.approx(2 * stats.norm.sf(abs((q - cdf) / se)), rel=1e-8)
+        assert tested["statistic"] == pytest.approx(expected, rel=1e-9)
+        assert tested["pvalue"] == pytest.approx(min(1.0, 2 * stats.norm.sf(max(above, below))), rel=1e-8)
 
 
 # --------------------------------------------------------------------------------------

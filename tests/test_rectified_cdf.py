@@ -3,13 +3,14 @@
 At every breakpoint the reference recomputes the weighted CDFs and the four
 variance blocks from their definitions: explicit (weighted, centred) indicator
 contributions summed within clusters, with the G / (G - 1) factors. The package
-computes them from cumulative sums over sorted values instead.
+computes them from cumulative sums over sorted values instead, at positions found by
+binary search or, in the scan over all breakpoints, by merging the sorted samples.
 """
 
 import numpy as np
 import pytest
 
-from ppinfer.rectified_cdf import RectifiedCDF, StratifiedCDF
+from ppinfer.rectified_cdf import Points, RectifiedCDF, StratifiedCDF
 
 N_LABELED, N_UNLABELED, N_CLUSTERS = 60, 150, 12
 
@@ -75,12 +76,11 @@ def package(cdf, t):
     return np.column_stack([fy, slope, *blocks])
 
 
-@pytest.mark.parametrize(
-    "design",
-    ["iid", "weights", "label_prob", "clusters labeled", "clusters unlabeled", "clusters shared"],
-)
-def test_pieces_match_brute_force(data, design):
-    d = data
+DESIGNS = ["iid", "weights", "label_prob", "clusters labeled", "clusters unlabeled", "clusters shared"]
+
+
+def build(d, design):
+    """The package's CDF for ``design`` and the matching options of :func:`brute_force`."""
     options, reference = {}, {}
     if design == "weights" or design == "clusters shared":
         options.update(weights=d["w"], weights_unlabeled=d["wu"])
@@ -97,8 +97,33 @@ def test_pieces_match_brute_force(data, design):
             options["groups_unlabeled"] = d["gu"]
         options["ngroups"] = N_CLUSTERS
         reference["clusters"] = where
-    cdf = RectifiedCDF(d["y"], d["f"], d["fu"], **options)
-    np.testing.assert_allclose(package(cdf, d["t"]), brute_force(d, **reference), rtol=0, atol=1e-13)
+    return RectifiedCDF(d["y"], d["f"], d["fu"], **options), reference
+
+
+@pytest.mark.parametrize("design", DESIGNS)
+def test_pieces_match_brute_force(data, design):
+    cdf, reference = build(data, design)
+    np.testing.assert_allclose(package(cdf, data["t"]), brute_force(data, **reference), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("size", [1, 4, 1000])
+@pytest.mark.parametrize("design", DESIGNS)
+def test_breakpoint_chunks_visit_every_breakpoint_in_order(data, design, size):
+    """The scan's chunks: every distinct value of y, f and fu once, in increasing
+    order, with positions found by merging rather than searching; the pieces there
+    are the brute-force ones, and the left limits those of the previous breakpoint."""
+    cdf, reference = build(data, design)
+    chunks = list(cdf.breakpoints(True, size))
+    assert np.array_equal(np.concatenate([chunk.values for chunk in chunks]), data["t"])
+    pieces = np.vstack([package(cdf, chunk) for chunk in chunks])
+    expected = brute_force(data, **reference)
+    np.testing.assert_allclose(pieces, expected, rtol=0, atol=1e-13)
+    left = package(cdf, Points(data["t"], side="left"))
+    np.testing.assert_allclose(left[1:], expected[:-1], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(left[0], 0.0, atol=1e-15)
+    # lambda = 0 visits the outcomes only
+    labeled = np.concatenate([chunk.values for chunk in cdf.breakpoints(False, size)])
+    assert np.array_equal(labeled, np.unique(data["y"]))
 
 
 def test_stratified_combines_strata_with_weights(data):
@@ -107,7 +132,10 @@ def test_stratified_combines_strata_with_weights(data):
     strata_u = (d["fu"] > 0).astype(int)
     shares = np.array([0.3, 0.7])
     parts = [RectifiedCDF(d["y"][strata == k], d["f"][strata == k], d["fu"][strata_u == k]) for k in (0, 1)]
-    evaluation = StratifiedCDF(parts, shares).evaluate(d["t"])
+    stratified = StratifiedCDF(parts, shares)
+    chunks = list(stratified.breakpoints(True, 3))
+    assert np.array_equal(np.concatenate([chunk.values for chunk in chunks]), d["t"])
+    evaluation = stratified.evaluate(d["t"])
     lam = np.array([0.2, 0.9])
     expected_value = sum(shares[k] * (package(parts[k], d["t"])[:, 0] + lam[k] * package(parts[k], d["t"])[:, 1])
                          for k in (0, 1))

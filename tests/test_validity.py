@@ -303,16 +303,17 @@ def test_one_sided_intervals_and_tests_with_biased_predictions(estimand):
 def test_quantile_interval_ends_match_its_test(method):
     """Interval/test duality at the ends of a quantile interval (level 0.90, alpha 0.10).
 
-    ``F`` is a right-continuous step function, so the accepted values form
-    ``[lower, upper)``: the test accepts ``lower`` and values just below ``upper``,
-    and rejects values just below ``lower`` and just above ``upper``. (Reporting the
-    largest accepted breakpoint as ``upper`` instead dropped the last step:
-    exact classical coverage 0.879 at q = 0.8, n = 300, by binomial probabilities.)
+    ``F`` is a right-continuous step function and the test of ``theta = t`` reads
+    ``F(t)`` and its left limit ``F(t-)``, so the accepted values form
+    ``[lower, upper]``: the test accepts both ends and rejects values just below
+    ``lower`` and just above ``upper``. (Reporting the largest accepted breakpoint as
+    ``upper`` instead dropped the last step: exact classical coverage 0.879 at
+    q = 0.8, n = 300, by binomial probabilities.)
     """
     data = simulate("quantile", 300, 3000, quality=0.8, bias=0.0, q=0.8, seed=1)
     res = data.model().fit(method=method)
     lower, upper = res.conf_int(mc.ALPHA).iloc[0]
     nudge = 1e-9 * max(1.0, abs(lower), abs(upper))
-    pvalue = {t: res.test(null=t)["pvalue"].iloc[0] for t in (lower - nudge, lower, upper - nudge, upper + nudge)}
-    assert pvalue[lower] > mc.ALPHA and pvalue[upper - nudge] > mc.ALPHA, pvalue
+    pvalue = {t: res.test(null=t)["pvalue"].iloc[0] for t in (lower - nudge, lower, upper - nudge, upper, upper + nudge)}
+    assert pvalue[lower] > mc.ALPHA and pvalue[upper - nudge] > mc.ALPHA and pvalue[upper] > mc.ALPHA, pvalue
     assert pvalue[lower - nudge] <= mc.ALPHA and pvalue[upper + nudge] <= mc.ALPHA, pvalue
