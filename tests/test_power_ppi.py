@@ -166,7 +166,7 @@ def test_pilot_model_needs_a_parameter_name():
         ppi_sample_size(width=0.1, N=100, pilot=model)
     with pytest.raises(ValueError, match="parameter='x9' is not a parameter"):
         ppi_sample_size(width=0.1, N=100, pilot=model, parameter="x9")
-    with pytest.raises(ValueError, match="n must hold whole numbers of at least 2"):
+    with pytest.raises(ValueError, match="n must hold whole numbers of at least 3"):
         ppi_power(1, N=100, effect=0.2, rho=0.5)
 
 
