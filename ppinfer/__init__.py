@@ -17,6 +17,7 @@ from .core.warnings import (
 from .designs import Design
 from .formula import logit, ols, poisson
 from .mean import Mean
+from .models.mean import Ratio, Total
 from .quantile import Quantile
 from .regression import OLS, Logit, Poisson
 from .results import PPIResults
@@ -50,6 +51,8 @@ def __getattr__(name: str):
 
 __all__ = [
     "Mean",
+    "Total",
+    "Ratio",
     "Quantile",
     "OLS",
     "Logit",

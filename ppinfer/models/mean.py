@@ -95,3 +95,181 @@ class Mean(PPIModel):
 
     def _design_rows(self, sample: str):
         return None
+
+
+class Total(Mean):
+    """Population total of an outcome (Horvitz-Thompson), or of each column.
+
+    Parameters
+    ----------
+    y, yhat, yhat_unlabeled, design, missing
+        As in :class:`Mean`. The weights of each sample must expand it to the
+        population (sampling weights: inverse inclusion probabilities), or give
+        ``population_size``.
+    population_size : float, optional
+        The number of units in the population, when the samples have no weights:
+        each labeled row then weighs ``population_size / n`` and each unlabeled
+        row ``population_size / N`` (two simple random samples).
+
+    Notes
+    -----
+    ``T(lam) = sum_lab w y + lam (sum_unl w yhat_unlabeled - sum_lab w yhat)``
+    (``w / pi`` on the labeled rows of a two-phase design, whose prediction total
+    runs over all units). Each row contributes ``w_i v_i`` (not centred: the
+    totals of a Horvitz-Thompson estimator), and the design centres them within
+    strata, as R's ``svytotal``. ``HC2``'s leverage of a row is ``w_i / sum w``.
+
+    Examples
+    --------
+    >>> import numpy as np, ppinfer
+    >>> rng = np.random.default_rng(1)
+    >>> y = rng.normal(10, 2, 200); yhat = y + rng.normal(0, 1, 200)
+    >>> yhat_unlabeled = rng.normal(10, 2, 4000) + rng.normal(0, 1, 4000)
+    >>> res = ppinfer.Total(y, yhat, yhat_unlabeled, population_size=100_000).fit()
+    >>> bool(9e5 < res.params.iloc[0] < 1.1e6)
+    True
+    """
+
+    _title = "Total"
+
+    @with_design_keywords
+    def __init__(self, y, yhat, yhat_unlabeled, *, population_size=None, design=None, missing: str = "raise",
+                 **design_options):
+        design = design_from_keywords("Total", design, design_options)
+        self._population_size = None
+        if population_size is not None:
+            size = float(population_size)
+            if not np.isfinite(size) or size <= 0:
+                raise ValueError(f"population_size must be a positive number; got {population_size!r}.")
+            if "weights" in design.options or "weights_unlabeled" in design.options:
+                raise ValueError("give the samples' weights or population_size, not both.")
+            self._population_size = size
+        super().__init__(y, yhat, yhat_unlabeled, design=design, missing=missing)
+        if self._population_size is None and self.design.labeled.weights is None:
+            raise ValueError(
+                "a total needs weights that expand each sample to the population (weights= and "
+                "weights_unlabeled=, sampling weights) or population_size=."
+            )
+        self.param_names = [f"total({name})" for name in self.param_names]
+
+    def _expansion(self, weights, rows: int) -> np.ndarray | None:
+        if self._population_size is None:
+            return weights
+        return np.full(rows, self._population_size / rows) if weights is None else weights
+
+    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False) -> Fit:
+        """Totals ``sum w v`` over the blocks; collectors receive ``w v / W`` with Hessian weights
+        ``w / W^2`` and the bread ``W I``, so that contributions are ``w v`` and leverages ``w / W``."""
+        totals, weight, parts = None, 0.0, []
+        for sample, response, weights, factory in blocks:
+            values = np.asarray(response).reshape(response.shape[0], -1)
+            rows = values.shape[0]
+            w = self._expansion(weights, rows)
+            w = np.ones(rows) if w is None else w
+            part = w @ values
+            totals = part if totals is None else totals + part
+            weight += float(w.sum())
+            parts.append((values, w, factory))
+        params = totals if not evaluate_only else np.asarray(start, dtype=float)
+        collected = []
+        for values, w, factory in parts:
+            collector = factory() if factory is not None else None
+            if collector is not None:
+                collector.add(slice(0, values.shape[0]), values * (w / weight)[:, None], None, w / weight**2)
+            collected.append(collector)
+        k = params.shape[0]
+        return Fit(params, np.eye(k) * weight, sum(v.shape[0] for v, _, _ in parts), tuple(collected))
+
+    def _fitted_values(self, fit: Fit) -> np.ndarray:
+        weights = self._expansion(self.design.fit_weights("labeled"), self.nobs)
+        total = self.nobs if weights is None else weights.sum()
+        return fit.params[None, :] / total
+
+
+class Ratio(Mean):
+    """Ratio of two means (or totals), ``R = sum w y / sum w x``, with ``x`` known for every unit.
+
+    Parameters
+    ----------
+    y : array-like, shape (n,)
+        Gold-standard outcomes of the labeled units (the numerator variable).
+    x : array-like, shape (n,)
+        The denominator variable of the labeled units (observed, not predicted).
+    yhat : array-like, shape (n,)
+        Predictions of ``y`` for the labeled units.
+    x_unlabeled, yhat_unlabeled : array-like, shape (N,)
+        The denominator variable and the predictions of the unlabeled units.
+    design, missing
+        As in :class:`Mean`.
+
+    Notes
+    -----
+    The estimating function ``w_i (v_i - R x_i)`` gives ``R = sum w v / sum w x``
+    with each row contributing ``w_i (v_i - R x_i) / sum w x`` (R's ``svyratio``
+    linearization), and PPI combines the three ratio fits:
+    ``R(lam) = R(y) + lam (R_unlabeled(yhat) - R(yhat))``. ``HC2``'s leverage of
+    a row is ``w_i x_i / sum w x``.
+
+    Examples
+    --------
+    >>> import numpy as np, ppinfer
+    >>> rng = np.random.default_rng(2)
+    >>> x = rng.uniform(1, 3, 3200); y = 2 * x + rng.normal(0, 1, 3200)
+    >>> yhat = y + rng.normal(0.3, 0.5, 3200)
+    >>> res = ppinfer.Ratio(y[:200], x[:200], yhat[:200], x[200:], yhat[200:]).fit()
+    >>> bool(1.8 < res.params.iloc[0] < 2.2)
+    True
+    """
+
+    _title = "Ratio"
+
+    @with_design_keywords
+    def __init__(self, y, x, yhat, x_unlabeled, yhat_unlabeled, *, design=None, missing: str = "raise",
+                 **design_options):
+        outcome = as_variable(y, "y", ndim=1, default_name="y")
+        denominator = as_variable(x, "x", ndim=1, default_name="x")
+        self._setup(
+            {"y": outcome, "x": denominator, "yhat": as_variable(yhat, "yhat", ndim=2, default_name="yhat")},
+            {
+                "x_unlabeled": as_variable(x_unlabeled, "x_unlabeled", ndim=1, default_name="x"),
+                "yhat_unlabeled": as_variable(yhat_unlabeled, "yhat_unlabeled", ndim=2, default_name="yhat"),
+            },
+            missing=missing,
+            design=design_from_keywords("Ratio", design, design_options),
+        )
+        if self.labeled.nobs < 2:
+            raise ValueError(f"y has {self.labeled.nobs} complete row(s); at least 2 are needed for a variance.")
+        for sample, key in ((self.labeled, "x"), (self.unlabeled, "x_unlabeled")):
+            if not np.abs(sample[key].sum()) > 0:
+                raise ValueError(f"{key} sums to 0: the ratio's denominator must not vanish.")
+        self.param_names = [f"{outcome.names[0]}/{denominator.names[0]}"]
+        self.endog_name = outcome.names[0]
+        self._warn_design()
+
+    def _denominator(self, sample: str) -> np.ndarray:
+        return self.labeled["x"] if sample == "labeled" else self.unlabeled["x_unlabeled"]
+
+    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False) -> Fit:
+        numerator = denominator = 0.0
+        parts = []
+        for sample, response, weights, factory in blocks:
+            v = np.asarray(response).reshape(response.shape[0])
+            x = self._denominator(sample)
+            w = np.ones(v.shape[0]) if weights is None else weights
+            numerator += float(w @ v)
+            denominator += float(w @ x)
+            parts.append((v, x, w, factory))
+        if denominator == 0:
+            raise ValueError(f"{what}: the weighted denominator sums to 0.")
+        ratio = numerator / denominator if not evaluate_only else float(np.asarray(start).ravel()[0])
+        collected = []
+        for v, x, w, factory in parts:
+            collector = factory() if factory is not None else None
+            if collector is not None:
+                collector.add(slice(0, v.shape[0]), (w * (v - ratio * x))[:, None], None, w * x)
+            collected.append(collector)
+        return Fit(np.array([ratio]), np.array([[1.0 / denominator]]), sum(p[0].shape[0] for p in parts),
+                   tuple(collected))
+
+    def _fitted_values(self, fit: Fit) -> np.ndarray:
+        return (fit.params[0] * self.labeled["x"])[:, None]

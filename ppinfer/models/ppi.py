@@ -274,8 +274,7 @@ class PPIModel(Estimator):
         and least squares; per outcome column for a multi-column mean)."""
         predictions = self._prediction(LABELED, draw)
         X = self._design_rows(LABELED)
-        fitted = fit_f.params if X is None else self._fitted_mean(X @ fit_f.params)
-        z = np.asarray(predictions).reshape(predictions.shape[0], -1) - fitted
+        z = np.asarray(predictions).reshape(predictions.shape[0], -1) - self._fitted_values(fit_f)
         weights = self.design.fit_weights(LABELED)
         squares = z**2 if weights is None else weights[:, None] * z**2
         total = squares.sum(axis=0)
@@ -285,8 +284,9 @@ class PPIModel(Estimator):
         extra = np.where(informative, squares / np.where(informative, total, 1.0), 0.0)
         return extra[:, 0] if extra.shape[1] == 1 and X is not None else extra
 
-    def _fitted_mean(self, eta: np.ndarray) -> np.ndarray:
-        return eta[:, None]
+    def _fitted_values(self, fit: Fit) -> np.ndarray:
+        """The labeled rows' fitted values of a labeled fit, (n, columns)."""
+        return fit.params[None, :]
 
     def _ppi_parts(self, fits, cov_type: str, tuned: bool = False, draw=None):
         """Contributions ``(u | v)`` of each sample, and the second-phase rows of a two-phase design."""

@@ -110,8 +110,8 @@ class RegressionModel(PPIModel):
             iterate=not evaluate_only,
         )
 
-    def _fitted_mean(self, eta: np.ndarray) -> np.ndarray:
-        return self._family.mean(eta)[:, None]
+    def _fitted_values(self, fit: Fit) -> np.ndarray:
+        return self._family.mean(self.labeled["X"] @ fit.params)[:, None]
 
     def _cached_fit_y(self) -> Fit:
         new = "fit_y" not in self._cache
