@@ -575,8 +575,7 @@ class TreatmentEffect:
             )
         pairs = arm_pairs(self.arms.count, comparisons)
         estimate = self._estimate(method, contrast, pairs, lam, cov_type)
-        classical = self._estimate("dm", contrast, pairs, None, cov_type)
-        return self._results(method, contrast, pairs, estimate, classical, cov_type, bool(use_t))
+        return self._results(method, contrast, pairs, estimate, cov_type, bool(use_t))
 
     def compare(
         self,
@@ -820,13 +819,25 @@ class TreatmentEffect:
         return _Estimate(combined, values, rows, None if method == "aipw" else lam, None)
 
     # -- results -------------------------------------------------------------------------
-    def _parameter_names(self, contrast: Contrast, pairs) -> list[str]:
-        names = self.arms.names
-        if self.arms.binary_coded and contrast.name == "diff":
-            return ["ate"]
-        return [contrast.label(names[t], names[c]) for t, c in pairs]
+    def _parameter_names(self, contrast: Contrast, pairs) -> pd.Index:
+        key = ("parameter names", contrast.name, tuple(pairs))
+        if key not in self._cache:
+            names = self.arms.names
+            if self.arms.binary_coded and contrast.name == "diff":
+                self._cache[key] = pd.Index(["ate"])
+            else:
+                self._cache[key] = pd.Index([contrast.label(names[t], names[c]) for t, c in pairs])
+        return self._cache[key]
 
-    def _results(self, method, contrast, pairs, estimate: _Estimate, classical: _Estimate, cov_type, use_t):
+    def _classical_bse(self, contrast: Contrast, pairs, cov_type) -> np.ndarray:
+        """Standard errors of the difference in means (complete cases), for ``effective_nobs``."""
+        key = ("classical", contrast.name, tuple(pairs), cov_type)
+        if key not in self._cache:
+            classical = self._estimate("dm", contrast, pairs, None, cov_type)
+            self._cache[key] = np.sqrt(np.diag(variance_of_mean(classical.rows)))
+        return self._cache[key]
+
+    def _results(self, method, contrast, pairs, estimate: _Estimate, cov_type, use_t):
         names = self._parameter_names(contrast, pairs)
         covariance = variance_of_mean(estimate.rows)
         df = None
@@ -846,7 +857,7 @@ class TreatmentEffect:
             lam=estimate.lam,
             nobs=self.nobs,
             nobs_unlabeled=self.nobs_unlabeled,
-            classical_bse=np.sqrt(np.diag(variance_of_mean(classical.rows))),
+            classical_bse=self._classical_bse(contrast, pairs, cov_type),
             title=self._title,
             dep_variable=self.endog_name,
             details=self._details(method, contrast, cov_type, use_t),
