@@ -224,7 +224,7 @@ class TreatmentEffect:
       ``"dm"`` (complete cases) and ``"naive"`` (predictions pooled with the
       outcomes as if observed; invalid, a baseline only);
     * with ``observed_prob``, or with ``X`` (a logistic regression of having an
-      outcome on the arm and ``X`` estimates the probabilities, and its
+      outcome on ``X`` within each arm estimates the probabilities, and its
       estimation enters the variance), outcomes may be missing at random given
       the covariates and arm: ``"ipw"`` (inverse probability weighting),
       ``"aipw"`` (augmented with the score), ``"ppi++"`` (lambda tuned per arm;
@@ -434,6 +434,7 @@ class TreatmentEffect:
                 f"observed_prob must lie in (0, 1]; found {int(bad.sum())} value(s) outside (first: "
                 f"{values[first]!r} at position {first})."
             )
+        self._warn_small_probabilities(values[self.observed])
         return values
 
     def _choose_family(self, family) -> str:
@@ -734,18 +735,19 @@ class TreatmentEffect:
 
     @property
     def _observation_model(self):
-        """The logistic fit of having an outcome on the arm and X, with its design (or None)."""
+        """The logistic fit of having an outcome on X within each arm, with its design (or None)."""
         if self.observed_prob is not None or self.design != "mar":
             return None
         if "observation model" not in self._cache:
-            codes, count = self.arms.codes, self.arms.count
-            design = np.column_stack([np.ones(codes.shape[0]), codes[:, None] == np.arange(1, count),
-                                      self.sample["X"]]).astype(float)
-            arm_names = [f"{self.treatment_name}[{name}]" for name in self.arms.names[1:]]
-            what = "the observation model (logistic regression of having an outcome on the arm and X)"
-            check_full_rank(design, ["Intercept", *arm_names, *self.covariate_names], what)
-            complete = [name for name, arm in zip(self.arms.names, range(count))
-                        if self.observed[codes == arm].all()]
+            # one logistic regression per arm (arm indicators and their interactions with X), so
+            # that missingness may depend on the covariates differently in each arm
+            indicators = self.arms.indicators()
+            with_intercept = np.column_stack([np.ones(self.sample.nobs), self.sample["X"]])
+            design = np.hstack([indicators[:, [arm]] * with_intercept for arm in range(self.arms.count)])
+            names = [f"{arm}:{name}" for arm in self.arms.names for name in ["Intercept", *self.covariate_names]]
+            what = "the observation model (logistic regression of having an outcome on X within each arm)"
+            check_full_rank(design, names, what)
+            complete = [name for arm, name in enumerate(self.arms.names) if self.observed[self.arms.codes == arm].all()]
             if complete:
                 raise ValueError(
                     f"every outcome of arm(s) {complete} is observed, so {what} has no finite fit; pass the "
@@ -893,7 +895,7 @@ class TreatmentEffect:
             shown = "n1 / n" if pi is None else f"{pi[0]:.4g}" if np.all(pi == pi[0]) else "per unit"
             details.append(("Propensity", shown))
         if self.design == "mar":
-            details.append(("Observation prob.", "known" if self.observed_prob is not None else "logistic on arm, X"))
+            details.append(("Observation prob.", "known" if self.observed_prob is not None else "logistic on X by arm"))
         if self.sample.n_dropped:
             details.append(("Rows dropped", str(self.sample.n_dropped)))
         return details
