@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from ._options import choose
+from .results import check_alpha
 
 #: accepted spellings of each method
 ADJUSTMENTS = {
@@ -168,7 +169,7 @@ def max_z_critical_value(correlation, alpha: float = 0.05, alternative: str = "t
     >>> round(max_z_critical_value(R, alpha=0.05), 2)
     2.35
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     alternative = choose(alternative, ALTERNATIVES, "alternative")
     correlation = np.atleast_2d(np.asarray(correlation, dtype=float))
     count = correlation.shape[0]
@@ -204,16 +205,6 @@ def max_z_pvalues(statistics, correlation, alternative: str = "two-sided", df: f
     single = np.minimum(1.0, tail * distribution.sf(oriented))
     joint = np.array([1.0 - max_z_coverage(value, correlation, alternative, df) for value in oriented])
     return np.clip(joint, single, np.minimum(1.0, statistics.size * single))
-
-
-def _check_alpha(alpha) -> float:
-    try:
-        alpha = float(alpha)
-    except (TypeError, ValueError):
-        raise TypeError(f"alpha must be a number in (0, 1); got {alpha!r}.") from None
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must lie strictly between 0 and 1; got {alpha!r}.")
-    return alpha
 
 
 def _common_df(results) -> float | None:
@@ -304,7 +295,7 @@ def simultaneous_conf_int(
     >>> bool((intervals["upper"] - intervals["lower"] > res.conf_int()["upper"] - res.conf_int()["lower"]).all())
     True
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     method = choose(method, ADJUSTMENTS, "method")
     if method not in INTERVAL_METHODS:
         raise ValueError(

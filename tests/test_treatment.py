@@ -314,6 +314,18 @@ def test_pandas_inputs_keep_names_and_drop_rows():
     assert (scored.nobs, scored.nobs_unlabeled) == (len(y) - 3, 1)
 
 
+def test_constructor_cov_type_is_deprecated_but_still_used():
+    y, A, X, _ = trial()
+    with pytest.warns(FutureWarning, match="pass cov_type to fit\\(\\)"):
+        te = TreatmentEffect(y, A, X=X, cov_type="HC0")
+    reference = sm.OLS(y, np.column_stack([np.ones_like(y), A, X])).fit(cov_type="HC0")
+    assert te.fit(method="ancova").bse["ate"] == pytest.approx(reference.bse[1], rel=1e-10)
+    assert te.fit(method="ancova", cov_type="HC3").bse["ate"] > reference.bse[1]  # fit()'s keyword wins
+    data = pd.DataFrame({"y": y, "arm": A, "x1": X[:, 0]})
+    with pytest.warns(FutureWarning):
+        treatment_effect("y ~ arm + x1", data=data, cov_type="HC1")
+
+
 # -- bad input ----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "change, message",

@@ -46,6 +46,29 @@ def _design(effect, sd, rho, alpha, allocation) -> tuple[float, float, float, fl
     return abs(effect), unit_variance, stats.norm.isf(alpha / 2.0), allocation
 
 
+def _checked_total(n) -> float:
+    n = finite_number(n, "n")
+    if n < 2:
+        raise ValueError(f"n must be at least 2 (one unit per arm at the very least); got {n!r}.")
+    return n
+
+
+def _two_sided_power(n: float, effect: float, unit_variance: float, critical: float) -> float:
+    """``P(|Z| > critical)`` for ``Z ~ N(effect / se, 1)``, ``se^2 = unit_variance / n``."""
+    shift = effect / math.sqrt(unit_variance / n)
+    return float(stats.norm.sf(critical - shift) + stats.norm.cdf(-critical - shift))
+
+
+def _total_size(effect: float, unit_variance: float, critical: float, power: float, what: str) -> int:
+    """``(critical + z_power)^2 unit_variance / effect^2``, rounded up (the far tail ignored)."""
+    power = _open_unit(power, "power", "the target probability of rejecting")
+    if effect == 0.0:
+        raise ValueError(f"{what}: no finite sample size detects a zero effect.")
+    n = (critical + stats.norm.isf(1.0 - power)) ** 2 * unit_variance / effect**2
+    # rounding guard: a size that is an integer up to floating error stays that integer
+    return max(2, math.ceil(n - 1e-9))
+
+
 def ate_power(
     n: float,
     effect: float,
@@ -99,12 +122,9 @@ def ate_power(
     >>> round(ate_power(128, effect=0.5, sd=1.0), 3)
     0.807
     """
-    n = finite_number(n, "n")
-    if n < 2:
-        raise ValueError(f"n must be at least 2 (one unit per arm at the very least); got {n!r}.")
+    n = _checked_total(n)
     effect, unit_variance, critical, _ = _design(effect, sd, rho, alpha, allocation)
-    shift = effect / math.sqrt(unit_variance / n)
-    return float(stats.norm.sf(critical - shift) + stats.norm.cdf(-critical - shift))
+    return _two_sided_power(n, effect, unit_variance, critical)
 
 
 def ate_sample_size(
@@ -155,12 +175,7 @@ def ate_sample_size(
     (126, 81)
     """
     effect, unit_variance, critical, _ = _design(effect, sd, rho, alpha, allocation)
-    power = _open_unit(power, "power", "the target probability of rejecting")
-    if effect == 0.0:
-        raise ValueError("effect must not be 0: no finite sample size detects a zero effect.")
-    n = (critical + stats.norm.isf(1.0 - power)) ** 2 * unit_variance / effect**2
-    # rounding guard: a size that is an integer up to floating error stays that integer
-    return max(2, math.ceil(n - 1e-9))
+    return _total_size(effect, unit_variance, critical, power, "effect must not be 0")
 
 
 #: contrasts of two risks that the binary design functions size, and the scale they are tested on
@@ -253,12 +268,9 @@ def binary_power(
     >>> round(binary_power(600, p_control=0.17, p_treated=0.09), 3)
     0.835
     """
-    n = finite_number(n, "n")
-    if n < 2:
-        raise ValueError(f"n must be at least 2 (one unit per arm at the very least); got {n!r}.")
+    n = _checked_total(n)
     effect, unit_variance, critical = _binary_design(p_control, p_treated, rho, alpha, allocation, contrast)
-    shift = effect / math.sqrt(unit_variance / n)
-    return float(stats.norm.sf(critical - shift) + stats.norm.cdf(-critical - shift))
+    return _two_sided_power(n, effect, unit_variance, critical)
 
 
 def binary_sample_size(
@@ -299,8 +311,4 @@ def binary_sample_size(
     (547, 462)
     """
     effect, unit_variance, critical = _binary_design(p_control, p_treated, rho, alpha, allocation, contrast)
-    power = _open_unit(power, "power", "the target probability of rejecting")
-    if effect == 0.0:
-        raise ValueError("p_treated must differ from p_control: no finite sample size detects a zero effect.")
-    n = (critical + stats.norm.isf(1.0 - power)) ** 2 * unit_variance / effect**2
-    return max(2, math.ceil(n - 1e-9))
+    return _total_size(effect, unit_variance, critical, power, "p_treated must differ from p_control")

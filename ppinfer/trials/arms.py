@@ -56,9 +56,6 @@ class Arms:
         """(n, K) 0/1 matrix, column ``a`` marking the units of arm ``a``."""
         return (self.codes[:, None] == np.arange(self.count)).astype(float)
 
-    def take(self, rows: np.ndarray) -> "Arms":
-        return Arms(self.labels, self.codes[rows], self.binary_coded)
-
 
 def _is_binary_coding(levels: list) -> bool:
     if len(levels) != 2:
