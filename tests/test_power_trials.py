@@ -93,7 +93,7 @@ def test_bad_input(call, error, message):
 
 
 # -- simulated power ------------------------------------------------------------------------
-REPS = 1500
+REPS = 800
 Z = stats.norm.isf(0.025)
 #: (effect, sd, rho, allocation); n is the size for 80% power of the adjusted analysis
 POWER_SETTINGS = {
@@ -200,7 +200,7 @@ def test_binary_bad_input(call, error, message):
         call()
 
 
-BINARY_REPS = 1000
+BINARY_REPS = 800
 #: (p_control, p_treated, rho, allocation, contrast analysed, contrast sized)
 BINARY_SETTINGS = {
     "risk difference, rho 0.5, 1:1": (0.45, 0.30, 0.5, 0.5, "diff", "diff"),

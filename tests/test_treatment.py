@@ -396,7 +396,7 @@ def test_formula_bad_input():
 
 
 # -- Monte Carlo ---------------------------------------------------------------------------
-REPS = 1500
+REPS = 800
 COMPLETE = ("dm", "ancova", "lin", "procova", "ppct", "aipw")
 
 
@@ -497,7 +497,7 @@ def variance_ratio(reference, other):
 
 
 @functools.cache
-def efficiency_replications(rho, n=200, reps=800, seed=104):
+def efficiency_replications(rho, n=200, reps=600, seed=104):
     """dm, procova and ppct estimates when the score correlates rho with Y within arm."""
     rng = np.random.default_rng(seed + int(100 * rho))
     estimates = np.empty((reps, 3))

@@ -156,7 +156,7 @@ def test_multi_arm_formula_and_ratio_contrasts():
 
 
 # -- Monte Carlo: several arms at once ----------------------------------------------------------
-REPS = 1000
+REPS = 800
 
 
 @functools.cache

@@ -162,7 +162,7 @@ def test_missing_design_errors():
 
 
 # -- Monte Carlo ----------------------------------------------------------------------------------
-REPS = 800
+REPS = 600
 MAR_METHODS = ("dm", "naive", "ipw", "aipw", "ppi++")
 
 

@@ -49,7 +49,7 @@ def test_ancova_with_t_equals_statsmodels():
         TreatmentEffect(y, A, X=x).fit(use_t="yes")
 
 
-REPS = 2000
+REPS = 1500
 
 
 @functools.cache
