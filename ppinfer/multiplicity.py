@@ -90,7 +90,9 @@ def _correlation(covariance) -> np.ndarray:
     return covariance / np.outer(scale, scale)
 
 
-def max_z_coverage(bound: float, correlation: np.ndarray, alternative: str = "two-sided", df: float | None = None) -> float:
+def max_z_coverage(
+    bound: float, correlation: np.ndarray, alternative: str = "two-sided", df: float | None = None
+) -> float:
     """``P(max_k |Z_k| <= bound)`` (two-sided) or ``P(max_k Z_k <= bound)`` (one-sided).
 
     ``Z`` is multivariate normal with mean 0 and correlation ``correlation``, or
@@ -139,7 +141,9 @@ def _bivariate_coverage(bound: float, rho: float, alternative: str) -> float:
     return float(0.5 * (bound - low) * (_WEIGHTS @ (density * inside)))
 
 
-def max_z_critical_value(correlation, alpha: float = 0.05, alternative: str = "two-sided", df: float | None = None) -> float:
+def max_z_critical_value(
+    correlation, alpha: float = 0.05, alternative: str = "two-sided", df: float | None = None
+) -> float:
     """The ``c`` with ``P(max_k |Z_k| <= c) = 1 - alpha``: the simultaneous critical value.
 
     Parameters

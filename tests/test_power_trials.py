@@ -284,7 +284,9 @@ if __name__ == "__main__":
     for setting, (p0, p1, rho, allocation, _, sized) in BINARY_SETTINGS.items():
         n, simulated, expected, estimates = simulated_binary_power(setting)
         ratio = np.var(estimates[:, 0]) / np.var(estimates[:, 1])
-        theory = unpooled_unit_variance(sized, p0, p1, allocation) / adjusted_unit_variance(sized, p0, p1, rho, allocation)
-        print(f"{setting}: risks {p0} / {p1}, n = {n}; simulated power dm {simulated[0]:.4f} (formula {expected[0]:.4f}), "
+        theory = (unpooled_unit_variance(sized, p0, p1, allocation)
+                  / adjusted_unit_variance(sized, p0, p1, rho, allocation))
+        print(f"{setting}: risks {p0} / {p1}, n = {n}; simulated power dm {simulated[0]:.4f} "
+              f"(formula {expected[0]:.4f}), "
               f"adjusted {simulated[1]:.4f} (formula {expected[1]:.4f}); Var_dm / Var_adjusted {ratio:.3f} "
               f"(formula {theory:.3f})")

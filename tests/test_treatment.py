@@ -584,7 +584,8 @@ if __name__ == "__main__":
         for method, d in draws.items():
             print(f"  {method:8s} rejection {rejection_rate(d, truth):.4f}  bias {d[:, 0].mean() - truth:+.4f}  "
                   f"sd {d[:, 0].std():.4f}  mean se {d[:, 1].mean():.4f}")
-    ratio, se = variance_ratio(missing_outcome_replications()["dm"][:, 0], missing_outcome_replications()["ppi++"][:, 0])
+    missing = missing_outcome_replications()
+    ratio, se = variance_ratio(missing["dm"][:, 0], missing["ppi++"][:, 0])
     print(f"  missing outcomes: Var_dm / Var_ppi++ = {ratio:.4f} (MC SE {se:.4f})")
     print("efficiency against dm (Var_dm / Var_method over replications; theory 1 / (1 - rho^2))")
     for rho in (0.0, 0.5, 0.8):

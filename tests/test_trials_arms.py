@@ -33,7 +33,8 @@ def labelled_trial(n=200, effect=1.0, seed=0):
 def test_labelled_arms_need_the_treated_arm():
     data = labelled_trial()
     # patsy would code 'placebo' against 'active' (alphabetical), flipping the sign silently
-    with pytest.raises(ValueError, match=r"treatment has arms \['active', 'placebo'\]; say which is which with treated="):
+    message = r"treatment has arms \['active', 'placebo'\]; say which is which with treated="
+    with pytest.raises(ValueError, match=message):
         treatment_effect("y ~ arm + age", data=data, prognostic="score")
     for keyword in ({"treated": "active"}, {"control": "placebo"}):
         te = treatment_effect("y ~ arm + age", data=data, prognostic="score", **keyword)
@@ -145,14 +146,15 @@ def test_multi_arm_ancova_equals_statsmodels_with_arm_indicators():
 
 def test_multi_arm_formula_and_ratio_contrasts():
     y, arm, x = three_arm_trial(seed=2)
-    data = pd.DataFrame({"y": np.exp(y / 4), "dose": np.where(arm == "placebo", "0mg", np.where(arm == "low", "10mg", "20mg")),
-                         "x": x})
+    dose = np.where(arm == "placebo", "0mg", np.where(arm == "low", "10mg", "20mg"))
+    data = pd.DataFrame({"y": np.exp(y / 4), "dose": dose, "x": x})
     res = treatment_effect("y ~ dose + x", data=data, control="0mg").fit(method="ancova", contrast="rr")
     assert res.param_names == ["10mg / 0mg", "20mg / 0mg"]
     fitted = sm.OLS(data["y"], sm.add_constant(np.column_stack([data["dose"] == "10mg", data["dose"] == "20mg",
                                                                    x]).astype(float))).fit()
     base = fitted.params.iloc[0] + fitted.params.iloc[3] * x.mean()
-    np.testing.assert_allclose(res.params, [(base + fitted.params.iloc[1]) / base, (base + fitted.params.iloc[2]) / base])
+    ratios = [(base + fitted.params.iloc[1]) / base, (base + fitted.params.iloc[2]) / base]
+    np.testing.assert_allclose(res.params, ratios)
 
 
 # -- Monte Carlo: several arms at once ----------------------------------------------------------
@@ -203,7 +205,8 @@ if __name__ == "__main__":
     # every figure the Monte Carlo test checks: python tests/test_trials_arms.py
     for effects, seed in (((0.0, 0.0, 0.0), 301), ((0.0, 0.3, 0.6), 302)):
         for method, out in three_arm_replications(effects, seed).items():
-            print(f"effects {effects}, {method}: familywise error unadjusted {np.mean((out['raw'] < 0.05).any(axis=1)):.4f}, "
+            print(f"effects {effects}, {method}: familywise error unadjusted "
+                  f"{np.mean((out['raw'] < 0.05).any(axis=1)):.4f}, "
                   f"Bonferroni {np.mean((out['raw'] < 0.025).any(axis=1)):.4f}, max-|z| "
                   f"{np.mean((np.abs(out['z']) > out['critical'][:, None]).any(axis=1)):.4f} "
                   f"(MC SE {np.sqrt(0.0475 / REPS):.4f}); mean critical value {out['critical'].mean():.4f}")

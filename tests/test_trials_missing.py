@@ -207,7 +207,8 @@ def test_missing_at_random_coverage():
 
 if __name__ == "__main__":
     # every figure the Monte Carlo test checks: python tests/test_trials_missing.py
-    print(f"missing at random given x1 and arm, 2:1, n = 400, effect 0.5 ({REPS} reps, MC SE {np.sqrt(0.0475 / REPS):.4f})")
+    print(f"missing at random given x1 and arm, 2:1, n = 400, effect 0.5 ({REPS} reps, "
+          f"MC SE {np.sqrt(0.0475 / REPS):.4f})")
     for name, values in mar_replications().items():
         missed = np.mean(np.abs(values[:, 0] - 0.5) > Z * values[:, 1])
         print(f"  {name:22s} miss rate {missed:.4f}  bias {values[:, 0].mean() - 0.5:+.4f}  sd {values[:, 0].std():.4f}"

@@ -53,8 +53,8 @@ def test_difference_in_means_equals_bugni_canay_shaikh():
     y = STRATUM_EFFECTS[strata] * (1 + 0.8 * A) + rng.normal(size=64)
     n = len(y)
     within = {a: sum(np.mean(strata == z) * np.var(y[(A == a) & (strata == z)]) for z in range(4)) for a in (0, 1)}
-    gaps = [(y[(A == 1) & (strata == z)].mean() - y[A == 1].mean()) - (y[(A == 0) & (strata == z)].mean() - y[A == 0].mean())
-            for z in range(4)]
+    shift = {a: [y[(A == a) & (strata == z)].mean() - y[A == a].mean() for z in range(4)] for a in (0, 1)}
+    gaps = [shift[1][z] - shift[0][z] for z in range(4)]
     bugni = (within[1] / 0.5 + within[0] / 0.5 + sum(np.mean(strata == z) * g**2 for z, g in enumerate(gaps))) / n
     res = TreatmentEffect(y, A, strata=strata).fit(method="dm", cov_type="HC0")
     assert res.params["ate"] == pytest.approx(y[A == 1].mean() - y[A == 0].mean(), abs=1e-12)

@@ -25,12 +25,65 @@ all ``n`` randomised units (variance ``sum r^2 / n^2``, HC0).
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
+
 import numpy as np
 
-from ..covariance import PPIComponents, variance_of_mean
-from ..fitting import MEstimate
+from ..covariance import PPIComponents, PPIWarning, variance_of_mean
+from ..data import check_full_rank
+from ..families import Binomial
+from ..fitting import MEstimate, fit_glm
 from .arm_means import ArmMeans
 from .arms import Arms
+
+#: below this observation probability, inverse weights are flagged as unstable
+SMALL_OBSERVATION_PROBABILITY = 0.05
+
+
+@dataclass(frozen=True)
+class ObservationModel:
+    """A logistic regression of having an outcome: its fit (with influence rows) and design."""
+
+    fit: MEstimate
+    design: np.ndarray
+
+    @property
+    def probability(self) -> np.ndarray:
+        return Binomial().mean(self.design @ self.fit.params)
+
+
+def fit_observation_model(observed: np.ndarray, arms: Arms, X: np.ndarray, names: list[str]) -> ObservationModel:
+    """Logistic regressions of having an outcome on ``X``, one per arm (the arm indicators and
+    their products with ``X``), so that missingness may depend on the covariates differently
+    in each arm."""
+    indicators = arms.indicators()
+    with_intercept = np.column_stack([np.ones(observed.shape[0]), X])
+    design = np.hstack([indicators[:, [arm]] * with_intercept for arm in range(arms.count)])
+    what = "the observation model (logistic regression of having an outcome on X within each arm)"
+    check_full_rank(design, [f"{arm}:{name}" for arm in arms.names for name in ["Intercept", *names]], what)
+    complete = [name for arm, name in enumerate(arms.names) if observed[arms.codes == arm].all()]
+    if complete:
+        raise ValueError(
+            f"every outcome of arm(s) {complete} is observed, so {what} has no finite fit; pass the "
+            "known observed_prob, or drop X to treat outcomes as missing completely at random within arm."
+        )
+    model = ObservationModel(fit_glm(Binomial(), [(design, observed.astype(float))], keep_influence=True, what=what),
+                             design)
+    warn_small_probabilities(model.probability[observed])
+    return model
+
+
+def warn_small_probabilities(probability: np.ndarray) -> None:
+    """Warn when observed units have observation probabilities below 0.05 (inverse weights above 20)."""
+    smallest = float(probability.min())
+    if smallest < SMALL_OBSERVATION_PROBABILITY:
+        warnings.warn(
+            f"some observed units have observation probabilities as small as {smallest:.3g}; their inverse "
+            "weights dominate IPW and AIPW, whose intervals may then be unreliable.",
+            PPIWarning,
+            stacklevel=5,
+        )
 
 
 def subset_means(v: np.ndarray, subset: np.ndarray, arms: Arms) -> tuple[ArmMeans, np.ndarray]:
@@ -47,7 +100,9 @@ def subset_means(v: np.ndarray, subset: np.ndarray, arms: Arms) -> tuple[ArmMean
     return ArmMeans(means, arms.indicators() * scale[:, None], None), counts
 
 
-def ppi_parts(y: np.ndarray, score: np.ndarray, observed: np.ndarray, arms: Arms) -> tuple[ArmMeans, ArmMeans, np.ndarray]:
+def ppi_parts(
+    y: np.ndarray, score: np.ndarray, observed: np.ndarray, arms: Arms
+) -> tuple[ArmMeans, ArmMeans, np.ndarray]:
     """Outcomes missing completely at random within arm.
 
     Returns the observed outcomes' arm means, the score's gap ``mbar_obs - mbar_missing``
@@ -71,7 +126,7 @@ def weighted_parts(
     observed: np.ndarray,
     arms: Arms,
     probability: np.ndarray,
-    model: tuple[MEstimate, np.ndarray] | None = None,
+    model: ObservationModel | None = None,
 ) -> tuple[ArmMeans, ArmMeans]:
     """Outcomes missing at random given covariates and arm, with observation probabilities.
 
@@ -83,9 +138,9 @@ def weighted_parts(
     arms : Arms
     probability : (n,) array
         Each unit's probability of having its outcome observed.
-    model : (MEstimate, design), optional
-        The logistic fit of ``observed`` on ``design`` that produced
-        ``probability``, with its influence rows; its estimation enters the rows.
+    model : ObservationModel, optional
+        The logistic fit that produced ``probability``, with its influence rows;
+        its estimation enters the rows.
 
     Returns
     -------
@@ -115,10 +170,9 @@ def weighted_parts(
         centred = v - means[codes]
         rows = indicators * (n * weight * centred / total[codes])[:, None]
         if model is not None:
-            fit, design = model
             tilt = weight * (1.0 - probability) * centred
-            slopes = (design * tilt[:, None]).T @ indicators / arms.sizes
-            rows = rows - fit.influence @ slopes / mean_weight
+            slopes = (model.design * tilt[:, None]).T @ indicators / arms.sizes
+            rows = rows - model.fit.influence @ slopes / mean_weight
         return ArmMeans(means, rows)
 
     outcome = hajek(np.where(observed, y, 0.0))

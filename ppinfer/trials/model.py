@@ -24,10 +24,9 @@ import numpy as np
 import pandas as pd
 
 from .._options import choose, reject_unknown_keywords
-from ..covariance import HC_TYPES, PPIComponents, PPIWarning, variance_of_mean
+from ..covariance import HC_TYPES, PPIComponents, variance_of_mean
 from ..data import MISSING_OPTIONS, Variable, as_variable, check_full_rank, make_sample
 from ..families import Binomial, Gaussian, Poisson
-from ..fitting import fit_glm
 from ..imputation import TInference
 from ..results import METHOD_LABELS, WaldInference
 from .arm_means import (
@@ -41,7 +40,15 @@ from .arm_means import (
 )
 from .arms import Arms, arm_codes
 from .contrasts import COMPARISONS, Contrast, arm_pairs, choose_contrast, contrast_rows
-from .missing import ppi_parts, subset_means, tuned_arm_lambdas, weighted_parts
+from .missing import (
+    ObservationModel,
+    fit_observation_model,
+    ppi_parts,
+    subset_means,
+    tuned_arm_lambdas,
+    warn_small_probabilities,
+    weighted_parts,
+)
 from .randomisation import stratified_rows
 from .results import TrialResults
 
@@ -100,8 +107,6 @@ FAMILY_DESCRIPTIONS = {"gaussian": "linear", "binomial": "logistic", "poisson": 
 DEFAULT_COV_TYPE = "HC2"
 #: the missing-outcome estimators' variance (1/n normalisations throughout)
 MISSING_COV_TYPE = "HC0"
-#: below this observation probability, inverse weights are flagged as unstable
-SMALL_OBSERVATION_PROBABILITY = 0.05
 
 
 @dataclass(frozen=True)
@@ -338,7 +343,9 @@ class TreatmentEffect:
         if strata is not None:
             variables["strata"], strata_labels = self._strata_variable(strata)
         if observed_prob is not None:
-            variables["observed_prob"] = as_variable(observed_prob, "observed_prob", ndim=1, default_name="observed_prob")
+            variables["observed_prob"] = as_variable(
+                observed_prob, "observed_prob", ndim=1, default_name="observed_prob"
+            )
         observed = None
         if prognostic is not None:
             # a NaN outcome with a score is a unit to predict, not a row to raise on or drop
@@ -434,7 +441,7 @@ class TreatmentEffect:
                 f"observed_prob must lie in (0, 1]; found {int(bad.sum())} value(s) outside (first: "
                 f"{values[first]!r} at position {first})."
             )
-        self._warn_small_probabilities(values[self.observed])
+        warn_small_probabilities(values[self.observed])
         return values
 
     def _choose_family(self, family) -> str:
@@ -730,45 +737,19 @@ class TreatmentEffect:
             return None
         if self.observed_prob is not None:
             return self.observed_prob
-        fit, design = self._observation_model
-        return Binomial().mean(design @ fit.params)
+        return self._observation_model.probability
 
     @property
-    def _observation_model(self):
-        """The logistic fit of having an outcome on X within each arm, with its design (or None)."""
+    def _observation_model(self) -> ObservationModel | None:
+        """The logistic fits of having an outcome on X within each arm (``"mar"`` design without
+        known probabilities); cached."""
         if self.observed_prob is not None or self.design != "mar":
             return None
         if "observation model" not in self._cache:
-            # one logistic regression per arm (arm indicators and their interactions with X), so
-            # that missingness may depend on the covariates differently in each arm
-            indicators = self.arms.indicators()
-            with_intercept = np.column_stack([np.ones(self.sample.nobs), self.sample["X"]])
-            design = np.hstack([indicators[:, [arm]] * with_intercept for arm in range(self.arms.count)])
-            names = [f"{arm}:{name}" for arm in self.arms.names for name in ["Intercept", *self.covariate_names]]
-            what = "the observation model (logistic regression of having an outcome on X within each arm)"
-            check_full_rank(design, names, what)
-            complete = [name for arm, name in enumerate(self.arms.names) if self.observed[self.arms.codes == arm].all()]
-            if complete:
-                raise ValueError(
-                    f"every outcome of arm(s) {complete} is observed, so {what} has no finite fit; pass the "
-                    "known observed_prob, or drop X to treat outcomes as missing completely at random within arm."
-                )
-            fit = fit_glm(Binomial(), [(design, self.observed.astype(float))], keep_influence=True, what=what)
-            probability = Binomial().mean(design @ fit.params)
-            self._warn_small_probabilities(probability[self.observed])
-            self._cache["observation model"] = (fit, design)
-        return self._cache["observation model"]
-
-    @staticmethod
-    def _warn_small_probabilities(probability: np.ndarray) -> None:
-        smallest = float(probability.min())
-        if smallest < SMALL_OBSERVATION_PROBABILITY:
-            warnings.warn(
-                f"some observed units have observation probabilities as small as {smallest:.3g}; their inverse "
-                "weights dominate IPW and AIPW, whose intervals may then be unreliable.",
-                PPIWarning,
-                stacklevel=4,
+            self._cache["observation model"] = fit_observation_model(
+                self.observed, self.arms, self.sample["X"], self.covariate_names
             )
+        return self._cache["observation model"]
 
     # -- contrasts -------------------------------------------------------------------
     def _estimate(self, method, contrast: Contrast, pairs, lam, cov_type) -> _Estimate:
