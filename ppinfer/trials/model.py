@@ -561,6 +561,23 @@ class TreatmentEffect:
             One parameter per contrast, named by the arms (``"active - placebo"``;
             ``"ate"`` for the difference of a 0/1 assignment).
             ``effective_nobs`` is relative to ``"dm"``.
+
+        Examples
+        --------
+        A binary endpoint, standardised over a logistic working model:
+
+        >>> import numpy as np, ppinfer
+        >>> rng = np.random.default_rng(2)
+        >>> x = rng.normal(size=400)
+        >>> arm = rng.permutation(np.repeat(["placebo", "active"], 200))
+        >>> risk = 1 / (1 + np.exp(-(-1.0 + x - 0.6 * (arm == "active"))))
+        >>> y = (rng.random(400) < risk).astype(float)
+        >>> te = ppinfer.TreatmentEffect(y, arm, X=x, treated="active")
+        >>> res = te.fit(method="ancova", contrast="rr")
+        >>> res.params.index.tolist(), res.contrast.null
+        (['active / placebo'], 1.0)
+        >>> res.arm_means.index.tolist()
+        ['placebo', 'active']
         """
         reject_unknown_keywords("fit", unknown, ("method", "contrast", "comparisons", "lam", "cov_type", "use_t"))
         method = self._default_method if method is None else choose(method, METHODS, "method")
@@ -616,6 +633,16 @@ class TreatmentEffect:
             (``Var_dm / Var_method``: how many times more units the difference in
             means would need for the same precision) and ``effective_n`` (``n``
             times the relative efficiency).
+
+        Examples
+        --------
+        >>> import numpy as np, ppinfer
+        >>> rng = np.random.default_rng(3)
+        >>> x = rng.normal(size=200); arm = rng.permutation(np.repeat([0, 1], 100))
+        >>> y = x + 0.5 * arm + rng.normal(size=200)
+        >>> table = ppinfer.TreatmentEffect(y, arm, X=x).compare()
+        >>> table.index.tolist()
+        ['dm', 'ancova', 'lin']
         """
         if methods is None:
             methods = [m for m in self.methods if m != "naive"]
