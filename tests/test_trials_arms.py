@@ -101,6 +101,9 @@ def test_bad_arm_arguments():
         TreatmentEffect(y, three)
     with pytest.raises(ValueError, match="propensity applies to two-arm trials"):
         TreatmentEffect(y, three, control="a", prognostic=y, propensity=0.3)
+    with pytest.raises(ValueError, match="treatment must be one label per unit"):
+        TreatmentEffect(y, np.column_stack([three, three]), control="a")
+    assert TreatmentEffect(y, pd.DataFrame({"arm": three}), control="a").treatment_name == "arm"
     with pytest.raises(ValueError, match="comparisons='everything' is not valid"):
         TreatmentEffect(y, three, control="a").fit(comparisons="everything")
 

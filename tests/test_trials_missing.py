@@ -54,7 +54,7 @@ def test_covariates_are_used_when_outcomes_are_missing():
     data = pd.DataFrame({"y": y, "A": A.astype(int), "age": X[:, 0], "score": score})
     with_age = treatment_effect("y ~ A + age", data=data, prognostic="score")
     without = treatment_effect("y ~ A", data=data, prognostic="score")
-    assert with_age.design == "mar" and without.design == "mcar"
+    assert with_age.missingness == "mar" and without.missingness == "mcar"
     assert with_age.fit().params["ate"] != pytest.approx(without.fit().params["ate"], abs=1e-3)
     assert "logistic on X by arm" in with_age.fit().summary().as_text()
 

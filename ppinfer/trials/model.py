@@ -321,9 +321,11 @@ class TreatmentEffect:
         self.lin_variance = choose(lin_variance, LIN_VARIANCES, "lin_variance")
         missing = choose(missing, MISSING_OPTIONS, "missing")
         outcome = as_variable(y, "y", ndim=1, default_name="y")
-        labels = treatment if isinstance(treatment, pd.Series) else pd.Series(np.asarray(treatment, dtype=object))
-        if labels.ndim != 1:
+        if isinstance(treatment, pd.DataFrame) and treatment.shape[1] == 1:
+            treatment = treatment.iloc[:, 0]
+        if np.ndim(treatment) != 1:
             raise ValueError(f"treatment must be one label per unit; got shape {np.shape(treatment)}.")
+        labels = treatment if isinstance(treatment, pd.Series) else pd.Series(np.asarray(treatment, dtype=object))
         codes, arm_labels, binary_coded = arm_codes(labels, treated=treated, control=control)
         variables = {
             "y": outcome,
@@ -459,8 +461,10 @@ class TreatmentEffect:
         return not self.observed.all()
 
     @property
-    def design(self) -> str:
-        """``"complete"``, ``"mcar"`` (missing completely at random within arm) or ``"mar"``."""
+    def missingness(self) -> str:
+        """How outcomes are missing: ``"complete"`` (none are), ``"mcar"`` (completely at random
+        within arm: no covariates nor known probabilities) or ``"mar"`` (at random given the
+        covariates and arm)."""
         if not self.missing_outcomes:
             return "complete"
         return "mar" if self.observed_prob is not None or "X" in self.sample else "mcar"
@@ -482,7 +486,7 @@ class TreatmentEffect:
 
     @property
     def _design_methods(self) -> tuple[str, ...]:
-        return {"complete": COMPLETE_METHODS, "mcar": MCAR_METHODS, "mar": MAR_METHODS}[self.design]
+        return {"complete": COMPLETE_METHODS, "mcar": MCAR_METHODS, "mar": MAR_METHODS}[self.missingness]
 
     def _unavailable(self, method: str) -> str | None:
         """Why ``method`` cannot be fitted to this trial, or None if it can."""
@@ -749,7 +753,7 @@ class TreatmentEffect:
             return subset_means(y, observed, arms)[0]
         if name == "naive":
             return subset_means(np.where(observed, y, score), np.ones_like(observed), arms)[0]
-        if self.design == "mcar":
+        if self.missingness == "mcar":
             outcome, gap, _ = ppi_parts(y, score, observed, arms)
         else:
             outcome, gap = weighted_parts(y, score, observed, arms, self.observation_probability,
@@ -760,7 +764,7 @@ class TreatmentEffect:
     @property
     def observation_probability(self) -> np.ndarray | None:
         """Each unit's probability of an observed outcome: known, or fitted (``"mar"`` design)."""
-        if self.design != "mar":
+        if self.missingness != "mar":
             return None
         if self.observed_prob is not None:
             return self.observed_prob
@@ -770,7 +774,7 @@ class TreatmentEffect:
     def _observation_model(self) -> ObservationModel | None:
         """The logistic fits of having an outcome on X within each arm (``"mar"`` design without
         known probabilities); cached."""
-        if self.observed_prob is not None or self.design != "mar":
+        if self.observed_prob is not None or self.missingness != "mar":
             return None
         if "observation model" not in self._cache:
             self._cache["observation model"] = fit_observation_model(
@@ -892,8 +896,7 @@ class TreatmentEffect:
         details.append(("Contrast", contrast.description))
         if method in STANDARDISED_METHODS:
             details.append(("Working model", f"{FAMILY_DESCRIPTIONS[self.family]}, standardised"))
-        design = {"complete": cov_type, "mcar": "HC0 (per-arm means)", "mar": "HC0 (per-arm means)"}[self.design]
-        details.append(("Covariance", design))
+        details.append(("Covariance", cov_type if self.missingness == "complete" else "HC0 (per-arm means)"))
         if self.strata is not None:
             details.append(("Randomisation", f"stratified by {self.strata_name} ({len(self._strata_labels)})"))
         if use_t:
@@ -902,7 +905,7 @@ class TreatmentEffect:
             pi = self.propensity
             shown = "n1 / n" if pi is None else f"{pi[0]:.4g}" if np.all(pi == pi[0]) else "per unit"
             details.append(("Propensity", shown))
-        if self.design == "mar":
+        if self.missingness == "mar":
             details.append(("Observation prob.", "known" if self.observed_prob is not None else "logistic on X by arm"))
         if self.sample.n_dropped:
             details.append(("Rows dropped", str(self.sample.n_dropped)))
@@ -919,12 +922,12 @@ class TreatmentEffect:
             notes.append("Standard error includes the variance of the covariates' average (Ye et al. 2023).")
         if contrast.null != 0.0:
             notes.append(f"Tests and p-values are against a {contrast.description} of {contrast.null:g} (no effect).")
-        if self.design == "mcar":
+        if self.missingness == "mcar":
             notes.append(
                 "Units without an outcome enter as unlabeled units of their arm, predicted by the prognostic "
                 "score; outcomes are assumed missing completely at random within each arm."
             )
-        elif self.design == "mar":
+        elif self.missingness == "mar":
             notes.append(
                 "Outcomes are assumed missing at random given the arm and the covariates; observed units are "
                 "weighted by their inverse observation probabilities."
@@ -935,7 +938,7 @@ class TreatmentEffect:
 
     def __repr__(self) -> str:
         design = {"complete": "complete outcomes", "mcar": "missing outcomes (MCAR within arm)",
-                  "mar": "missing outcomes (MAR given covariates)"}[self.design]
+                  "mar": "missing outcomes (MAR given covariates)"}[self.missingness]
         return (
             f"<TreatmentEffect {self.endog_name!r} by {self.treatment_name!r} ({self.arms.count} arms, control "
             f"{self.arms.names[0]!r}): n={self.sample.nobs}, {design}, methods {', '.join(self.methods)}>"
