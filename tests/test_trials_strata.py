@@ -46,13 +46,15 @@ def stratified_trial(rng, n=200, effect=0.5, heterogeneity=0.0, balanced_strata=
 
 def test_difference_in_means_equals_bugni_canay_shaikh():
     # with exact balance within strata (8 per arm in each) the influence rows' variance is their
-    # sigma~^2(1)/pi + sigma~^2(0)/(1 - pi) + sum_z p(z) (m_1(z) - m_0(z))^2, over n
+    # sigma~^2(1)/pi + sigma~^2(0)/(1 - pi) + sum_z p(z) (m_1(z) - m_0(z))^2, over n, with unbiased
+    # within-stratum variances sigma~^2(a) = sum_z p(z) s^2_az
     rng = np.random.default_rng(0)
     strata = np.repeat(np.arange(4), 16)
     A = permuted_blocks(rng, strata, 4, np.array([1.0, 1.0, 0.0, 0.0]))
     y = STRATUM_EFFECTS[strata] * (1 + 0.8 * A) + rng.normal(size=64)
     n = len(y)
-    within = {a: sum(np.mean(strata == z) * np.var(y[(A == a) & (strata == z)]) for z in range(4)) for a in (0, 1)}
+    within = {a: sum(np.mean(strata == z) * np.var(y[(A == a) & (strata == z)], ddof=1) for z in range(4))
+              for a in (0, 1)}
     shift = {a: [y[(A == a) & (strata == z)].mean() - y[A == a].mean() for z in range(4)] for a in (0, 1)}
     gaps = [shift[1][z] - shift[0][z] for z in range(4)]
     bugni = (within[1] / 0.5 + within[0] / 0.5 + sum(np.mean(strata == z) * g**2 for z, g in enumerate(gaps))) / n

@@ -216,9 +216,11 @@ class TreatmentEffect:
     ``r_i - sum_b (1{A_i=b} - pi_b) M_b(Z_i)``, ``M_b(z)`` the mean row of arm ``b`` in
     stratum ``z``: permuted blocks within strata remove the arms' chance imbalance
     within strata, whose variance simple-randomisation rows count (Bugni, Canay &
-    Shaikh 2018; Ye, Shao, Yi & Zhao 2023). Without it the variance is
-    conservative when the outcome varies between strata, unless the working
-    model has arm-specific stratum effects (``"lin"`` with the strata as covariates).
+    Shaikh 2018; Ye, Shao, Yi & Zhao 2023); deviations from the estimated cell
+    (arm and stratum) means are inflated by ``n_c / (n_c - 1)``. Without ``strata``
+    the variance is conservative when the outcome varies between strata, unless
+    the working model has arm-specific stratum effects (``"lin"`` with the strata
+    as covariates, for which the correction changes little).
 
     Missing outcomes. When ``prognostic`` is given and some ``y`` are NaN, each
     arm's mean is a prediction-powered mean of the observed outcomes with the

@@ -31,7 +31,9 @@ def stratified_rows(rows: np.ndarray, arms: Arms, strata: np.ndarray, strata_lab
     -------
     (n, J) array
         ``r_i - sum_b (1{A_i = b} - pi_b) M_b(Z_i)``, with ``M_b(z)`` the mean row of
-        the units of arm ``b`` in stratum ``z`` and ``pi_b = n_b / n``.
+        the units of arm ``b`` in stratum ``z`` and ``pi_b = n_b / n``; the deviations
+        ``r_i - M_{A_i}(Z_i)`` are multiplied by ``sqrt(n_c / (n_c - 1))``, ``n_c`` the
+        size of unit ``i``'s cell (arm and stratum), for the cell means estimated.
 
     Notes
     -----
@@ -41,9 +43,9 @@ def stratified_rows(rows: np.ndarray, arms: Arms, strata: np.ndarray, strata_lab
     variance ``E[v(Z)' (diag(pi) - pi pi') v(Z)]`` with ``v_b = E[r(b) | Z]``, and
     under permuted blocks within strata its sum over units is zero. Subtracting
     its estimate leaves rows whose variance is the stratified-randomisation
-    variance. For the difference in means this is Bugni, Canay & Shaikh's (2018)
-    variance ``s1^2/pi + s0^2/(1 - pi) + E[(m_1(Z) - m_0(Z))^2]`` with within-stratum
-    ``s_a^2``; for regression-adjusted estimators it is the variance of Ye, Shao, Yi
+    variance. For the difference in means (HC0) this is Bugni, Canay & Shaikh's
+    (2018) variance ``s1^2/pi + s0^2/(1 - pi) + E[(m_1(Z) - m_0(Z))^2]`` with
+    unbiased within-stratum variances ``s_a^2``; for regression-adjusted estimators it is the variance of Ye, Shao, Yi
     & Zhao (2023). When the working model already has arm-specific stratum
     effects the arms' stratum means of the residuals are zero and the rows barely
     change: adjusting for the strata makes the simple-randomisation variance right.
@@ -66,4 +68,7 @@ def stratified_rows(rows: np.ndarray, arms: Arms, strata: np.ndarray, strata_lab
     ).reshape(arms.count, nstrata, rows.shape[1])
     cell_means = sums / np.maximum(counts, 1)[:, :, None]
     balanced = np.einsum("b,bzj->zj", arms.shares, cell_means)
-    return rows - cell_means[arms.codes, strata] + balanced[strata]
+    # deviations from estimated cell means are inflated by n_c / (n_c - 1), as unbiased
+    # within-cell variances are
+    inflation = np.sqrt(counts / np.maximum(counts - 1, 1))[arms.codes, strata]
+    return (rows - cell_means[arms.codes, strata]) * inflation[:, None] + balanced[strata]
