@@ -158,8 +158,10 @@ class TreatmentEffect:
         Default ``"binomial"`` for a 0/1 outcome, else ``"gaussian"``.
     lin_variance : {"superpopulation", "conditional"}
         ``"conditional"`` leaves out of ``"lin"``'s variance the variation of the
-        covariates' average (statsmodels' HC variance of the interacted
-        regression); default ``"superpopulation"``.
+        covariates' average: statsmodels' HC variance of the interacted regression
+        for a linear working model, Ge et al.'s (2011) delta-method variance for a
+        logistic one; it is too small when effects vary with the covariates.
+        Default ``"superpopulation"``.
     missing : {"raise", "drop"}
         Rows with NaN or infinite values in ``treatment``, ``X``, ``prognostic``,
         ``strata`` (or ``y`` without a score): raise (default), or drop them.
