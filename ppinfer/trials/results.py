@@ -1,0 +1,74 @@
+"""Results of a trial analysis: contrasts of arms, their tests and multiplicity adjustments."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ..results import PPIResults
+from .contrasts import Contrast
+
+
+class TrialResults(PPIResults):
+    """Results of :meth:`ppinfer.TreatmentEffect.fit`: one parameter per contrast of two arms.
+
+    Attributes (beyond :class:`~ppinfer.results.PPIResults`)
+    ----------
+    contrast : Contrast
+        The contrast estimated (``contrast.name`` is ``"diff"``, ``"rr"``, ...).
+        Tests, ``tvalues`` and ``pvalues`` are against its no-effect value
+        ``contrast.null`` (0 for differences and logs, 1 for ratios).
+    arm_means : pandas.DataFrame
+        The estimated mean (risk, for a binary outcome) of each arm, with its
+        standard error.
+    df : pandas.Series or None
+        Degrees of freedom of the t reference distribution (``use_t=True``).
+    """
+
+    def __init__(
+        self,
+        *,
+        contrast: Contrast,
+        arm_names: list[str],
+        arm_values: np.ndarray,
+        arm_covariance: np.ndarray,
+        df: np.ndarray | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.contrast = contrast
+        self._arms = (arm_names, arm_values, arm_covariance)
+        self.df = None if df is None else pd.Series(df, index=self.params.index, name="df")
+
+    @cached_property
+    def arm_means(self) -> pd.DataFrame:
+        names, values, covariance = self._arms
+        return pd.DataFrame(
+            {"estimate": values, "se": np.sqrt(np.diag(covariance))}, index=pd.Index(names, name="arm")
+        )
+
+    def test(self, null=None, alternative: str = "two-sided") -> pd.DataFrame:
+        """Tests of each contrast against ``null`` (default: no effect, ``contrast.null``).
+
+        See :meth:`ppinfer.results.PPIResults.test`.
+        """
+        return super().test(self.contrast.null if null is None else null, alternative)
+
+    @cached_property
+    def tvalues(self) -> pd.Series:
+        """Test statistics against no effect (``contrast.null``)."""
+        return self.test()["statistic"].rename("z")
+
+    def adjusted_pvalues(self, method: str = "holm") -> pd.Series:
+        """p-values adjusted for testing every contrast; see :func:`ppinfer.multiplicity.adjusted_pvalues`."""
+        from ..multiplicity import adjusted_pvalues
+
+        return adjusted_pvalues(self, method=method)
+
+    def simultaneous_conf_int(self, alpha: float = 0.05, method: str = "max-z", alternative: str = "two-sided"):
+        """Intervals covering every contrast at once; see :func:`ppinfer.multiplicity.simultaneous_conf_int`."""
+        from ..multiplicity import simultaneous_conf_int
+
+        return simultaneous_conf_int(self, alpha=alpha, method=method, alternative=alternative)
