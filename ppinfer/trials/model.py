@@ -27,7 +27,6 @@ from .._options import choose, reject_unknown_keywords
 from ..covariance import HC_TYPES, PPIComponents, variance_of_mean
 from ..data import MISSING_OPTIONS, Variable, as_variable, check_full_rank, make_sample
 from ..families import Binomial, Gaussian, Poisson
-from ..imputation import TInference
 from ..results import METHOD_LABELS, WaldInference
 from .arm_means import (
     ArmMeans,
@@ -862,13 +861,12 @@ class TreatmentEffect:
         if use_t:
             # Welch-Satterthwaite over the arms when the rows are arm-wise (no working regression)
             df = estimate.df if estimate.df is not None else arm_satterthwaite_df(estimate.rows, self.arms)
-        inference = TInference(estimate.values, covariance, df) if use_t else WaldInference(estimate.values, covariance)
+        inference = WaldInference(estimate.values, covariance, df if use_t else None)
         return TrialResults(
             contrast=contrast,
             arm_names=self.arms.names,
             arm_values=estimate.arms.values,
             arm_covariance=variance_of_mean(estimate.arms.rows),
-            df=df,
             params=pd.Series(estimate.values, index=names, name="params"),
             inference=inference,
             method=method,

@@ -34,13 +34,11 @@ class TrialResults(PPIResults):
         arm_names: list[str],
         arm_values: np.ndarray,
         arm_covariance: np.ndarray,
-        df: np.ndarray | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.contrast = contrast
         self._arms = (arm_names, arm_values, arm_covariance)
-        self.df = None if df is None else pd.Series(df, index=self.params.index, name="df")
 
     @cached_property
     def arm_means(self) -> pd.DataFrame:
@@ -59,7 +57,7 @@ class TrialResults(PPIResults):
     @cached_property
     def tvalues(self) -> pd.Series:
         """Test statistics against no effect (``contrast.null``)."""
-        return self.test()["statistic"].rename("z")
+        return self.test()["statistic"].rename("t" if self.use_t else "z")
 
     def adjusted_pvalues(self, method: str = "holm") -> pd.Series:
         """p-values adjusted for testing every contrast; see :func:`ppinfer.multiplicity.adjusted_pvalues`."""
