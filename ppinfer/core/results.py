@@ -42,6 +42,27 @@ NAIVE_WARNING = (
 )
 
 
+def format_pvalue(value: float) -> str:
+    """p-values as statsmodels prints them, three decimals, with "<0.001" below."""
+    if not np.isfinite(value):
+        return "nan"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _match_widths(header: SimpleTable, table: SimpleTable) -> None:
+    """Widen the header table (or the parameter table) so both print with the same width."""
+    width = len(str(table).splitlines()[0])
+    header_width = len(str(header).splitlines()[0])
+    target, other = (header, width - header_width) if width > header_width else (table, header_width - width)
+    if other <= 0:
+        return
+    fmt = target.output_formats["txt"]
+    widths = list(target._get_colwidths("txt"))
+    for k in range(other):
+        widths[1 + (k % (len(widths) - 1))] += 1
+    fmt["colwidths"] = widths
+
+
 class PPIResults:
     """Results of a prediction-powered (or baseline) fit.
 
@@ -296,9 +317,25 @@ class PPIResults:
         return t_test(self._params.to_numpy(), self._inference.covariance, R, q, df=self._constraint_df(R),
                       param_names=self.param_names)
 
-    def summary(self, alpha: float = 0.05) -> Summary:
-        """A statsmodels ``Summary``: fit details, then one row per parameter."""
+    def summary(self, alpha: float = 0.05, *, title: str | None = None, yname: str | None = None,
+                xname: list[str] | None = None) -> Summary:
+        """A statsmodels ``Summary``: fit details, then one row per parameter.
+
+        Parameters
+        ----------
+        alpha : float
+            Level of the intervals shown.
+        title : str, optional
+            Title (default "Prediction-powered inference: <estimator>").
+        yname : str, optional
+            Name of the outcome shown.
+        xname : list of str, optional
+            Names of the parameters shown (one per parameter).
+        """
         alpha = check_alpha(alpha)
+        names = self.param_names if xname is None else [str(name) for name in xname]
+        if len(names) != len(self.param_names):
+            raise ValueError(f"xname must give one name per parameter ({len(self.param_names)}); got {len(names)}.")
         lam = self.lam
         by_parameter = isinstance(lam, pd.Series) and lam.index.equals(self._params.index)
         if lam is None:
@@ -307,8 +344,9 @@ class PPIResults:
             lam_text = f"{lam:.4g}"
         else:
             lam_text = "per parameter (below)" if by_parameter else f"per {lam.index.name or 'group'} (below)"
+        dep = self._dep_variable if yname is None else str(yname)
         left = [
-            ("Dep. Variable:", [self._dep_variable]),
+            ("Dep. Variable:", [dep]),
             ("Estimator:", [self._title]),
             ("Method:", [self._method_label]),
             ("Lambda:", [lam_text]),
@@ -325,11 +363,11 @@ class PPIResults:
         summary = Summary()
         summary.add_table_2cols(
             None,
-            title=f"Prediction-powered inference: {self._title}",
+            title=title or f"Prediction-powered inference: {self._title}",
             gleft=left,
             gright=right,
-            yname=self._dep_variable,
-            xname=self.param_names,
+            yname=dep,
+            xname=names,
         )
         interval = self.conf_int(alpha)
         tests = self.test()
@@ -342,12 +380,18 @@ class PPIResults:
         if by_parameter:
             headers.append("lambda")
             columns.append(lam)
-        rows = [
-            [forg(column.iloc[k], prec=3 if j == 3 else 4) if j != 6 else f"{column.iloc[k]:.0f}"
-             for j, column in enumerate(columns)]
-            for k in range(len(self._params))
-        ]
-        summary.tables.append(SimpleTable(rows, headers, [str(i) for i in self._params.index], txt_fmt=fmt_params))
+
+        def cell(j: int, value: float) -> str:
+            if j == 3:
+                return format_pvalue(value)
+            if j == 6:
+                return "nan" if not np.isfinite(value) else f"{value:.0f}"
+            return forg(value, prec=4)
+
+        rows = [[cell(j, column.iloc[k]) for j, column in enumerate(columns)] for k in range(len(self._params))]
+        table = SimpleTable(rows, headers, names, txt_fmt=fmt_params)
+        summary.tables.append(table)
+        _match_widths(summary.tables[0], table)
         notes = list(self._notes)
         if lam is not None and np.ndim(lam) > 0 and not by_parameter:
             notes.append(f"Lambda by {lam.index.name or 'group'}:\n" + lam.to_string(float_format=lambda v: f"{v:.4g}"))
@@ -356,6 +400,52 @@ class PPIResults:
         if notes:
             summary.add_extra_txt(notes)
         return summary
+
+    def to_frame(self, alpha: float = 0.05) -> pd.DataFrame:
+        """A tidy table: one row per parameter with term, estimate, std_err, statistic,
+        pvalue, lower, upper, method and lambda (the parameter's, or None)."""
+        interval = self.conf_int(alpha)
+        tests = self.test()
+        lam = self.lam
+        if lam is None:
+            lams = [np.nan] * len(self._params)
+        elif np.ndim(lam) == 0:
+            lams = [float(lam)] * len(self._params)
+        elif isinstance(lam, pd.Series) and lam.index.equals(self._params.index):
+            lams = list(lam.to_numpy())
+        else:
+            lams = [np.nan] * len(self._params)  # by stratum: see res.lam
+        return pd.DataFrame({
+            "term": self.param_names,
+            "estimate": self._params.to_numpy(),
+            "std_err": self.bse.to_numpy(),
+            "statistic": tests["statistic"].to_numpy(),
+            "pvalue": tests["pvalue"].to_numpy(),
+            "lower": interval["lower"].to_numpy(),
+            "upper": interval["upper"].to_numpy(),
+            "method": self.method,
+            "lambda": lams,
+        })
+
+    def plot(self, alpha: float = 0.05, *, ax=None):
+        """A forest plot of the estimates and their intervals (naive pooling in red).
+
+        Returns the matplotlib figure; ``model.compare().plot()`` draws several methods.
+        """
+        from .plotting import forest_plot
+
+        return forest_plot(self.to_frame(alpha), alpha=alpha, ax=ax)
+
+    def predict(self, exog=None) -> pd.Series:
+        """Fitted means at ``exog`` (default: the labeled rows) for regression results.
+
+        ``exog`` is a design matrix with the model's columns (array or DataFrame), or,
+        for a model built from a formula, a data frame with the formula's variables.
+        """
+        predict = getattr(self.model, "predict", None)
+        if predict is None:
+            raise AttributeError(f"{self._title} results have no predictions: predict() is for regressions.")
+        return predict(self._params.to_numpy(), exog)
 
     def _with_inference(self, inference: Inference, detail: tuple[str, str]) -> "PPIResults":
         """A copy with another inference object (same estimates)."""

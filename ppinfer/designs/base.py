@@ -461,6 +461,8 @@ class BoundDesign:
     has_strata: bool = False
     has_fpc: bool = False
     spec: Design | None = field(default=None, repr=False)
+    #: the rows grouped by resampling unit (computed on the first bootstrap resample)
+    _resampling: tuple | None = field(default=None, repr=False)
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -877,6 +879,7 @@ class BoundDesign:
             npsu = int(max(p.max() for p in present if p.size)) + 1 if any(p.size for p in present) else 0
         return replace(
             self,
+            _resampling=None,
             labeled=self.labeled.take(labeled_rows, psu[0]),
             unlabeled=self.unlabeled.take(unlabeled_rows, psu[1]),
             label_prob=None if self.label_prob is None else self.label_prob[labeled_rows],
@@ -897,17 +900,21 @@ class BoundDesign:
         within strata, each sample on its own (both together in a two-phase design, and
         PSUs holding units of both samples together); every draw is a new PSU."""
         n, N = self.labeled.nrows, self.unlabeled.nrows
-        units = self._units(np.arange(n + N), both=True)
-        strata = np.concatenate([self.labeled.stratum_codes(), self.unlabeled.stratum_codes()])
-        sample_of = np.r_[np.zeros(n, dtype=np.intp), np.ones(N, dtype=np.intp)]
-        if self.combined:
-            # draw whole PSUs of the joint design; PSUs holding labeled units apart from the others
-            has_labeled = np.zeros(units.max() + 1, dtype=bool)
-            has_labeled[units[:n]] = True
-            key = strata * 2 + (~has_labeled[units]).astype(np.intp)
-        else:
-            key = strata * 2 + sample_of
-        chosen_rows, new_codes = _draw_units(units, key, rng)
+        if self._resampling is None:
+            units = self._units(np.arange(n + N), both=True)
+            strata = np.concatenate([self.labeled.stratum_codes(), self.unlabeled.stratum_codes()])
+            if self.two_phase:
+                # one first-phase sample: its PSUs drawn together within strata
+                key = strata
+            elif self.spans:
+                # whole PSUs of the joint design; PSUs holding labeled units apart from the others
+                has_labeled = np.zeros(units.max() + 1, dtype=bool)
+                has_labeled[units[:n]] = True
+                key = strata * 2 + (~has_labeled[units]).astype(np.intp)
+            else:
+                key = strata * 2 + np.r_[np.zeros(n, dtype=np.intp), np.ones(N, dtype=np.intp)]
+            self._resampling = _unit_blocks(units, key)
+        chosen_rows, new_codes = _draw_units(self._resampling, rng)
         labeled_mask = chosen_rows < n
         labeled_rows, unlabeled_rows = chosen_rows[labeled_mask], chosen_rows[~labeled_mask] - n
         codes_l, codes_u = new_codes[labeled_mask], new_codes[~labeled_mask]
@@ -921,21 +928,28 @@ class BoundDesign:
         return labeled_rows, unlabeled_rows, self.take(labeled_rows, unlabeled_rows, psu)
 
 
-def _draw_units(units: np.ndarray, key: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of units drawn with replacement within each key (as many draws as units),
-    and a new unit code per draw."""
+def _unit_blocks(units: np.ndarray, key: np.ndarray):
+    """Rows grouped by unit within keys: the row order, each unit's first and last row,
+    and the units' ranges per key (everything a resample needs, computed once)."""
     order = np.lexsort((units, key))
     units_sorted, key_sorted = units[order], key[order]
     starts = np.flatnonzero(np.r_[True, (units_sorted[1:] != units_sorted[:-1]) | (key_sorted[1:] != key_sorted[:-1])])
     stops = np.r_[starts[1:], units_sorted.size]
     unit_key = key_sorted[starts]
-    draws = []
-    for k in np.unique(unit_key):
-        members = np.flatnonzero(unit_key == k)
-        draws.append(rng.choice(members, members.size))
-    drawn = np.concatenate(draws) if draws else np.array([], dtype=np.intp)
+    key_bounds = np.flatnonzero(np.r_[True, unit_key[1:] != unit_key[:-1], True])
+    return order, starts, stops, key_bounds
+
+
+def _draw_units(blocks, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of units drawn with replacement within each key (as many draws as units),
+    and a new unit code per draw."""
+    order, starts, stops, key_bounds = blocks
+    counts = np.diff(key_bounds)
+    first = np.repeat(key_bounds[:-1], counts)
+    drawn = first + np.floor(rng.random(first.size) * np.repeat(counts, counts)).astype(np.intp)
     sizes = stops[drawn] - starts[drawn]
-    rows = np.concatenate([order[starts[d]:stops[d]] for d in drawn]) if drawn.size else np.array([], dtype=np.intp)
+    within = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    rows = order[np.repeat(starts[drawn], sizes) + within]
     return rows, np.repeat(np.arange(drawn.size), sizes)
 
 

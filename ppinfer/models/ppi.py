@@ -415,6 +415,8 @@ class PPIModel(Estimator):
         n_boot: int = 1000,
         seed=None,
         kind: str = "percentile",
+        n_jobs: int = 1,
+        progress="auto",
         **unknown,
     ) -> PPIResults:
         """Estimate the parameters with prediction-powered inference or a baseline.
@@ -462,6 +464,11 @@ class PPIModel(Estimator):
             Seed of the bootstrap (``ci="bootstrap"`` only).
         kind : {"percentile", "basic"}
             Bootstrap interval (``ci="bootstrap"`` only).
+        n_jobs : int
+            Processes for the bootstrap replicates (-1: all cores); the replicates are
+            the same for any ``n_jobs`` (one seed per replicate).
+        progress : {"auto", True, False}
+            A progress bar for the bootstrap ("auto": on a terminal or in a notebook).
 
         Returns
         -------
@@ -473,7 +480,8 @@ class PPIModel(Estimator):
         with the design variance of the fits' contributions (Angelopoulos et al.
         2023, Science; Angelopoulos, Duchi & Zrnic 2023, PPI++).
         """
-        self._reject_unknown("fit", unknown, ("method", "lam", "cov_type", "use_t", "ci", "n_boot", "seed", "kind"))
+        self._reject_unknown("fit", unknown, ("method", "lam", "cov_type", "use_t", "ci", "n_boot", "seed", "kind",
+                                              "n_jobs", "progress"))
         method = self._method(method)
         ci = choose(ci, CI_TYPES, "ci")
         rule = self._rule(method, lam)
@@ -487,15 +495,30 @@ class PPIModel(Estimator):
         kind = choose(kind, BOOTSTRAP_KINDS, "kind")
         if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
             raise ValueError(f"n_boot must be an integer >= 2; got {n_boot!r}.")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        replicates = np.empty((int(n_boot), len(self.param_names)))
-        with warnings.catch_warnings():
-            # a replicate with degenerate predictions falls back to lambda = 0 by design
-            warnings.simplefilter("ignore", PPIWarning)
-            for b in range(int(n_boot)):
-                replicates[b] = self._resampled(rng)._point(method, rule, cov_type)
+        replicates = bootstrap_replicates(self, (method, rule, cov_type), int(n_boot), seed, n_jobs, progress)
         inference = BootstrapInference(results.params.to_numpy(), replicates, kind=kind)
         return results._with_inference(inference, ("Intervals", f"bootstrap ({int(n_boot)})"))
+
+    def compare(self, methods=("classical", "naive", "ppi", "ppi++"), *, alpha: float = 0.05,
+                reference: str | None = "classical", **fit_options):
+        """Several methods fitted side by side: estimates, standard errors, intervals, width
+        relative to ``reference`` and effective sample sizes (naive pooling flagged invalid).
+
+        ``fit_options`` (``cov_type``, ``use_t``, ``lam``...) go to every :meth:`fit`
+        (``lam`` to PPI++ only). Returns a :class:`~ppinfer.models.comparison.Comparison`
+        (``.table``, ``.plot()``).
+        """
+        from .comparison import Comparison
+
+        lam = fit_options.pop("lam", None)
+        results = {}
+        for method in methods:
+            options = dict(fit_options, method=method)
+            if method in ("ppi++",) and lam is not None:
+                options["lam"] = lam
+            results[method] = self.fit(**options)
+        reference = reference if reference in results else None
+        return Comparison(results, alpha, reference)
 
     def _resampled(self, rng: np.random.Generator) -> "PPIModel":
         """A copy of the model on a bootstrap resample of the design (no validation, no cached fits)."""
@@ -652,3 +675,53 @@ class PPIModel(Estimator):
             notes=[],
             cov_type=cov_type,
         )
+
+
+# -- the bootstrap, over processes -------------------------------------------------------------
+_WORKER: dict = {}
+
+
+def _start_worker(model: "PPIModel", task) -> None:
+    _WORKER["model"], _WORKER["task"] = model, task
+
+
+def _replicates_of(generators) -> np.ndarray:
+    model, (method, rule, cov_type) = _WORKER["model"], _WORKER["task"]
+    with warnings.catch_warnings():
+        # a replicate with degenerate predictions falls back to lambda = 0 by design
+        warnings.simplefilter("ignore", PPIWarning)
+        return np.array([model._resampled(rng)._point(method, rule, cov_type) for rng in generators])
+
+
+def bootstrap_replicates(model: "PPIModel", task, n_boot: int, seed, n_jobs: int, progress) -> np.ndarray:
+    """Point estimates on ``n_boot`` design resamples, one generator per replicate (spawned from
+    ``seed``), so that the replicates do not depend on ``n_jobs``."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .._progress import check_progress, progress as meter
+
+    check_progress(progress)
+    if isinstance(seed, np.random.Generator):
+        generators = seed.spawn(n_boot)
+    else:
+        generators = [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(n_boot)]
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 or n_jobs < -1:
+        raise ValueError(f"n_jobs must be a positive integer or -1 (all cores); got {n_jobs!r}.")
+    workers = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
+    size = max(1, min(50, n_boot // (4 * workers) or 1))
+    chunks = [generators[start : start + size] for start in range(0, n_boot, size)]
+    out = []
+    with meter(total=n_boot, enabled=progress, description="bootstrap", unit="replicates") as bar:
+        if workers == 1:
+            _start_worker(model, task)
+            for chunk in chunks:
+                out.append(_replicates_of(chunk))
+                bar.update(len(chunk))
+        else:
+            with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(model, task)) as pool:
+                for chunk, values in zip(chunks, pool.map(_replicates_of, chunks)):
+                    out.append(values)
+                    bar.update(len(chunk))
+    _WORKER.clear()
+    return np.concatenate(out)

@@ -144,7 +144,34 @@ class RegressionModel(PPIModel):
         )
         model = cls(**arguments)
         model._formula_dropped = dropped
+        model._design_info = arguments["X"].design_info
         return model
+
+
+def _predict(model: RegressionModel, params: np.ndarray, exog) -> "pd.Series":
+    """Fitted means ``mu(x' b)`` at ``exog`` (see :meth:`ppinfer.core.results.PPIResults.predict`)."""
+    import pandas as pd
+    import patsy
+
+    if exog is None:
+        X, index = model.labeled["X"], None
+    elif isinstance(exog, pd.DataFrame) and getattr(model, "_design_info", None) is not None:
+        # a formula model: the formula's variables, transformed with the labeled data's specification
+        (built,) = patsy.build_design_matrices([model._design_info], exog, NA_action="raise", return_type="dataframe")
+        X, index = built.to_numpy(), exog.index
+    elif isinstance(exog, pd.DataFrame) and set(model.param_names) <= set(map(str, exog.columns)):
+        X, index = exog[model.param_names].to_numpy(dtype=float), exog.index
+    else:
+        X = np.asarray(exog, dtype=float)
+        X = X[:, None] if X.ndim == 1 else X
+        index = exog.index if isinstance(exog, (pd.Series, pd.DataFrame)) else None
+        if X.ndim != 2 or X.shape[1] != len(params):
+            raise ValueError(f"exog must have the model's {len(params)} columns {model.param_names}; got shape {X.shape}.")
+    return pd.Series(model._family.mean(X @ params), index=index, name="predicted")
+
+
+RegressionModel.predict = lambda self, params, exog=None: _predict(self, params, exog)
+RegressionModel.predict.__doc__ = "Fitted means at ``exog`` for coefficients ``params``."
 
 
 class OLS(RegressionModel):
