@@ -6,8 +6,13 @@ needs is a sum over rows evaluated at the solution, collected in the fit's
 last pass by a :class:`Collector` per block: the labeled block keeps its rows'
 scores (PPI needs their covariance with other fits), a large block hands them
 to the sampling design, which reduces them to sums by stratum and primary
-sampling unit. Memory stays at one chunk of rows beyond the inputs, and any
-source of row chunks could supply the same sums.
+sampling unit. Memory stays at one chunk of rows beyond the inputs.
+
+A block's arrays may also be :class:`~ppinfer.core.sources.Column` handles of a
+sample whose rows stay in their source (Dask, Parquet): each pass is then one
+reduction over its partitions (:func:`~ppinfer.core.sources.reduce_rows`),
+the per-partition sums and collectors added up, so the same code gives the
+same numbers whatever holds the rows.
 
 A row's (weighted) score is ``s_i = w_i x_i r_i`` and minus its derivative is
 ``w_i c_i x_i x_i'``; ``bread`` is the inverse of the summed Hessian, so each
@@ -25,6 +30,7 @@ import numpy as np
 import scipy.linalg
 
 from .families import Family
+from .sources import Column, reduce_rows
 
 #: rows per chunk in reductions: large enough for BLAS, small enough for the cache
 CHUNK_ROWS = 1 << 15
@@ -58,6 +64,12 @@ class RowScores:
         self._scores.append(np.array(scores))
         self._curvature.append(np.array(curvature))
 
+    def merge(self, other: "RowScores") -> "RowScores":
+        """The rows of both collectors (this one's first)."""
+        merged = RowScores()
+        merged._scores, merged._curvature = self._scores + other._scores, self._curvature + other._curvature
+        return merged
+
     @property
     def scores(self) -> np.ndarray:
         return np.concatenate(self._scores) if len(self._scores) != 1 else self._scores[0]
@@ -67,7 +79,9 @@ class RowScores:
         return np.concatenate(self._curvature) if len(self._curvature) != 1 else self._curvature[0]
 
 
-CollectorFactory = Callable[[], Collector]
+#: makes a block's :class:`Collector`; a factory with a ``columns`` attribute (Column handles or
+#: arrays of the block's sample) is called with those columns' values for the rows it will receive
+CollectorFactory = Callable[..., Collector]
 
 
 @dataclass(frozen=True)
@@ -141,7 +155,7 @@ def _block_sums(
     score, total_hessian, total_loss = np.zeros(p), np.zeros((p, p)), 0.0
     unit_curvature = family.linear and weights is None
     for rows in chunks(v.shape[0]):
-        Xc = X[rows]
+        Xc = np.ascontiguousarray(X[rows])  # a strided memory map: one chunk copied
         eta = Xc @ beta
         residual, curvature = family.working(v[rows], eta)
         if weights is not None:
@@ -159,6 +173,30 @@ def _block_sums(
     return _Sums(score, total_hessian, total_loss)
 
 
+@dataclass(frozen=True)
+class _BlockPass:
+    """:func:`_block_sums` over the rows it is given, with a collector made for them."""
+
+    family: Family
+    beta: np.ndarray
+    hessian: bool
+    loss: bool
+    factory: CollectorFactory | None
+
+    def __call__(self, X, v, weights, *columns):
+        collector = None if self.factory is None else self.factory(*columns)
+        sums = _block_sums(self.family, X, v, self.beta, weights, hessian=self.hessian, loss=self.loss,
+                           collector=collector)
+        return sums, collector
+
+
+def _block_pass(family: Family, X, v, beta: np.ndarray, weights, *, hessian: bool, loss: bool,
+                factory: CollectorFactory | None) -> tuple[_Sums, Collector | None]:
+    """One pass over a block, in memory or partition by partition: its sums and collector."""
+    needs = tuple(getattr(factory, "columns", ())) if factory is not None else ()
+    return reduce_rows(_BlockPass(family, beta, hessian, loss, factory), X, v, weights, *needs)
+
+
 def fit_glm(
     family: Family,
     blocks: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -170,6 +208,7 @@ def fit_glm(
     tol: float = 1e-10,
     max_iter: int = 100,
     iterate: bool = True,
+    normal_equations: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None,
 ) -> Fit:
     """Fit a GLM by damped Newton iterations over row reductions.
 
@@ -190,6 +229,10 @@ def fit_glm(
     iterate : bool
         False evaluates the scores and Hessian at ``start`` in one pass, without
         solving (a one-step expansion around another fit's estimate).
+    normal_equations : sequence aligned with ``blocks``, optional
+        For a Gaussian fit, each block's ``(X'WX, X'Wv)`` if already summed (by
+        the scan that validated the sample): the fit then needs only the pass
+        that feeds the collectors.
 
     Notes
     -----
@@ -206,11 +249,12 @@ def fit_glm(
     nobs = sum(v.shape[0] for _, v in blocks)
 
     def sums(beta: np.ndarray, *, hessian: bool = True, collect: bool = False):
-        made = [f() if (collect and f is not None) else None for f in factories]
-        total = None
-        for (X, v), w, c in zip(blocks, weights, made):
-            part = _block_sums(family, X, v, beta, w, hessian=hessian, loss=not family.linear, collector=c)
+        total, made = None, []
+        for (X, v), w, f in zip(blocks, weights, factories):
+            part, collector = _block_pass(family, X, v, beta, w, hessian=hessian, loss=not family.linear,
+                                          factory=f if collect else None)
             total = part if total is None else total + part
+            made.append(collector)
         return total, tuple(made)
 
     if not iterate:
@@ -220,7 +264,13 @@ def fit_glm(
 
     if family.linear:
         beta = np.zeros(p) if start is None else np.asarray(start, dtype=float)
-        first, _ = sums(beta)
+        given = list(normal_equations) if normal_equations is not None else [None] * len(blocks)
+        first = _Sums(np.zeros(p), np.zeros((p, p)), 0.0)
+        for (X, v), w, normal in zip(blocks, weights, given):
+            if normal is None:
+                first = first + _block_pass(family, X, v, beta, w, hessian=True, loss=False, factory=None)[0]
+            else:
+                first = first + _Sums(normal[1] - normal[0] @ beta, normal[0], 0.0)
         beta = beta + solve_symmetric(first.hessian, first.score, what)
         # the Hessian does not depend on the coefficients: one more pass feeds the collectors
         _, collected = sums(beta, hessian=False, collect=True)
@@ -229,6 +279,8 @@ def fit_glm(
 
     if start is not None:
         beta = np.asarray(start, dtype=float).copy()
+    elif isinstance(blocks[0][1], Column):
+        beta = np.zeros(p)
     else:
         X0, v0 = blocks[0]
         beta = np.linalg.lstsq(X0, family.start(v0), rcond=None)[0]
@@ -268,41 +320,123 @@ def fit_glm(
     return Fit(beta, bread, nobs, collected)
 
 
+@dataclass(frozen=True)
+class NormalEquations:
+    """Scan accumulator of a design ``X`` and responses ``V``: the Gram matrix ``X'X`` (the
+    rank check's), ``X'WX`` (None without weights: it is ``X'X``), ``X'WV`` and ``sum w``.
+
+    A Gaussian fit of a column of ``V`` (or of their row mean) then needs no pass
+    of its own to solve, only the one that feeds its collectors.
+    """
+
+    X: str
+    V: str
+    weights: str | None = None
+
+    def __call__(self, arrays):
+        X = np.ascontiguousarray(arrays[self.X])
+        V = arrays[self.V]
+        V = V[:, None] if V.ndim == 1 else V
+        gram = X.T @ X
+        if self.weights is None:
+            return gram, None, X.T @ V, float(X.shape[0])
+        w = arrays[self.weights]
+        weighted = X * w[:, None]
+        return gram, weighted.T @ X, weighted.T @ V, float(w.sum())
+
+
+@dataclass(frozen=True)
+class ResponseSums:
+    """Scan accumulator of the (weighted) column sums of responses ``V`` and ``sum w``."""
+
+    V: str
+    weights: str | None = None
+
+    def __call__(self, arrays):
+        V = arrays[self.V]
+        V = V[:, None] if V.ndim == 1 else V
+        if self.weights is None:
+            return V.sum(axis=0), float(V.shape[0])
+        w = arrays[self.weights]
+        return w @ V, float(w.sum())
+
+
+@dataclass(frozen=True)
+class _WeightedSum:
+    """Column sums of ``v`` weighted by ``w`` (or not), and the total weight."""
+
+    def __call__(self, v, w):
+        if w is None:
+            total, weight = np.zeros(v.shape[1]), float(v.shape[0])
+            for rows in chunks(v.shape[0]):
+                total += v[rows].sum(axis=0)
+            return total, weight
+        total, weight = np.zeros(v.shape[1]), 0.0
+        for rows in chunks(v.shape[0]):
+            total += w[rows] @ v[rows]
+            weight += float(w[rows].sum())
+        return total, weight
+
+
+@dataclass(frozen=True)
+class _MeanScores:
+    """Feeds a collector the scores ``w_i (v_i - b)`` of the rows it is given."""
+
+    params: np.ndarray
+    factory: CollectorFactory
+
+    def __call__(self, v, w, *columns):
+        collector = self.factory(*columns)
+        for rows in chunks(v.shape[0]):
+            centred = v[rows] - self.params
+            curvature = np.ones(rows.stop - rows.start) if w is None else w[rows]
+            collector.add(rows, centred if w is None else centred * curvature[:, None], None, curvature)
+        return collector
+
+
+@dataclass(frozen=True)
+class _AsMatrix:
+    def __call__(self, values):
+        return values[:, None] if values.ndim == 1 else values
+
+
 def fit_mean(
     responses: Sequence[np.ndarray],
     *,
     weights: Sequence[np.ndarray | None] | None = None,
     collectors: Sequence[CollectorFactory | None] | None = None,
     at: np.ndarray | None = None,
+    prepared: Sequence[tuple[np.ndarray, float] | None] | None = None,
 ) -> Fit:
     """Column means of the responses (each (m, k)) pooled over blocks, as an M-estimate.
 
     The estimating function is ``w_i (v_i - b)``: its Hessian is ``w_i`` times the
     identity, so ``bread = I / sum(w)``. Two passes: the weighted sums, then the
-    scores at the mean for the collectors. ``at`` evaluates the scores at given
-    values instead of the mean.
+    scores at the mean for the collectors; one when ``prepared`` gives each
+    block's ``(sum w v, sum w)`` (summed when the sample was validated). ``at``
+    evaluates the scores at given values instead of the mean.
     """
     weights = list(weights) if weights is not None else [None] * len(responses)
     factories = list(collectors) if collectors is not None else [None] * len(responses)
-    responses = [v[:, None] if v.ndim == 1 else v for v in responses]
+    prepared = list(prepared) if prepared is not None else [None] * len(responses)
+    responses = [
+        (v.map(_AsMatrix(), (v.shape[0], 1)) if isinstance(v, Column) else v[:, None]) if v.ndim == 1 else v
+        for v in responses
+    ]
     k = responses[0].shape[1]
     total, weight = np.zeros(k), 0.0
-    for v, w in zip(responses, weights):
-        for rows in chunks(v.shape[0]):
-            if w is None:
-                total += v[rows].sum(axis=0)
-                weight += rows.stop - rows.start
-            else:
-                total += w[rows] @ v[rows]
-                weight += float(w[rows].sum())
+    if at is None:
+        for v, w, given in zip(responses, weights, prepared):
+            block_total, block_weight = given if given is not None else reduce_rows(_WeightedSum(), v, w)
+            total, weight = total + block_total, weight + block_weight
+    else:
+        for v, w in zip(responses, weights):
+            weight += float(v.shape[0]) if w is None else float(reduce_rows(np.sum, w))
     params = total / weight if at is None else np.asarray(at, dtype=float)
     made = []
     for v, w, factory in zip(responses, weights, factories):
-        collector = factory() if factory is not None else None
-        if collector is not None:
-            for rows in chunks(v.shape[0]):
-                centred = v[rows] - params
-                curvature = np.ones(rows.stop - rows.start) if w is None else w[rows]
-                collector.add(rows, centred if w is None else centred * curvature[:, None], None, curvature)
+        collector = None
+        if factory is not None:
+            collector = reduce_rows(_MeanScores(params, factory), v, w, *getattr(factory, "columns", ()))
         made.append(collector)
     return Fit(params, np.eye(k) / weight, sum(v.shape[0] for v in responses), tuple(made))

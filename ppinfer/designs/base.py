@@ -53,7 +53,10 @@ import numpy as np
 import pandas as pd
 
 from ..core.options import choose, reject_unknown_keywords
-from ..core.validation import Sample, Variable, as_cluster_labels, as_variable, recode_clusters
+from ..core.sources import Column
+from ..core.validation import (
+    ChunkedInput, Sample, Variable, as_cluster_labels, as_variable, check_range, recode_clusters,
+)
 from ..core.warnings import FewClustersWarning, PPIWarning
 
 
@@ -269,6 +272,28 @@ class Design:
                         f"{given} is given but {missing} is not."
                     )
 
+    def scan_plan(self, unlabeled: dict[str, Variable]) -> tuple[list, dict]:
+        """Checks and sums the scan of an unlabeled sample read partition by partition needs:
+        non-negative weights and their sum and range; the distinct (stratum, PSU) label
+        pairs; the range of the fpc in each stratum. (A sample in memory needs none.)"""
+        if not any(isinstance(v.values, ChunkedInput) for v in unlabeled.values()):
+            return [], {}
+        names = self.names
+        weights = "weights_unlabeled" if "weights_unlabeled" in unlabeled else None
+        psu = names.get("clusters_unlabeled", "clusters_unlabeled")
+        psu = psu if psu in unlabeled else None
+        strata = "strata_unlabeled" if "strata_unlabeled" in unlabeled else None
+        fpc = "fpc_unlabeled" if "fpc_unlabeled" in unlabeled else None
+        checks, sums = [], {}
+        if weights:
+            checks.append((weights, _NonNegative(weights)))
+            sums["design:weights"] = WeightStats(weights)
+        if psu:
+            sums["design:pairs"] = LabelPairs(strata, psu)
+        if fpc:
+            sums["design:fpc"] = GroupRange(fpc, strata)
+        return checks, sums
+
     def bind(self, labeled: Sample, unlabeled: Sample, *, what: str = "the model") -> "BoundDesign":
         """Validate the design against the samples' rows (after missing rows were dropped)."""
         return BoundDesign.build(self, labeled, unlabeled)
@@ -304,12 +329,25 @@ def design_from_keywords(function: str, design: "Design | None", keywords: dict)
 
 
 @dataclass(frozen=True)
+class ScannedDesign:
+    """What the scan of a sample read partition by partition found about its design (coded)."""
+
+    stratum_counts: np.ndarray  # rows per stratum code
+    psu_pairs: tuple | None  # (psu codes, stratum codes) of the distinct PSUs, or None
+    weight_total: float | None = None
+    weight_range: tuple | None = None
+
+
+@dataclass(frozen=True)
 class SampleDesign:
     """One sample's design, aligned with its validated rows.
 
     ``psu`` and ``strata`` are integer codes in spaces shared by both samples
     (None: each row its own PSU; one stratum). ``fraction`` is the sampling
-    fraction of each stratum code in this sample (0 without fpc).
+    fraction of each stratum code in this sample (0 without fpc). For a sample
+    read partition by partition, ``weights``, ``psu`` and ``strata`` are
+    :class:`~ppinfer.core.sources.Column` handles and ``scanned`` holds the
+    counts the design needs; the methods below answer from either.
     """
 
     nrows: int
@@ -317,9 +355,46 @@ class SampleDesign:
     psu: np.ndarray | None
     strata: np.ndarray | None
     fraction: np.ndarray
+    scanned: ScannedDesign | None = None
 
     def stratum_codes(self) -> np.ndarray:
         return np.zeros(self.nrows, dtype=np.intp) if self.strata is None else self.strata
+
+    def stratum_counts(self, nstrata: int) -> np.ndarray:
+        """Rows per stratum code."""
+        if self.scanned is not None:
+            return self.scanned.stratum_counts
+        return np.bincount(self.stratum_codes(), minlength=nstrata).astype(float)
+
+    def unit_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """PSU and stratum codes of the sample's PSUs (one pair per row in memory: repeats allowed)."""
+        if self.scanned is not None:
+            return self.scanned.psu_pairs
+        return self.psu, self.stratum_codes()
+
+    def present_psu(self, npsu: int) -> np.ndarray:
+        """Which PSU codes have rows in this sample."""
+        present = np.zeros(npsu, dtype=bool)
+        present[self.unit_pairs()[0]] = True
+        return present
+
+    def units_per_stratum(self, nstrata: int) -> np.ndarray:
+        """PSUs (rows without clusters) per stratum code."""
+        if self.psu is None:
+            return self.stratum_counts(nstrata)
+        psu, strata = self.unit_pairs()
+        unique = np.unique(psu * nstrata + strata)
+        return np.bincount(unique % nstrata, minlength=nstrata).astype(float)
+
+    def weight_total(self) -> float:
+        if self.weights is None:
+            return float(self.nrows)
+        return self.scanned.weight_total if self.scanned is not None else float(self.weights.sum())
+
+    def weight_range(self) -> tuple[float, float]:
+        if self.scanned is not None:
+            return self.scanned.weight_range
+        return float(self.weights.min()), float(self.weights.max())
 
     def take(self, rows: np.ndarray, psu: np.ndarray | None) -> "SampleDesign":
         return SampleDesign(
@@ -329,6 +404,108 @@ class SampleDesign:
             None if self.strata is None else self.strata[rows],
             self.fraction,
         )
+
+
+# -- what the scan of a partitioned sample collects for its design --------------------------------------
+@dataclass(frozen=True)
+class _NonNegative:
+    key: str
+
+    def __call__(self, values: np.ndarray) -> None:
+        check_range(values, self.key, low=0.0, high=np.inf, what="non-negative")
+
+
+class _Stats:
+    def __init__(self, total: float, low: float, high: float):
+        self.total, self.low, self.high = total, low, high
+
+    def merge(self, other: "_Stats") -> "_Stats":
+        return _Stats(self.total + other.total, min(self.low, other.low), max(self.high, other.high))
+
+
+@dataclass(frozen=True)
+class WeightStats:
+    """Sum, minimum and maximum of a weights column."""
+
+    key: str
+
+    def __call__(self, arrays) -> _Stats:
+        w = arrays[self.key]
+        return _Stats(float(w.sum()), float(w.min()), float(w.max())) if w.size else None
+
+
+class _Pairs:
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+
+    def merge(self, other: "_Pairs") -> "_Pairs":
+        return _Pairs(pd.concat([self.frame, other.frame], ignore_index=True).drop_duplicates(ignore_index=True))
+
+
+@dataclass(frozen=True)
+class LabelPairs:
+    """The distinct (stratum label, PSU label) pairs of a sample (stratum None: PSU labels)."""
+
+    strata: str | None
+    psu: str
+
+    def __call__(self, arrays) -> _Pairs:
+        frame = pd.DataFrame({"psu": arrays[self.psu],
+                              "stratum": arrays[self.strata] if self.strata else np.zeros(len(arrays[self.psu]))})
+        return _Pairs(frame.drop_duplicates(ignore_index=True))
+
+
+class _Ranges:
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+
+    def merge(self, other: "_Ranges") -> "_Ranges":
+        both = pd.concat([self.frame, other.frame])
+        return _Ranges(both.groupby(level=0, sort=False).agg({"low": "min", "high": "max"}))
+
+
+@dataclass(frozen=True)
+class GroupRange:
+    """Minimum and maximum of a column within each stratum label (one group without strata)."""
+
+    key: str
+    strata: str | None
+
+    def __call__(self, arrays) -> _Ranges:
+        values = arrays[self.key]
+        groups = arrays[self.strata] if self.strata else np.zeros(values.shape[0])
+        frame = pd.DataFrame({"low": values, "high": values, "group": groups})
+        return _Ranges(frame.groupby("group", sort=False).agg({"low": "min", "high": "max"}))
+
+
+@dataclass(frozen=True)
+class SortedCodes:
+    """Codes to their positions in the sorted array of present codes (a compact code space)."""
+
+    present: np.ndarray
+
+    def __call__(self, codes: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.present, np.asarray(codes, dtype=np.intp))
+
+
+@dataclass(frozen=True)
+class NestedCodes:
+    """``stratum * width + psu``: PSU labels unique within strata only (``nest=True``)."""
+
+    width: int
+
+    def __call__(self, psu: np.ndarray, strata: np.ndarray) -> np.ndarray:
+        return np.asarray(strata, dtype=np.intp) * self.width + np.asarray(psu, dtype=np.intp)
+
+
+@dataclass(frozen=True)
+class ByCode:
+    """A value per code, looked up for each row."""
+
+    table: np.ndarray
+
+    def __call__(self, codes: np.ndarray) -> np.ndarray:
+        return self.table[codes]
 
 
 @dataclass
@@ -367,6 +544,14 @@ class DesignCollector:
         self.totals = self.jacobians = None
         self.s1 = self.s2 = self.counts = None
 
+    def merge(self, other: "DesignCollector") -> "DesignCollector":
+        """The sums of both collectors' rows (partitions of one sample)."""
+        merged = DesignCollector(None, None, self.npsu, self.nstrata)
+        for name in ("totals", "jacobians", "s1", "s2", "counts"):
+            a, b = getattr(self, name), getattr(other, name)
+            setattr(merged, name, b if a is None else a if b is None else a + b)
+        return merged
+
     def add(self, rows, scores, X, curvature):
         q = scores.shape[1]
         if self.psu is not None:
@@ -395,6 +580,26 @@ class DesignCollector:
             self.counts += np.bincount(codes, minlength=self.nstrata)
 
 
+class DesignCollectorFactory:
+    """Makes the :class:`DesignCollector` of a sample's rows; ``columns`` are the PSU and
+    stratum codes it reads (arrays, or Column handles read partition by partition)."""
+
+    def __init__(self, psu, strata, npsu: int, nstrata: int):
+        self.psu, self.strata, self.npsu, self.nstrata = psu, strata, npsu, nstrata
+        self.columns = tuple(c for c in (psu, strata) if c is not None)
+
+    def __call__(self, *codes) -> DesignCollector:
+        values = iter(codes)
+        psu = next(values) if self.psu is not None else None
+        strata = next(values) if self.strata is not None else None
+        return DesignCollector(psu, strata, self.npsu, self.nstrata)
+
+    def __getstate__(self):
+        # the codes reach the collector as arguments: the columns' samples need not travel
+        return {**self.__dict__, "psu": self.psu is not None or None, "strata": self.strata is not None or None,
+                "columns": ()}
+
+
 def group_sums(rows: np.ndarray, codes: np.ndarray, ngroups: int) -> np.ndarray:
     """(ngroups, q) sums of ``rows`` (m, q) within integer codes."""
     return np.stack([np.bincount(codes, weights=rows[:, k], minlength=ngroups) for k in range(rows.shape[1])],
@@ -418,16 +623,26 @@ def group_outer(a: np.ndarray, b: np.ndarray, codes: np.ndarray, ngroups: int) -
     return out
 
 
-def _fraction(values: np.ndarray, strata: np.ndarray, units: np.ndarray, nstrata: int, argument: str) -> np.ndarray:
-    """Sampling fraction per stratum code from an fpc column (population size or fraction)."""
-    fraction = np.zeros(nstrata)
-    for h in np.unique(strata):
-        in_stratum = strata == h
-        given = np.unique(values[in_stratum])
-        if given.size != 1:
-            raise ValueError(f"{argument} must be constant within each stratum; stratum {h} has {given.size} values.")
-        value = float(given[0])
-        count = np.unique(units[in_stratum]).size
+def _value_ranges(values: np.ndarray, strata: np.ndarray, nstrata: int) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest and largest value within each stratum code (NaN for strata without rows)."""
+    low, high = np.full(nstrata, np.inf), np.full(nstrata, -np.inf)
+    np.minimum.at(low, strata, values)
+    np.maximum.at(high, strata, values)
+    empty = ~np.isfinite(low)
+    low[empty], high[empty] = np.nan, np.nan
+    return low, high
+
+
+def _fraction(low: np.ndarray, high: np.ndarray, units: np.ndarray, argument: str) -> np.ndarray:
+    """Sampling fraction per stratum code from an fpc column's range within each stratum
+    (population size or fraction) and the number of sampled units there."""
+    fraction = np.zeros(low.shape[0])
+    for h in np.flatnonzero(~np.isnan(low)):
+        if low[h] != high[h]:
+            raise ValueError(
+                f"{argument} must be constant within each stratum; stratum {h} has values from {low[h]:g} to {high[h]:g}."
+            )
+        value, count = float(low[h]), units[h]
         if value < 0:
             raise ValueError(f"{argument} must be a population size (> 1) or a sampling fraction in [0, 1]; got {value}.")
         if value <= 1.0:
@@ -435,7 +650,7 @@ def _fraction(values: np.ndarray, strata: np.ndarray, units: np.ndarray, nstrata
         else:
             if value < count:
                 raise ValueError(
-                    f"{argument} gives a population of {value:g} sampling units for a stratum with {count} "
+                    f"{argument} gives a population of {value:g} sampling units for a stratum with {count:g} "
                     "sampled units: the population size cannot be below the sample size."
                 )
             fraction[h] = count / value
@@ -474,8 +689,12 @@ class BoundDesign:
             return sample[key] if key in sample else None
 
         weights = get(labeled, "weights"), get(unlabeled, "weights_unlabeled")
-        for values, key in zip(weights, ("weights", "weights_unlabeled")):
-            if values is not None:
+        for values, key, sample in zip(weights, ("weights", "weights_unlabeled"), (labeled, unlabeled)):
+            if isinstance(values, Column):
+                stats = sample.summary["design:weights"]  # negative weights were raised on by the scan
+                if not stats.total > 0:
+                    raise ValueError(f"{key} must have a positive sum.")
+            elif values is not None:
                 if np.any(values < 0):
                     raise ValueError(f"{key} must be non-negative; found {int((values < 0).sum())} negative value(s).")
                 if not values.sum() > 0:
@@ -483,12 +702,24 @@ class BoundDesign:
         label_prob = get(labeled, "label_prob")
         if label_prob is not None and (np.any(label_prob <= 0) or np.any(label_prob > 1)):
             raise ValueError("label_prob must lie in (0, 1]: each labeled unit's probability of being labeled.")
+        scanned = unlabeled.partitioned
 
         # strata: shared codes; names for the summary and lambdas
         strata_l, strata_u = get(labeled, "strata"), get(unlabeled, "strata_unlabeled")
         has_strata = strata_l is not None
         stratum_names = ["all"]
-        if has_strata:
+        counts_u = np.array([float(N)])
+        if has_strata and scanned:
+            tally, labels = unlabeled.labels["strata_unlabeled"]
+            raw_l = strata_l.astype(np.intp)
+            seen_u = labels.get_indexer(tally.uniques)
+            present = np.unique(np.concatenate([raw_l, seen_u]))
+            codes_l, nstrata = np.searchsorted(present, raw_l), present.size
+            codes_u = strata_u.map(SortedCodes(present), strata_u.shape)
+            stratum_names = [str(labels[k]) for k in present]
+            counts_u = np.zeros(nstrata)
+            counts_u[np.searchsorted(present, seen_u)] = tally.counts
+        elif has_strata:
             (codes_l, codes_u), nstrata, original = recode_clusters(strata_l.astype(np.intp), strata_u.astype(np.intp))
             labels = spec_labels(spec, "strata", "strata_unlabeled")
             stratum_names = [str(labels[k]) for k in original] if labels is not None else [str(k) for k in original]
@@ -498,24 +729,41 @@ class BoundDesign:
 
         # PSUs: shared codes, nested in strata
         names = spec.names
+        key_u = names.get("clusters_unlabeled", "clusters_unlabeled")
         psu_l = get(labeled, names.get("clusters", "clusters"))
-        psu_u = get(unlabeled, names.get("clusters_unlabeled", "clusters_unlabeled"))
+        psu_u = get(unlabeled, key_u)
+        pairs_u = None
         if psu_l is not None or psu_u is not None:
             raw_l = None if psu_l is None else psu_l.astype(np.intp)
-            raw_u = None if psu_u is None else psu_u.astype(np.intp)
+            if isinstance(psu_u, Column):
+                # the unlabeled PSUs are known by their distinct (stratum, PSU) pairs from the scan
+                frame = unlabeled.summary["design:pairs"].frame
+                pair_psu = unlabeled.labels[key_u][1].get_indexer(frame["psu"].to_numpy())
+                pair_strata = np.zeros(len(frame), dtype=np.intp)
+                if has_strata:
+                    pair_strata = np.searchsorted(present, labels.get_indexer(frame["stratum"].to_numpy()))
+                raw_u = pair_psu
+            else:
+                raw_u = None if psu_u is None else psu_u.astype(np.intp)
+            width = 0
             if spec.nest and has_strata:
                 # a PSU label is unique within its stratum only: key on (stratum, label)
                 width = int(max(c.max() for c in (raw_l, raw_u) if c is not None)) + 1
                 raw_l = None if raw_l is None else codes_l * width + raw_l
-                raw_u = None if raw_u is None else codes_u * width + raw_u
+                raw_u = None if raw_u is None else (pair_strata if scanned else codes_u) * width + raw_u
             (pl, pu), npsu, _ = recode_clusters(raw_l, raw_u)
+            if isinstance(psu_u, Column):
+                codes = np.unique(np.concatenate([c for c in (raw_l, raw_u) if c is not None]))
+                column = psu_u.combine(codes_u, NestedCodes(width), psu_u.shape) if width else psu_u
+                pairs_u = (pu, pair_strata)
+                pu = column.map(SortedCodes(codes), psu_u.shape)
         else:
             pl = pu = None
             npsu = 0
         psu_strata = np.zeros(npsu, dtype=np.intp)
         if npsu and has_strata:
             seen = np.full(npsu, -1, dtype=np.intp)
-            for codes, strata in ((pl, codes_l), (pu, codes_u)):
+            for codes, strata in ((pl, codes_l), pairs_u if pairs_u is not None else (pu, codes_u)):
                 if codes is None:
                     continue
                 for_psu = np.full(npsu, -1, dtype=np.intp)
@@ -533,7 +781,12 @@ class BoundDesign:
             psu_strata = np.maximum(seen, 0)
 
         labeled_design = SampleDesign(n, weights[0], pl, codes_l, np.zeros(nstrata))
-        unlabeled_design = SampleDesign(N, weights[1], pu, codes_u, np.zeros(nstrata))
+        summary = None
+        if scanned:
+            stats = unlabeled.summary.get("design:weights")
+            summary = ScannedDesign(counts_u, pairs_u, None if stats is None else stats.total,
+                                    None if stats is None else (stats.low, stats.high))
+        unlabeled_design = SampleDesign(N, weights[1], pu, codes_u, np.zeros(nstrata), summary)
 
         bound = cls(
             labeled=labeled_design,
@@ -550,20 +803,26 @@ class BoundDesign:
             has_strata=has_strata,
             spec=spec,
         )
-        bound._set_fpc(get(labeled, "fpc"), get(unlabeled, "fpc_unlabeled"))
+        fpc_u = get(unlabeled, "fpc_unlabeled")
+        bound._set_fpc(get(labeled, "fpc"), unlabeled.summary["design:fpc"] if isinstance(fpc_u, Column) else fpc_u)
         if has_strata and weights[0] is None and not two_phase:
             bound._derive_stratum_weights(spec.stratum_weights)
         bound._check_strata()
         return bound
 
     def _set_fpc(self, fpc_l, fpc_u) -> None:
+        """Sampling fractions from the fpc columns (``fpc_u``: an array, or for a scanned
+        sample the range of its values within each stratum label)."""
         if fpc_l is None and fpc_u is None:
             return
         self.has_fpc = True
         if self.two_phase:
-            strata = np.concatenate([self.labeled.stratum_codes(), self.unlabeled.stratum_codes()])
-            units = self._units(np.arange(strata.size), both=True)
-            fraction = _fraction(np.concatenate([fpc_l, fpc_u]), strata, units, self.nstrata, "fpc")
+            ranges = [_value_ranges(values, design.stratum_codes(), self.nstrata) if not isinstance(values, _Ranges)
+                      else self._coded_ranges(values) for values, design in ((fpc_l, self.labeled),
+                                                                             (fpc_u, self.unlabeled))]
+            low = np.fmin(ranges[0][0], ranges[1][0])
+            high = np.fmax(ranges[0][1], ranges[1][1])
+            fraction = _fraction(low, high, self.psu_counts("all"), "fpc")
             self.labeled = replace(self.labeled, fraction=fraction)
             self.unlabeled = replace(self.unlabeled, fraction=fraction)
             return
@@ -571,9 +830,21 @@ class BoundDesign:
             if values is None:
                 continue
             design = self.sample(sample)
-            units = design.psu if design.psu is not None else np.arange(design.nrows)
-            fraction = _fraction(values, design.stratum_codes(), units, self.nstrata, key)
+            low, high = self._coded_ranges(values) if isinstance(values, _Ranges) else \
+                _value_ranges(values, design.stratum_codes(), self.nstrata)
+            fraction = _fraction(low, high, design.units_per_stratum(self.nstrata), key)
             setattr(self, sample, replace(design, fraction=fraction))
+
+    def _coded_ranges(self, ranges: "_Ranges") -> tuple[np.ndarray, np.ndarray]:
+        """Per stratum code the range of a scanned column (collected by stratum label)."""
+        low, high = np.full(self.nstrata, np.nan), np.full(self.nstrata, np.nan)
+        frame = ranges.frame
+        if self.has_strata:
+            codes = [self.stratum_names.index(str(label)) for label in frame.index]
+        else:
+            codes = [0] * len(frame)
+        low[codes], high[codes] = frame["low"].to_numpy(dtype=float), frame["high"].to_numpy(dtype=float)
+        return low, high
 
     def _units(self, rows: np.ndarray, both: bool) -> np.ndarray:
         """PSU of each row of both samples stacked (rows without PSUs: their own code)."""
@@ -589,8 +860,8 @@ class BoundDesign:
     def _derive_stratum_weights(self, stratum_weights) -> None:
         """Stratified PPI: each stratum counts with its population share; units within a
         stratum with equal weights (the labeled sample reweighted to the population)."""
-        counts = np.bincount(self.labeled.strata, minlength=self.nstrata)
-        counts_u = np.bincount(self.unlabeled.strata, minlength=self.nstrata)
+        counts = self.labeled.stratum_counts(self.nstrata)
+        counts_u = self.unlabeled.stratum_counts(self.nstrata)
         names = self.stratum_names
         thin = [names[k] for k in range(self.nstrata) if counts[k] < 2 or counts_u[k] < 1]
         if thin:
@@ -614,7 +885,15 @@ class BoundDesign:
         self.stratum_shares = pd.Series(shares, index=names, name="stratum_weight")
         n, N = self.labeled.nrows, self.unlabeled.nrows
         self.labeled = replace(self.labeled, weights=(shares / counts * n)[self.labeled.strata])
-        self.unlabeled = replace(self.unlabeled, weights=(shares / counts_u * N)[self.unlabeled.strata])
+        per_unit = shares / np.maximum(counts_u, 1.0) * N
+        strata_u = self.unlabeled.strata
+        if isinstance(strata_u, Column):
+            scanned = replace(self.unlabeled.scanned, weight_total=float(per_unit @ counts_u),
+                              weight_range=(float(per_unit[counts_u > 0].min()), float(per_unit[counts_u > 0].max())))
+            self.unlabeled = replace(self.unlabeled, weights=strata_u.map(ByCode(per_unit), strata_u.shape),
+                                     scanned=scanned)
+        else:
+            self.unlabeled = replace(self.unlabeled, weights=per_unit[strata_u])
         self.weights_derived = True
 
     def _check_strata(self) -> None:
@@ -658,7 +937,7 @@ class BoundDesign:
         """Some PSU holds units of both (independent) samples."""
         if self.two_phase or self.labeled.psu is None or self.unlabeled.psu is None:
             return False
-        return bool(np.intersect1d(self.labeled.psu, self.unlabeled.psu).size)
+        return bool(np.any(self.labeled.present_psu(self.npsu) & self.unlabeled.present_psu(self.npsu)))
 
     @property
     def combined(self) -> bool:
@@ -687,24 +966,26 @@ class BoundDesign:
     def collector(self, sample: str):
         """A factory of :class:`DesignCollector` for the rows of ``sample``."""
         design = self.sample(sample)
-        return lambda: DesignCollector(design.psu, design.strata, self.npsu, self.nstrata)
+        return DesignCollectorFactory(design.psu, design.strata, self.npsu, self.nstrata)
 
     def _variance_samples(self) -> list[str]:
         return ["all"] if self.two_phase else [LABELED, UNLABELED]
 
     def psu_counts(self, sample: str) -> np.ndarray:
         """PSUs (units without clusters) per stratum code with rows of ``sample`` ("all": both)."""
-        if sample == "all":
-            units = self._units(np.arange(self.labeled.nrows + self.unlabeled.nrows), both=True)
-            strata = np.concatenate([self.labeled.stratum_codes(), self.unlabeled.stratum_codes()])
-        else:
-            design = self.sample(sample)
-            strata = design.stratum_codes()
+        if sample != "all":
+            return self.sample(sample).units_per_stratum(self.nstrata)
+        if not self.clustered:
+            return self.labeled.stratum_counts(self.nstrata) + self.unlabeled.stratum_counts(self.nstrata)
+        pairs = [design.unit_pairs() for design in (self.labeled, self.unlabeled) if design.psu is not None]
+        psu = np.concatenate([p[0] for p in pairs])
+        strata = np.concatenate([p[1] for p in pairs])
+        unique = np.unique(psu * self.nstrata + strata)
+        counts = np.bincount(unique % self.nstrata, minlength=self.nstrata).astype(float)
+        for design in (self.labeled, self.unlabeled):
             if design.psu is None:
-                return np.bincount(strata, minlength=self.nstrata).astype(float)
-            units = design.psu
-        unique = np.unique(units * self.nstrata + strata)
-        return np.bincount(unique % self.nstrata, minlength=self.nstrata).astype(float)
+                counts += design.stratum_counts(self.nstrata)
+        return counts
 
     def _fraction(self, sample: str) -> np.ndarray:
         return self.labeled.fraction if sample in ("all", LABELED) else self.unlabeled.fraction
@@ -762,8 +1043,7 @@ class BoundDesign:
         H = self.nstrata
         if design.psu is not None:
             totals = part.psu if part.psu is not None else group_sums(part.rows, design.psu, self.npsu)
-            present = np.zeros(self.npsu, dtype=bool)
-            present[design.psu] = True
+            present = design.present_psu(self.npsu)
             return _psu_moments(totals[present], self.psu_strata[present], H)
         if part.moments is not None:
             s1, s2, counts = part.moments
@@ -789,7 +1069,7 @@ class BoundDesign:
                 psu = part.psu if part.psu is not None else group_sums(part.rows, design.psu, self.npsu)
                 scaled = psu * root[self.psu_strata][:, None]
                 totals = scaled if totals is None else totals + scaled
-                present[design.psu] = True
+                present |= design.present_psu(self.npsu)
                 continue
             if part.moments is not None:
                 a, b, c = part.moments
@@ -836,11 +1116,10 @@ class BoundDesign:
         """Degrees of freedom of a sample's variance: PSUs minus strata (clustered), or
         rows minus strata minus (parameters - 1) (unclustered)."""
         design = self.labeled if sample in ("all", LABELED) else self.sample(sample)
-        strata = design.stratum_codes()
-        present = np.unique(strata).size
+        present = int((design.stratum_counts(self.nstrata) > 0).sum())
         if design.psu is None:
             return float(design.nrows - present - nparams + 1)
-        return float(np.unique(design.psu).size - present)
+        return float(design.present_psu(self.npsu).sum() - present)
 
     # -- summary and bootstrap ----------------------------------------------------------------
     def describe(self) -> list[tuple[str, str]]:
@@ -857,15 +1136,18 @@ class BoundDesign:
         if self.clustered:
             counts = []
             for design in (self.labeled, self.unlabeled):
-                counts.append("-" if design.psu is None else str(np.unique(design.psu).size))
+                counts.append("-" if design.psu is None else str(int(design.present_psu(self.npsu).sum())))
             text = " / ".join(counts)
             if self.spans:
-                text += f" ({np.intersect1d(self.labeled.psu, self.unlabeled.psu).size} shared)"
+                shared = self.labeled.present_psu(self.npsu) & self.unlabeled.present_psu(self.npsu)
+                text += f" ({int(shared.sum())} shared)"
             lines.append(("PSUs (lab / unl)", text))
-        weights = [self.labeled.weights, self.unlabeled.weights]
-        if any(w is not None for w in weights) and not self.weights_derived:
-            shown = ["1" if w is None else (f"{w.min():.3g}" if np.ptp(w) == 0 else f"{w.min():.3g}-{w.max():.3g}")
-                     for w in weights]
+        designs = [self.labeled, self.unlabeled]
+        if any(d.weights is not None for d in designs) and not self.weights_derived:
+            shown = []
+            for design in designs:
+                low, high = design.weight_range() if design.weights is not None else (1.0, 1.0)
+                shown.append("1" if design.weights is None else (f"{low:.3g}" if low == high else f"{low:.3g}-{high:.3g}"))
             lines.append(("Weights (lab / unl)", " / ".join(shown)))
         if self.has_fpc:
             lines.append(("Finite pop. corr.", "yes"))

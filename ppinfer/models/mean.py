@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.fitting import Fit, fit_mean
+from dataclasses import dataclass
+
+from ..core.fitting import Fit, ResponseSums, fit_mean
+from ..core.sources import Column, reduce_rows
 from ..core.validation import as_variable
 from ..designs.base import design_from_keywords
 from .base import with_design_keywords
 from .ppi import PPIModel
+
+
+def weights_key(design) -> str | None:
+    """The unlabeled sample's key of the weights the user gave (None without weights)."""
+    return "weights_unlabeled" if "weights_unlabeled" in design.options else None
 
 
 class Mean(PPIModel):
@@ -71,12 +79,14 @@ class Mean(PPIModel):
     @with_design_keywords
     def __init__(self, y, yhat, yhat_unlabeled, *, design=None, missing: str = "raise", **design_options):
         outcome = as_variable(y, "y", ndim=2, default_name="y")
+        design = design_from_keywords(type(self).__name__, design, design_options)
         self._setup(
             {"y": outcome, "yhat": as_variable(yhat, "yhat", ndim=2, default_name="yhat")},
             {"yhat_unlabeled": as_variable(yhat_unlabeled, "yhat_unlabeled", ndim=2, default_name="yhat")},
             missing=missing,
-            design=design_from_keywords("Mean", design, design_options),
+            design=design,
             outcome_columns=outcome.values.shape[1],
+            accumulators={"sums": ResponseSums("yhat_unlabeled", weights_key(design))},
         )
         if self.labeled.nobs < 2:
             raise ValueError(f"y has {self.labeled.nobs} complete row(s); at least 2 are needed for a variance.")
@@ -85,12 +95,22 @@ class Mean(PPIModel):
         self._warn_design()
 
     def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False) -> Fit:
-        responses = [np.asarray(response).reshape(response.shape[0], -1) for _, response, _, _ in blocks]
+        responses = [response if isinstance(response, Column) else np.asarray(response).reshape(response.shape[0], -1)
+                     for _, response, _, _ in blocks]
+        prepared = []
+        for sample, response, weights, _ in blocks:
+            found = self._prepared(sample, response, weights, "sums")
+            if found is None:
+                prepared.append(None)
+            else:
+                (total, weight), predictions = found
+                prepared.append((np.atleast_1d(predictions(total[None, :])[0]), weight))
         return fit_mean(
             responses,
             weights=[weights for _, _, weights, _ in blocks],
             collectors=[factory for _, _, _, factory in blocks],
             at=start if evaluate_only else None,
+            prepared=prepared,
         )
 
     def _design_rows(self, sample: str):
@@ -162,23 +182,22 @@ class Total(Mean):
         ``w / W^2`` and the bread ``W I``, so that contributions are ``w v`` and leverages ``w / W``."""
         totals, weight, parts = None, 0.0, []
         for sample, response, weights, factory in blocks:
-            values = np.asarray(response).reshape(response.shape[0], -1)
-            rows = values.shape[0]
-            w = self._expansion(weights, rows)
-            w = np.ones(rows) if w is None else w
-            part = w @ values
+            rows = response.shape[0]
+            scale = None if self._population_size is None or weights is not None else self._population_size / rows
+            part, part_weight = reduce_rows(_ExpandedSums(scale), response, weights)
             totals = part if totals is None else totals + part
-            weight += float(w.sum())
-            parts.append((values, w, factory))
+            weight += part_weight
+            parts.append((response, weights, scale, factory))
         params = totals if not evaluate_only else np.asarray(start, dtype=float)
         collected = []
-        for values, w, factory in parts:
-            collector = factory() if factory is not None else None
-            if collector is not None:
-                collector.add(slice(0, values.shape[0]), values * (w / weight)[:, None], None, w / weight**2)
+        for response, weights, scale, factory in parts:
+            collector = None
+            if factory is not None:
+                collector = reduce_rows(_TotalScores(scale, weight, factory), response, weights,
+                                        *getattr(factory, "columns", ()))
             collected.append(collector)
         k = params.shape[0]
-        return Fit(params, np.eye(k) * weight, sum(v.shape[0] for v, _, _ in parts), tuple(collected))
+        return Fit(params, np.eye(k) * weight, sum(r.shape[0] for r, _, _, _ in parts), tuple(collected))
 
     def _fitted_values(self, fit: Fit) -> np.ndarray:
         weights = self._expansion(self.design.fit_weights("labeled"), self.nobs)
@@ -236,40 +255,109 @@ class Ratio(Mean):
             },
             missing=missing,
             design=design_from_keywords("Ratio", design, design_options),
+            accumulators={"x_sum": _Sum("x_unlabeled")},
         )
         if self.labeled.nobs < 2:
             raise ValueError(f"y has {self.labeled.nobs} complete row(s); at least 2 are needed for a variance.")
         for sample, key in ((self.labeled, "x"), (self.unlabeled, "x_unlabeled")):
-            if not np.abs(sample[key].sum()) > 0:
+            total = sample.summary["x_sum"] if sample.partitioned else sample[key].sum()
+            if not np.abs(total) > 0:
                 raise ValueError(f"{key} sums to 0: the ratio's denominator must not vanish.")
         self.param_names = [f"{outcome.names[0]}/{denominator.names[0]}"]
         self.endog_name = outcome.names[0]
         self._warn_design()
 
-    def _denominator(self, sample: str) -> np.ndarray:
-        return self.labeled["x"] if sample == "labeled" else self.unlabeled["x_unlabeled"]
+    def _denominator(self, sample: str):
+        return self.labeled["x"] if sample == "labeled" else self.unlabeled.column("x_unlabeled")
 
     def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False) -> Fit:
         numerator = denominator = 0.0
         parts = []
         for sample, response, weights, factory in blocks:
-            v = np.asarray(response).reshape(response.shape[0])
             x = self._denominator(sample)
-            w = np.ones(v.shape[0]) if weights is None else weights
-            numerator += float(w @ v)
-            denominator += float(w @ x)
-            parts.append((v, x, w, factory))
+            top, bottom = reduce_rows(_RatioSums(), response, x, weights)
+            numerator += top
+            denominator += bottom
+            parts.append((response, x, weights, factory))
         if denominator == 0:
             raise ValueError(f"{what}: the weighted denominator sums to 0.")
         ratio = numerator / denominator if not evaluate_only else float(np.asarray(start).ravel()[0])
         collected = []
-        for v, x, w, factory in parts:
-            collector = factory() if factory is not None else None
-            if collector is not None:
-                collector.add(slice(0, v.shape[0]), (w * (v - ratio * x))[:, None], None, w * x)
+        for response, x, weights, factory in parts:
+            collector = None
+            if factory is not None:
+                collector = reduce_rows(_RatioScores(ratio, factory), response, x, weights,
+                                        *getattr(factory, "columns", ()))
             collected.append(collector)
         return Fit(np.array([ratio]), np.array([[1.0 / denominator]]), sum(p[0].shape[0] for p in parts),
                    tuple(collected))
 
     def _fitted_values(self, fit: Fit) -> np.ndarray:
         return (fit.params[0] * self.labeled["x"])[:, None]
+
+
+# -- row functions of the totals and ratios (partition by partition for a partitioned sample) -----------
+@dataclass(frozen=True)
+class _Sum:
+    key: str
+
+    def __call__(self, arrays) -> float:
+        return float(arrays[self.key].sum())
+
+
+def _as_matrix(values: np.ndarray) -> np.ndarray:
+    return values.reshape(values.shape[0], -1)
+
+
+@dataclass(frozen=True)
+class _ExpandedSums:
+    """``sum w v`` and ``sum w`` with the expansion weights (``scale`` per row without weights)."""
+
+    scale: float | None
+
+    def __call__(self, values, weights):
+        values = _as_matrix(values)
+        if weights is None:
+            scale = 1.0 if self.scale is None else self.scale
+            return scale * values.sum(axis=0), scale * values.shape[0]
+        return weights @ values, float(weights.sum())
+
+
+@dataclass(frozen=True)
+class _TotalScores:
+    """Collector input of a total: ``w v / W`` with Hessian weights ``w / W^2``."""
+
+    scale: float | None
+    weight: float
+    factory: object
+
+    def __call__(self, values, weights, *columns):
+        values = _as_matrix(values)
+        if weights is None:
+            weights = np.full(values.shape[0], 1.0 if self.scale is None else self.scale)
+        collector = self.factory(*columns)
+        collector.add(slice(0, values.shape[0]), values * (weights / self.weight)[:, None], None,
+                      weights / self.weight**2)
+        return collector
+
+
+@dataclass(frozen=True)
+class _RatioSums:
+    def __call__(self, values, x, weights):
+        v = values.reshape(values.shape[0])
+        if weights is None:
+            return float(v.sum()), float(x.sum())
+        return float(weights @ v), float(weights @ x)
+
+
+@dataclass(frozen=True)
+class _RatioScores:
+    ratio: float
+    factory: object
+
+    def __call__(self, values, x, weights, *columns):
+        v = values.reshape(values.shape[0])
+        w = np.ones(v.shape[0]) if weights is None else weights
+        collector = self.factory(*columns)
+        collector.add(slice(0, v.shape[0]), (w * (v - self.ratio * x))[:, None], None, w * x)
+        return collector

@@ -28,6 +28,7 @@ from ..core.covariance import (
     parse_cov_type, psu_jacobians, satterthwaite_df,
 )
 from ..core.fitting import Fit, RowScores
+from ..core.sources import Column
 from ..core.inference import BootstrapInference, WaldInference
 from ..core.options import choose
 from ..core.results import PPIResults
@@ -90,6 +91,25 @@ def _subtract(a: Contributions, b: Contributions) -> Contributions:
     return Contributions(psu=a.psu - b.psu)
 
 
+def predictions_of(values: np.ndarray, draws: int, draw: int | None = None) -> np.ndarray:
+    """Predictions from a prediction array: its row mean over ``draws`` synthetic draws,
+    one draw, or the array itself (one column dropped to a vector)."""
+    if draws == 1:
+        return values[:, 0] if values.ndim == 2 and values.shape[1] == 1 else values
+    return values.mean(axis=1) if draw is None else np.ascontiguousarray(values[:, draw])
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """:func:`predictions_of` as a column transform (applied partition by partition)."""
+
+    draws: int
+    draw: int | None = None
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        return predictions_of(values, self.draws, self.draw)
+
+
 class PPIModel(Estimator):
     """Base class of prediction-powered models (not instantiated directly).
 
@@ -114,16 +134,24 @@ class PPIModel(Estimator):
         missing: str,
         design: Design,
         outcome_columns: int = 1,
+        checks=(),
+        accumulators=None,
     ) -> None:
         """Validate both samples together with the design's columns, then bind the design.
 
         ``labeled`` must hold ``"y"`` and ``"yhat"`` and ``unlabeled``
         ``"yhat_unlabeled"``; prediction arrays with more columns than the outcome
         are K synthetic draws per unit (only for a single outcome column).
+        ``checks`` and ``accumulators`` run in the scan of the unlabeled sample
+        (see :func:`~ppinfer.core.validation.make_sample`), with the design's own.
         """
         design_labeled, design_unlabeled = design.variables()
         self.labeled = make_sample({**labeled, **design_labeled}, missing=missing, label="labeled")
-        self.unlabeled = make_sample({**unlabeled, **design_unlabeled}, missing=missing, label="unlabeled")
+        unlabeled = {**unlabeled, **design_unlabeled}
+        design_checks, design_sums = design.scan_plan(unlabeled)
+        self.unlabeled = make_sample(unlabeled, missing=missing, label="unlabeled",
+                                     checks=[*checks, *design_checks], accumulators={**(accumulators or {}),
+                                                                                      **design_sums})
         self.design = design.bind(self.labeled, self.unlabeled)
         self._cache: dict = {}
         outcome = self.labeled["y"]
@@ -149,6 +177,29 @@ class PPIModel(Estimator):
                     "outcome column (synthetic draws are supported for a single outcome)."
                 )
             self.draws = columns
+
+    @property
+    def unlabeled_passes(self) -> int:
+        """Passes made so far over the unlabeled rows: the scan that validated them, then the fits'."""
+        return self.unlabeled.passes
+
+    def _unlabeled_sums(self, key: str):
+        """What the scan summed for a Gaussian or mean fit of the unlabeled predictions (see
+        :class:`~ppinfer.core.fitting.NormalEquations`), when the fit's weights are the ones it
+        used; None otherwise."""
+        if self.design.weights_derived:
+            return None
+        return self.unlabeled.summary.get(key)
+
+    def _prepared(self, sample: str, response, weights, key: str):
+        """The scan's sums (``key``) for a fit of the unlabeled predictions with the design's
+        weights, and the transform that picks its predictions from them; None otherwise."""
+        if sample != UNLABELED or not isinstance(response, Column) or not isinstance(response.transform, Predictions):
+            return None
+        if weights is not self.design.unlabeled.weights:
+            return None
+        sums = self._unlabeled_sums(key)
+        return None if sums is None else (sums, response.transform)
 
     def _warn_design(self) -> None:
         """Warnings about the labeled sample's size and clusters (after ``param_names`` are set)."""
@@ -176,12 +227,14 @@ class PPIModel(Estimator):
     _df_params = 1
 
     # -- the fits -----------------------------------------------------------------------
-    def _prediction(self, sample: str, draw: int | None = None) -> np.ndarray:
-        """Predictions of a sample: the draws' row mean, or one draw."""
-        values = self.labeled["yhat"] if sample == LABELED else self.unlabeled["yhat_unlabeled"]
-        if self.draws == 1:
-            return values[:, 0] if values.ndim == 2 and values.shape[1] == 1 else values
-        return values.mean(axis=1) if draw is None else np.ascontiguousarray(values[:, draw])
+    def _prediction(self, sample: str, draw: int | None = None):
+        """Predictions of a sample: the draws' row mean, or one draw (for the unlabeled
+        sample, a :class:`~ppinfer.core.sources.Column` read by the fits pass by pass)."""
+        if sample == LABELED:
+            return predictions_of(self.labeled["yhat"], self.draws, draw)
+        column = self.unlabeled.column("yhat_unlabeled")
+        shape = column.shape[:1] if self.draws > 1 or column.ndim == 1 or column.shape[1] == 1 else column.shape
+        return column.map(Predictions(self.draws, draw), shape)
 
     def _labeled_fit(self, response: np.ndarray, what: str) -> Fit:
         blocks = [(LABELED, response, self.design.fit_weights(LABELED), RowScores)]
@@ -355,7 +408,7 @@ class PPIModel(Estimator):
                 # first-phase PSUs without labeled units count (with total 0)
                 parts[UNLABELED] = Contributions(psu=np.zeros_like(parts[LABELED].psu))
             elif design.two_phase:
-                counts = np.bincount(design.unlabeled.stratum_codes(), minlength=design.nstrata).astype(float)
+                counts = design.unlabeled.stratum_counts(design.nstrata)
                 q = fit_y.params.shape[0]
                 parts[UNLABELED] = Contributions(moments=(np.zeros((design.nstrata, q)),
                                                           np.zeros((design.nstrata, q, q)), counts))
@@ -487,7 +540,11 @@ class PPIModel(Estimator):
         rule = self._rule(method, lam)
         cov_type = self._cov_type(cov_type)
         use_t = True if use_t is None else bool(use_t)
+        if ci == "bootstrap" and self.unlabeled.partitioned:
+            self.unlabeled.take(None)  # raises: rows read partition by partition cannot be resampled
+        passes = self.unlabeled.passes
         results = self._fit(method, rule, cov_type, use_t)
+        results.unlabeled_passes = self.unlabeled.passes - passes
         if ci == "analytic":
             if seed is not None:
                 raise ValueError("seed applies to ci='bootstrap' only.")
@@ -567,8 +624,7 @@ class PPIModel(Estimator):
         samples = [LABELED, UNLABELED] if design.two_phase else [UNLABELED]
         total_weight = 0.0
         for collected, sample in zip(fit_u.collected, samples):
-            weights = design.phase_one_weights(sample)
-            total_weight += self.design.sample(sample).nrows if weights is None else float(weights.sum())
+            total_weight += design.sample(sample).weight_total()
             if isinstance(collected, RowScores):
                 unlabeled_sums += group_sums(collected.scores, design.sample(sample).stratum_codes(), H)
             elif collected.totals is not None:

@@ -6,13 +6,27 @@ import warnings
 
 import numpy as np
 
+from dataclasses import dataclass
+
 from ..core.families import Binomial, Family, Gaussian, Poisson as PoissonFamily
-from ..core.fitting import Fit, fit_glm
-from ..core.validation import as_variable, check_full_rank, match_columns
+from ..core.fitting import Fit, NormalEquations, fit_glm
+from ..core.validation import as_variable, check_full_rank, check_gram, match_columns
 from ..core.warnings import SeparationWarning
 from ..designs.base import LABELED, design_from_keywords
 from .base import with_design_keywords
+from .mean import weights_key
 from .ppi import PPIModel
+
+
+@dataclass(frozen=True)
+class _PredictionCheck:
+    """A family's range check of predictions (run chunk by chunk in the scan)."""
+
+    family: Family
+    argument: str
+
+    def __call__(self, values: np.ndarray) -> None:
+        self.family.check_prediction(values, self.argument)
 
 #: fitted means this close to their bounds signal (quasi-)separation
 SEPARATION_TOLERANCE = 1e-6
@@ -77,6 +91,8 @@ class RegressionModel(PPIModel):
                  **design_options):
         outcome = as_variable(y, "y", ndim=1, default_name="y")
         matrix = as_variable(X, "X", ndim=2, default_name="x")
+        design = design_from_keywords(type(self).__name__, design, design_options)
+        # the scan of the unlabeled rows checks the predictions' range and sums the normal equations
         self._setup(
             {"y": outcome, "X": matrix, "yhat": as_variable(yhat, "yhat", ndim=2, default_name="yhat")},
             {
@@ -84,22 +100,35 @@ class RegressionModel(PPIModel):
                 "yhat_unlabeled": as_variable(yhat_unlabeled, "yhat_unlabeled", ndim=2, default_name="yhat"),
             },
             missing=missing,
-            design=design_from_keywords(type(self).__name__, design, design_options),
+            design=design,
+            checks=[("yhat_unlabeled", _PredictionCheck(self._family, "yhat_unlabeled"))],
+            accumulators={"normal": NormalEquations("X_unlabeled", "yhat_unlabeled", weights_key(design))},
         )
         self._family.check_outcome(self.labeled["y"], "y")
         self._family.check_prediction(self.labeled["yhat"], "yhat")
-        self._family.check_prediction(self.unlabeled["yhat_unlabeled"], "yhat_unlabeled")
         check_full_rank(self.labeled["X"], matrix.names, "X")
-        check_full_rank(self.unlabeled["X_unlabeled"], matrix.names, "X_unlabeled")
+        self._check_unlabeled_design(matrix.names)
         self.param_names = matrix.names
         self.endog_name = outcome.names[0]
         self._df_params = len(matrix.names)
         self._warn_design()
 
-    def _design_rows(self, sample: str) -> np.ndarray:
-        return self.labeled["X"] if sample == LABELED else self.unlabeled["X_unlabeled"]
+    def _check_unlabeled_design(self, names: list[str]) -> None:
+        """Rank of the unlabeled design, from the Gram matrix the scan summed."""
+        check_gram(self.unlabeled.summary["normal"][0], self.nobs_unlabeled, names, "X_unlabeled")
+
+    def _design_rows(self, sample: str):
+        return self.labeled["X"] if sample == LABELED else self.unlabeled.column("X_unlabeled")
 
     def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False) -> Fit:
+        normal = []
+        for sample, response, weights, _ in blocks:
+            found = self._prepared(sample, response, weights, "normal")
+            if found is None:
+                normal.append(None)
+            else:
+                (gram, weighted_gram, cross, _), predictions = found
+                normal.append((gram if weighted_gram is None else weighted_gram, predictions(cross)))
         return fit_glm(
             self._family,
             [(self._design_rows(sample), response) for sample, response, _, _ in blocks],
@@ -108,6 +137,7 @@ class RegressionModel(PPIModel):
             start=start,
             what=f"{what} ({self._title})",
             iterate=not evaluate_only,
+            normal_equations=normal,
         )
 
     def _fitted_values(self, fit: Fit) -> np.ndarray:
