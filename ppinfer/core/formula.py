@@ -19,7 +19,9 @@ wrong quietly is checked here:
 from __future__ import annotations
 
 import ast
+import os
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -27,7 +29,8 @@ import patsy
 
 from ..designs.base import PAIRED_OPTIONS, Design, design_from_keywords
 from .options import choose
-from .validation import MISSING_OPTIONS
+from .sources import DaskSource, ParquetSource, ParquetTable, Partition, is_dask
+from .validation import MISSING_OPTIONS, ChunkedInput
 
 
 def _frame(value, argument: str) -> tuple[pd.DataFrame, pd.Index]:
@@ -143,27 +146,47 @@ class OutcomeTransform:
 _LEVEL = re.compile(r"^(?P<factor>.+?)\[(?:T\.)?(?P<level>.+)\]$")
 
 
-def _check_levels(X: pd.DataFrame, X_unlabeled: pd.DataFrame) -> None:
+def _check_levels(X: pd.DataFrame, X_unlabeled: pd.DataFrame | None) -> None:
     """Name the categorical level behind an all-zero column of either design."""
-    for frame, where, other in ((X, "data", "unlabeled"), (X_unlabeled, "unlabeled", "data")):
-        zero = [name for name in frame.columns if not np.any(frame[name].to_numpy() != 0)]
-        for name in zero:
-            match = _LEVEL.match(str(name))
-            if not match:
-                continue
-            factor, level = match.group("factor"), match.group("level")
-            if where == "data":
-                raise ValueError(
-                    f"level {level!r} of {factor} has no rows in data (column {name!r} is all zero), so its "
-                    f"coefficient cannot be estimated. If it is an unused pandas category, drop it "
-                    f"(Series.cat.remove_unused_categories()); otherwise merge the level with another."
-                )
+    for frame, where in ((X, "data"), (X_unlabeled, "unlabeled")):
+        if frame is not None:
+            check_zero_columns([name for name in frame.columns if not np.any(frame[name].to_numpy() != 0)], where)
+
+
+def check_zero_columns(zero: list[str], where: str) -> None:
+    """Raise naming the categorical level behind an all-zero design column of ``where``
+    (``"data"`` or ``"unlabeled"``), if any is a level's column."""
+    for name in zero:
+        match = _LEVEL.match(str(name))
+        if not match:
+            continue
+        factor, level = match.group("factor"), match.group("level")
+        if where == "data":
             raise ValueError(
-                f"level {level!r} of {factor} occurs in data but not in unlabeled: X_unlabeled, the unlabeled "
-                f"design, has the all-zero column {name!r}, so the fit of the unlabeled predictions is "
-                "singular. Merge the "
-                "level with another, or drop its rows from data."
+                f"level {level!r} of {factor} has no rows in data (column {name!r} is all zero), so its "
+                f"coefficient cannot be estimated. If it is an unused pandas category, drop it "
+                f"(Series.cat.remove_unused_categories()); otherwise merge the level with another."
             )
+        raise ValueError(
+            f"level {level!r} of {factor} occurs in data but not in unlabeled: X_unlabeled, the unlabeled "
+            f"design, has the all-zero column {name!r}, so the fit of the unlabeled predictions is "
+            "singular. Merge the "
+            "level with another, or drop its rows from data."
+        )
+
+
+def _labeled_design(formula: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The outcome and design of the labeled data (patsy, rows with missing values dropped)."""
+    try:
+        outcome, X = patsy.dmatrices(formula, frame, NA_action="drop", return_type="dataframe")
+    except patsy.PatsyError as error:
+        raise ValueError(f"could not build the design from formula {formula!r} and data: {error}") from None
+    if outcome.shape[1] != 1:
+        raise ValueError(
+            f"the formula's outcome must be one numeric column; patsy expanded it into {list(outcome.columns)}. "
+            "Code a binary outcome as 0/1."
+        )
+    return outcome, X
 
 
 def resolve_design(
@@ -219,18 +242,13 @@ def model_arguments(
     missing = choose(missing, MISSING_OPTIONS, "missing")
     spec = design_from_keywords(function, design, keywords)
     labeled_frame, labeled_index = _frame(data, "data")
-    unlabeled_frame, unlabeled_index = _frame(unlabeled, "unlabeled")
-    try:
-        outcome, X = patsy.dmatrices(formula, labeled_frame, NA_action="drop", return_type="dataframe")
-    except patsy.PatsyError as error:
-        raise ValueError(f"could not build the design from formula {formula!r} and data: {error}") from None
-    if outcome.shape[1] != 1:
-        raise ValueError(
-            f"the formula's outcome must be one numeric column; patsy expanded it into {list(outcome.columns)}. "
-            "Code a binary outcome as 0/1."
-        )
+    outcome, X = _labeled_design(formula, labeled_frame)
     if missing == "raise" and len(X) < len(labeled_frame):
         raise ValueError(_dropped_message(labeled_frame, X.index, "data"))
+    if is_partitioned_table(unlabeled):
+        return _partitioned_arguments(formula, (labeled_frame, labeled_index), outcome, X, unlabeled, yhat,
+                                      yhat_unlabeled, missing, spec)
+    unlabeled_frame, unlabeled_index = _frame(unlabeled, "unlabeled")
     try:
         (X_unlabeled,) = patsy.build_design_matrices(
             [X.design_info], unlabeled_frame, NA_action="drop", return_type="dataframe"
@@ -265,3 +283,137 @@ def model_arguments(
     )
     dropped = (len(labeled_frame) - len(X), len(unlabeled_frame) - len(X_unlabeled))
     return arguments, dropped
+
+
+# -- an unlabeled sample read partition by partition ------------------------------------------------
+def is_partitioned_table(value) -> bool:
+    """A Dask DataFrame, Parquet files (a path, a list of paths, a :class:`ParquetTable`)."""
+    if isinstance(value, ParquetTable) or (is_dask(value) and hasattr(value, "columns")):
+        return True
+    if isinstance(value, (str, os.PathLike)):
+        return True
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, (str, os.PathLike)) for v in value)
+
+
+class FormulaPartitions:
+    """Builds a partition's variables from a piece of the unlabeled data (the labeled
+    design's specification applied to it, as patsy does for a whole frame).
+
+    patsy's specifications do not pickle; sent to a Dask worker, this object
+    carries the formula and the labeled data's columns it uses and rebuilds the
+    specification there, with the same levels and transformations' state.
+    """
+
+    def __init__(self, formula: str, labeled: pd.DataFrame, predictions, design_columns: dict[str, str],
+                 missing: str):
+        self.formula, self.labeled = formula, labeled
+        self.predictions, self.design_columns, self.missing = predictions, dict(design_columns), missing
+        self._build()
+
+    def _build(self) -> None:
+        outcome, X = _labeled_design(self.formula, self.labeled)
+        self.info = X.design_info
+        self.outcome = OutcomeTransform(outcome.design_info, self.labeled)
+
+    def __getstate__(self):
+        return {key: value for key, value in self.__dict__.items() if key not in ("info", "outcome")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._build()
+
+    def __call__(self, frame: pd.DataFrame, partition: Partition):
+        frame = frame.reset_index(drop=True)
+        try:
+            (X,) = patsy.build_design_matrices([self.info], frame, NA_action="drop", return_type="dataframe")
+        except patsy.PatsyError as error:
+            raise ValueError(
+                f"could not build the unlabeled design of {partition.describe()} with the labeled data's "
+                f"specification: {error}. Every categorical level in unlabeled must occur in data (merge rare "
+                "levels, or drop those rows)."
+            ) from None
+        rows = X.index.to_numpy()
+        dropped = len(frame) - rows.size
+        if dropped and self.missing == "raise":
+            first = int(np.setdiff1d(np.arange(len(frame)), rows)[0])
+            raise ValueError(
+                f"unlabeled has {dropped} row(s) with missing values in the formula's variables in "
+                f"{partition.describe()} (first at {partition.where(first)}); clean them, or pass missing='drop' "
+                "to drop incomplete rows."
+            )
+        predictions = frame[self.predictions].iloc[rows]
+        arrays = {"X_unlabeled": X.to_numpy(dtype=float),
+                  "yhat_unlabeled": self.outcome(predictions, "yhat_unlabeled").to_numpy(dtype=float)}
+        for key, name in self.design_columns.items():
+            arrays[key] = frame[name].to_numpy()[rows]
+        return arrays, rows.size, dropped
+
+
+def _partitioned_arguments(formula, labeled, outcome, X, unlabeled, yhat, yhat_unlabeled, missing, spec):
+    """Arguments of a model whose unlabeled data frame is read partition by partition."""
+    labeled_frame, labeled_index = labeled
+    if is_dask(unlabeled):
+        columns = [str(c) for c in unlabeled.columns]
+    else:
+        unlabeled = unlabeled if isinstance(unlabeled, ParquetTable) else ParquetTable(unlabeled)
+        columns = unlabeled.columns
+    if yhat_unlabeled is None:
+        yhat_unlabeled = yhat
+    names = [yhat_unlabeled] if isinstance(yhat_unlabeled, str) else yhat_unlabeled
+    if not (isinstance(names, list) and names and all(isinstance(v, str) for v in names)):
+        raise TypeError(
+            "yhat_unlabeled must be column name(s) of unlabeled when unlabeled is a Dask DataFrame or Parquet "
+            "files (arrays cannot be paired with its rows)."
+        )
+    # design columns: labeled values from data, unlabeled ones by name from the partitions
+    options, keys = dict(spec.options), spec.names
+    resolved, design_columns = {}, {}
+    for key, other in PAIRED_OPTIONS.items():
+        value = options.get(key)
+        value_other = options.get(other) if other else None
+        if value is not None:
+            resolved[key] = column(value, labeled_frame, labeled_index, X.index, keys.get(key, key), "data")
+            if other and value_other is None and isinstance(value, str):
+                value_other = value
+        if other and value_other is not None:
+            if not isinstance(value_other, str):
+                raise TypeError(
+                    f"{keys.get(other, other)} must be a column name of unlabeled when unlabeled is a Dask "
+                    "DataFrame or Parquet files."
+                )
+            design_columns[other] = value_other
+    meta = pd.DataFrame(columns=columns)
+    referenced = {name for term in X.design_info.terms for factor in term.factors
+                  for name in _referenced_columns(factor.name(), meta)}
+    needed = list(dict.fromkeys([c for c in columns if c in referenced] + names + list(design_columns.values())))
+    absent = [c for c in needed if c not in columns]
+    if absent:
+        raise ValueError(f"column(s) {absent} are not in unlabeled; it has {columns}.")
+    used = {name for info in (outcome.design_info, X.design_info) for term in info.terms for factor in term.factors
+            for name in _referenced_columns(factor.name(), labeled_frame)}
+    labeled_columns = [c for c in labeled_frame.columns if c in used]
+    partitions = FormulaPartitions(formula, labeled_frame[labeled_columns], names[0] if len(names) == 1 else names,
+                                   design_columns, missing)
+    if is_dask(unlabeled):
+        source = DaskSource({"frame": unlabeled[needed]}, transform=partitions)
+    else:
+        source = ParquetSource(unlabeled.paths, transform=partitions, read=needed)
+
+    def handle(key: str, ncols):
+        return ChunkedInput(None, ncols, key, source=source, key=key)
+
+    for other in design_columns:
+        resolved[other] = handle(other, None)
+    width = len(X.design_info.column_names)
+    arguments = dict(
+        y=outcome.iloc[:, 0],
+        X=X,
+        yhat=partitions.outcome(column(yhat, labeled_frame, labeled_index, X.index, "yhat", "data"), "yhat"),
+        X_unlabeled=handle("X_unlabeled", width),
+        yhat_unlabeled=handle("yhat_unlabeled", None if len(names) == 1 else len(names)),
+        missing=missing,
+        design=spec.with_options(resolved),
+    )
+    _check_levels(X, None)
+    return arguments, (len(labeled_frame) - len(X), 0)
+

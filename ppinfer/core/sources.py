@@ -45,15 +45,19 @@ class Partition(Mapping):
     """The values of every variable of a sample for one range of rows.
 
     ``offset`` is the position of the partition's first row in the sample
-    (None when unknown: a Dask collection with unknown partition lengths);
-    ``label`` names the partition in messages (empty for a sample held in
-    memory, whose rows are named by position alone).
+    (None when unknown: a Dask collection with partitions of unknown length);
+    ``label`` names where the rows come from in messages (``"partition 3"``,
+    ``"file part-0.parquet"``; empty for arrays in memory, whose rows are named
+    by position alone) and ``base`` is the first row's number there.
     """
 
     arrays: dict[str, np.ndarray]
     nrows: int
     offset: int | None = 0
     label: str = ""
+    base: int = 0
+    #: rows the source's transform dropped (the formula's missing values)
+    dropped: int = 0
 
     def __getitem__(self, key: str) -> np.ndarray:
         return self.arrays[key]
@@ -66,18 +70,24 @@ class Partition(Mapping):
 
     def where(self, row: int) -> str:
         """Words naming the partition's row ``row`` (counted from 0 within the partition)."""
-        return describe_position(row, self.offset, self.label)
+        return describe_position(row, self.offset, self.label, self.base)
 
-    def with_arrays(self, arrays: dict[str, np.ndarray], nrows: int) -> "Partition":
-        return Partition(arrays, nrows, self.offset, self.label)
+    def describe(self) -> str:
+        """Words naming the partition's rows."""
+        if not self.label:
+            return f"positions {self.offset or 0:,} to {(self.offset or 0) + self.nrows - 1:,}"
+        return f"rows {self.base:,} to {self.base + self.nrows - 1:,} of {self.label}"
+
+    def with_arrays(self, arrays: dict[str, np.ndarray], nrows: int, dropped: int = 0) -> "Partition":
+        return Partition(arrays, nrows, self.offset, self.label, self.base, self.dropped + dropped)
 
 
-def describe_position(row: int, offset: int | None = 0, label: str = "") -> str:
-    """``"position 12"``, or ``"row 5 of partition 3 (position 1,000,005)"`` for a partition."""
+def describe_position(row: int, offset: int | None = 0, label: str = "", base: int = 0) -> str:
+    """``"position 12"``, or ``"row 5 of partition 3 (position 1,000,005 of the sample)"``."""
     if not label:
         return f"position {(offset or 0) + row}"
-    overall = "" if offset is None else f" (position {offset + row:,})"
-    return f"row {row:,} of {label}{overall}"
+    overall = "" if offset is None else f" (position {offset + row:,} of the sample)"
+    return f"row {base + row:,} of {label}{overall}"
 
 
 #: the partition whose rows checks are looking at (messages name positions through it)
@@ -85,9 +95,9 @@ _CURRENT = contextvars.ContextVar("ppinfer_partition", default=None)
 
 
 @contextmanager
-def positions(offset: int | None, label: str = ""):
+def positions(offset: int | None, label: str = "", base: int = 0):
     """Within the block, :func:`current_position` names rows of the given partition."""
-    token = _CURRENT.set((offset, label))
+    token = _CURRENT.set((offset, label, base))
     try:
         yield
     finally:
@@ -183,8 +193,7 @@ class MemorySource(RowSource):
         for start in range(0, self._nrows, self.partition_rows):
             stop = min(start + self.partition_rows, self._nrows)
             arrays = {key: np.asarray(value[start:stop]) for key, value in self.arrays.items()}
-            label = f"rows {start:,} to {stop - 1:,}"
-            part = function(Partition(arrays, stop - start, start, label))
+            part = function(Partition(arrays, stop - start, start, ""))
             total = part if total is None else combine(total, part)
         return total
 
@@ -216,8 +225,8 @@ def _dask_partition(index: int, offset, keys: tuple, transform, *blocks) -> Part
     """Build partition ``index`` from the collections' blocks (run on a Dask worker)."""
     label = f"partition {index}"
     if transform is not None:
-        arrays, nrows = transform(blocks[0], label)
-        return Partition(arrays, nrows, offset, label)
+        place = Partition({}, len(blocks[0]), offset, label)
+        return place.with_arrays(*transform(blocks[0], place))
     arrays = {key: _block_values(block) for key, block in zip(keys, blocks)}
     lengths = {key: value.shape[0] for key, value in arrays.items()}
     if len(set(lengths.values())) > 1:
@@ -241,9 +250,10 @@ class DaskSource(RowSource):
         Arrays are paired by row chunks (rechunked to the first array's when
         their chunks differ); DataFrames and Series by partition number.
     transform : callable, optional
-        ``transform(frame_piece, label) -> (arrays, nrows)`` builds a partition's
-        variables from one DataFrame (given as the only collection), as the
-        formula interface does.
+        ``transform(frame_piece, partition) -> (arrays, nrows, dropped)`` builds a
+        partition's variables from a piece of one DataFrame (given as the only
+        collection), as the formula interface does; ``partition`` (without
+        arrays) names its rows in messages.
     """
 
     kind = "Dask collections"
@@ -339,8 +349,9 @@ class ParquetSource(RowSource):
     columns : mapping of key to list of column names
         The file columns of each variable (stacked in that order).
     transform : callable, optional
-        ``transform(frame, label) -> (arrays, nrows)`` builds the variables from a
-        pandas DataFrame of the batch's columns ``read`` (the formula interface).
+        ``transform(frame, partition) -> (arrays, nrows, dropped)`` builds the
+        variables from a pandas DataFrame of the batch's columns ``read`` (the
+        formula interface).
     read : sequence of str, optional
         Columns to read when ``transform`` is given.
     extra : mapping of key to NumPy array, optional
@@ -382,20 +393,20 @@ class ParquetSource(RowSource):
         offset = 0
         for path in self.paths:
             within = 0
+            label = f"file {os.path.basename(path)}"
             for batch in pq.ParquetFile(path).iter_batches(batch_size=self.batch_rows, columns=self.read):
                 m = batch.num_rows
-                label = f"{os.path.basename(path)} (rows {within:,} to {within + m - 1:,} of that file)"
+                place = Partition({}, m, offset, label, within)
                 if self.transform is not None:
-                    arrays, nrows = self.transform(batch.to_pandas(), label)
+                    yield place.with_arrays(*self.transform(batch.to_pandas(), place))
                 else:
                     arrays = {}
                     for key, names in self.columns.items():
                         values = [batch.column(name).to_numpy(zero_copy_only=False) for name in names]
                         arrays[key] = values[0] if len(values) == 1 else np.column_stack(values)
-                    nrows = m
-                for key, value in self.extra.items():
-                    arrays[key] = value[offset : offset + m]
-                yield Partition(arrays, nrows, offset, label)
+                    for key, value in self.extra.items():
+                        arrays[key] = value[offset : offset + m]
+                    yield place.with_arrays(arrays, m)
                 offset += m
                 within += m
 

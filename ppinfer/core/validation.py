@@ -393,7 +393,7 @@ class _Reader:
                     values = np.asarray(values, dtype=float)
                 except (TypeError, ValueError) as error:
                     raise TypeError(
-                        f"{spec.argument} must be numeric; could not convert {partition.label or 'it'} ({error})."
+                        f"{spec.argument} must be numeric; could not convert {partition.describe()} ({error})."
                     ) from None
                 values = self._shaped(values, spec, partition)
                 ok = _finite_rows(values) if (validate or self.missing == "drop") else None
@@ -403,19 +403,20 @@ class _Reader:
                         first = int(np.flatnonzero(~ok)[0])
                         what = "missing label(s)" if spec.kind == "labels" else "NaN or infinite value(s)"
                         raise ValueError(
-                            f"{spec.argument} has {int((~ok).sum())} row(s) with {what} in {partition.label or 'it'} "
+                            f"{spec.argument} has {int((~ok).sum())} row(s) with {what} in {partition.describe()} "
                             f"(first at {partition.where(first)}); clean them, or pass missing='drop' to drop "
                             "incomplete rows from every array."
                         )
                 else:
                     bad = ~ok if bad is None else bad | ~ok
             arrays[name] = values
-        nrows = partition.nrows
         if bad is not None and bad.any():
             keep = ~bad
             arrays = {name: values[keep] for name, values in arrays.items()}
-            return partition.with_arrays(arrays, int(keep.sum())), int(bad.sum())
-        return partition.with_arrays(arrays, nrows), 0
+            return Partition(arrays, int(keep.sum()), partition.offset, partition.label, partition.base), \
+                int(bad.sum()) + partition.dropped
+        return Partition(arrays, partition.nrows, partition.offset, partition.label, partition.base), \
+            partition.dropped
 
     @staticmethod
     def _shaped(values: np.ndarray, spec: _Spec, partition: Partition) -> np.ndarray:
@@ -423,13 +424,13 @@ class _Reader:
             if values.ndim == 2 and values.shape[1] == 1:
                 return values[:, 0]
             if values.ndim != 1:
-                raise ValueError(f"{spec.argument} must be one-dimensional; {partition.label} has shape {values.shape}.")
+                raise ValueError(f"{spec.argument} must be one-dimensional; {partition.describe()} has shape {values.shape}.")
             return values
         if values.ndim == 1:
             values = values[:, None]
         if values.shape[1] != spec.ncols:
             raise ValueError(
-                f"{spec.argument} has {values.shape[1]} column(s) in {partition.label or 'a partition'}; "
+                f"{spec.argument} has {values.shape[1]} column(s) in {partition.describe()}; "
                 f"expected {spec.ncols}."
             )
         return values
@@ -446,7 +447,7 @@ class _Scan:
 
     def __call__(self, partition: Partition) -> dict:
         clean, dropped = self.reader.read(partition, validate=True)
-        with positions(clean.offset, clean.label):
+        with positions(clean.offset, clean.label, clean.base):
             for key, check in self.checks:
                 check(clean[key])
         out = {"rows": clean.nrows, "dropped": dropped}

@@ -114,8 +114,13 @@ class RegressionModel(PPIModel):
         self._warn_design()
 
     def _check_unlabeled_design(self, names: list[str]) -> None:
-        """Rank of the unlabeled design, from the Gram matrix the scan summed."""
-        check_gram(self.unlabeled.summary["normal"][0], self.nobs_unlabeled, names, "X_unlabeled")
+        """Rank of the unlabeled design, from the Gram matrix the scan summed (an all-zero
+        column of a formula's categorical level is named as such)."""
+        from ..core.formula import check_zero_columns
+
+        gram = self.unlabeled.summary["normal"][0]
+        check_zero_columns([name for name, value in zip(names, np.diag(gram)) if value == 0], "unlabeled")
+        check_gram(gram, self.nobs_unlabeled, names, "X_unlabeled")
 
     def _design_rows(self, sample: str):
         return self.labeled["X"] if sample == LABELED else self.unlabeled.column("X_unlabeled")
