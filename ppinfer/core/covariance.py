@@ -225,7 +225,7 @@ def leverage(X: np.ndarray | None, curvature: np.ndarray, bread: np.ndarray) -> 
     """
     if X is None:
         return curvature * bread[0, 0]
-    return curvature * np.einsum("ij,jk,ik->i", X, bread, X)
+    return curvature * ((X @ bread) * X).sum(axis=1)
 
 
 def leverage_scale(h: np.ndarray, cov_type: str) -> np.ndarray:

@@ -21,6 +21,9 @@ class Family:
     name = "family"
     #: one Newton step from any start solves the equations exactly
     linear = False
+    #: ``K`` with ``|b'''(eta)| <= K b''(eta)`` for the cumulant ``b`` (None: no such bound);
+    #: bounds the loss along a Newton step (see :func:`ppinfer.core.fitting.fit_glm`)
+    concordance: float | None = None
 
     def mean(self, eta: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -72,6 +75,7 @@ class Gaussian(Family):
 
 class Binomial(Family):
     name = "Binomial (logit link)"
+    concordance = 1.0  # |mu (1 - mu) (1 - 2 mu)| <= mu (1 - mu)
 
     def mean(self, eta):
         return expit(eta)
@@ -95,6 +99,7 @@ class Binomial(Family):
 
 class Poisson(Family):
     name = "Poisson (log link)"
+    concordance = 1.0  # b''' = b'' = exp(eta)
 
     def mean(self, eta):
         with np.errstate(over="ignore"):

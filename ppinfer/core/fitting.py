@@ -148,11 +148,12 @@ def _block_sums(
     hessian: bool,
     loss: bool,
     collector: Collector | None,
+    score: bool = True,
 ) -> _Sums:
-    """One pass over a block: score and (optionally) Hessian and loss at ``beta``;
-    the rows' scores go to ``collector``."""
+    """One pass over a block: score (unless ``score`` is False: a pass that only feeds the
+    collector) and (optionally) Hessian and loss at ``beta``; the rows' scores go to ``collector``."""
     p = X.shape[1]
-    score, total_hessian, total_loss = np.zeros(p), np.zeros((p, p)), 0.0
+    total_score, total_hessian, total_loss = np.zeros(p), np.zeros((p, p)), 0.0
     unit_curvature = family.linear and weights is None
     for rows in chunks(v.shape[0]):
         Xc = np.ascontiguousarray(X[rows])  # a strided memory map: one chunk copied
@@ -162,15 +163,16 @@ def _block_sums(
             w = weights[rows]
             residual = residual * w
             curvature = curvature * w
-        score += Xc.T @ residual
+        if score:
+            total_score += Xc.T @ residual
         if hessian:
-            total_hessian += Xc.T @ Xc if unit_curvature else (Xc * curvature[:, None]).T @ Xc
+            total_hessian += _weighted_gram(Xc, None if unit_curvature else curvature)
         if loss:
             row_loss = family.loss(v[rows], eta)
             total_loss += float((row_loss if weights is None else row_loss * weights[rows]).sum())
         if collector is not None:
             collector.add(rows, Xc * residual[:, None], Xc, curvature)
-    return _Sums(score, total_hessian, total_loss)
+    return _Sums(total_score, total_hessian, total_loss)
 
 
 @dataclass(frozen=True)
@@ -182,19 +184,31 @@ class _BlockPass:
     hessian: bool
     loss: bool
     factory: CollectorFactory | None
+    score: bool = True
 
     def __call__(self, X, v, weights, *columns):
         collector = None if self.factory is None else self.factory(*columns)
         sums = _block_sums(self.family, X, v, self.beta, weights, hessian=self.hessian, loss=self.loss,
-                           collector=collector)
+                           collector=collector, score=self.score)
         return sums, collector
 
 
 def _block_pass(family: Family, X, v, beta: np.ndarray, weights, *, hessian: bool, loss: bool,
-                factory: CollectorFactory | None) -> tuple[_Sums, Collector | None]:
+                factory: CollectorFactory | None, score: bool = True) -> tuple[_Sums, Collector | None]:
     """One pass over a block, in memory or partition by partition: its sums and collector."""
     needs = tuple(getattr(factory, "columns", ())) if factory is not None else ()
-    return reduce_rows(_BlockPass(family, beta, hessian, loss, factory), X, v, weights, *needs)
+    return reduce_rows(_BlockPass(family, beta, hessian, loss, factory, score), X, v, weights, *needs)
+
+
+def _weighted_gram(X: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """``X' diag(weights) X``: a symmetric rank-k update (BLAS syrk, half a general product)
+    of ``X`` scaled by the square roots of non-negative weights."""
+    if weights is None:
+        return X.T @ X
+    if weights.min() >= 0:
+        scaled = X * np.sqrt(weights)[:, None]
+        return scaled.T @ scaled
+    return (X * weights[:, None]).T @ X
 
 
 def fit_glm(
@@ -209,6 +223,7 @@ def fit_glm(
     max_iter: int = 100,
     iterate: bool = True,
     normal_equations: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None,
+    row_norms: Sequence[float | None] | None = None,
 ) -> Fit:
     """Fit a GLM by damped Newton iterations over row reductions.
 
@@ -233,6 +248,9 @@ def fit_glm(
         For a Gaussian fit, each block's ``(X'WX, X'Wv)`` if already summed (by
         the scan that validated the sample): the fit then needs only the pass
         that feeds the collectors.
+    row_norms : sequence aligned with ``blocks``, optional
+        The largest Euclidean norm of each block's design rows (computed for
+        arrays; for a partitioned block, from the scan), for the step bound below.
 
     Notes
     -----
@@ -242,17 +260,29 @@ def fit_glm(
     when the step is below ``tol * (1 + max|b|)``. Near convergence the pass
     that evaluates a step also feeds the collectors, so a converged fit usually
     needs no extra pass.
+
+    For a family whose cumulant ``b`` has ``|b'''| <= K b''`` (``K = 1`` for the
+    logistic and Poisson models) the loss along a Newton step ``s`` from ``b``,
+    ``phi(t)``, has ``|phi'''| <= K M phi''`` with ``M = max_i |x_i's|``; since
+    ``phi'(0) = -phi''(0)``, ``phi(1) - phi(0) <= phi''(0) ((e^c - 1 - c) / c^2 - 1)``
+    with ``c = K M``, which is not positive for ``c <= 1.79`` (the generalised
+    self-concordance of Bach 2010, "Self-concordant analysis for logistic
+    regression", Electronic Journal of Statistics). A step with
+    ``K max_i ||x_i|| ||s|| <= 1.5`` is therefore taken without evaluating the loss
+    (after the Hessian, a pass's most expensive part); longer steps are halved
+    until the loss does not increase.
     """
     weights = list(weights) if weights is not None else [None] * len(blocks)
     factories = list(collectors) if collectors is not None else [None] * len(blocks)
     p = blocks[0][0].shape[1]
     nobs = sum(v.shape[0] for _, v in blocks)
 
-    def sums(beta: np.ndarray, *, hessian: bool = True, collect: bool = False):
+    def sums(beta: np.ndarray, *, hessian: bool = True, collect: bool = False, loss: bool = False,
+             score: bool = True):
         total, made = None, []
         for (X, v), w, f in zip(blocks, weights, factories):
-            part, collector = _block_pass(family, X, v, beta, w, hessian=hessian, loss=not family.linear,
-                                          factory=f if collect else None)
+            part, collector = _block_pass(family, X, v, beta, w, hessian=hessian, loss=loss,
+                                          factory=f if collect else None, score=score)
             total = part if total is None else total + part
             made.append(collector)
         return total, tuple(made)
@@ -273,7 +303,7 @@ def fit_glm(
                 first = first + _Sums(normal[1] - normal[0] @ beta, normal[0], 0.0)
         beta = beta + solve_symmetric(first.hessian, first.score, what)
         # the Hessian does not depend on the coefficients: one more pass feeds the collectors
-        _, collected = sums(beta, hessian=False, collect=True)
+        _, collected = sums(beta, hessian=False, collect=True, score=False)
         bread = solve_symmetric(first.hessian, np.eye(p), what)
         return Fit(beta, bread, nobs, collected)
 
@@ -284,8 +314,11 @@ def fit_glm(
     else:
         X0, v0 = blocks[0]
         beta = np.linalg.lstsq(X0, family.start(v0), rcond=None)[0]
-    current, collected = sums(beta)
-    collected_at_current = False
+    # a Newton step short enough for the family's third derivative cannot increase the loss:
+    # such steps are taken without computing the loss (see the Notes)
+    bound = _step_bound(family, blocks, row_norms)
+    current, collected = sums(beta, loss=bound is None)
+    current_has_loss, collected_at_current = bound is None, False
     for _ in range(max_iter):
         step = solve_symmetric(current.hessian, current.score, what)
         size = np.max(np.abs(step))
@@ -293,10 +326,20 @@ def fit_glm(
             break
         # near convergence the next point is the last: feed the collectors in the same pass
         collect = size < 1e-4 * (1.0 + np.max(np.abs(beta)))
+        if bound is not None and bound * np.linalg.norm(step) <= NEWTON_DECREASE_BOUND:
+            candidate = beta + step
+            trial, trial_collected = sums(candidate, collect=collect, loss=False)
+            if np.all(np.isfinite(trial.score)) and np.all(np.isfinite(trial.hessian)):
+                beta, current, current_has_loss = candidate, trial, False
+                collected, collected_at_current = trial_collected, collect
+                continue
+        if not current_has_loss:
+            current = _Sums(current.score, current.hessian,
+                            sums(beta, hessian=False, loss=True, score=False)[0].loss)
         scale = 1.0
         while True:
             candidate = beta + scale * step
-            trial, trial_collected = sums(candidate, collect=collect)
+            trial, trial_collected = sums(candidate, collect=collect, loss=True)
             if np.isfinite(trial.loss) and trial.loss <= current.loss + 1e-12 * abs(current.loss):
                 break
             scale /= 2.0
@@ -305,7 +348,7 @@ def fit_glm(
                 candidate, trial, trial_collected = beta, current, (collected if collected_at_current else None)
                 collect = collected_at_current
                 break
-        beta, current = candidate, trial
+        beta, current, current_has_loss = candidate, trial, True
         collected, collected_at_current = trial_collected, collect
         if scale < 1e-10:
             break
@@ -315,9 +358,53 @@ def fit_glm(
             "response may be perfectly separated by the design (estimates at infinity)."
         )
     if not collected_at_current:
-        _, collected = sums(beta, hessian=False, collect=True)
+        _, collected = sums(beta, hessian=False, collect=True, score=False)
     bread = solve_symmetric(current.hessian, np.eye(p), what)
     return Fit(beta, bread, nobs, collected)
+
+
+#: ``c`` with ``exp(c) <= 1 + c + c^2``: a Newton step ``s`` with ``K max_i |x_i's| <= c`` does not
+#: increase a loss whose third derivative is at most ``K`` times its second (see :func:`fit_glm`)
+NEWTON_DECREASE_BOUND = 1.5
+
+
+def _step_bound(family: Family, blocks, row_norms) -> float | None:
+    """``K max_i ||x_i||`` over the blocks' rows (``K``: the family's ``concordance``), bounding
+    ``K max_i |x_i's|`` by ``||s||`` times it; None if the family has no such constant or a
+    block's row norms are unknown (a partitioned block without ``row_norms``)."""
+    concordance = getattr(family, "concordance", None)
+    if concordance is None:
+        return None
+    norms = list(row_norms) if row_norms is not None else [None] * len(blocks)
+    largest = 0.0
+    for (X, _), norm in zip(blocks, norms):
+        if norm is None:
+            if isinstance(X, Column):
+                return None
+            norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", X, X)))) if X.shape[0] else 0.0
+        largest = max(largest, norm)
+    return concordance * largest
+
+
+class Maximum:
+    """A largest value, merged across partitions."""
+
+    def __init__(self, value: float):
+        self.value = value
+
+    def merge(self, other: "Maximum") -> "Maximum":
+        return Maximum(max(self.value, other.value))
+
+
+@dataclass(frozen=True)
+class RowNorm:
+    """Scan accumulator of the largest Euclidean norm of a design's rows."""
+
+    X: str
+
+    def __call__(self, arrays) -> Maximum:
+        X = arrays[self.X]
+        return Maximum(float(np.sqrt(np.max(np.einsum("ij,ij->i", X, X)))) if X.shape[0] else 0.0)
 
 
 @dataclass(frozen=True)

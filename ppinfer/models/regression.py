@@ -9,7 +9,7 @@ import numpy as np
 from dataclasses import dataclass
 
 from ..core.families import Binomial, Family, Gaussian, Poisson as PoissonFamily
-from ..core.fitting import Fit, NormalEquations, fit_glm
+from ..core.fitting import Fit, NormalEquations, RowNorm, fit_glm
 from ..core.validation import as_variable, check_full_rank, check_gram, match_columns
 from ..core.warnings import SeparationWarning
 from ..designs.base import LABELED, design_from_keywords
@@ -102,7 +102,8 @@ class RegressionModel(PPIModel):
             missing=missing,
             design=design,
             checks=[("yhat_unlabeled", _PredictionCheck(self._family, "yhat_unlabeled"))],
-            accumulators={"normal": NormalEquations("X_unlabeled", "yhat_unlabeled", weights_key(design))},
+            accumulators={"normal": NormalEquations("X_unlabeled", "yhat_unlabeled", weights_key(design)),
+                          **({} if self._family.linear else {"row_norm": RowNorm("X_unlabeled")})},
         )
         self._family.check_outcome(self.labeled["y"], "y")
         self._family.check_prediction(self.labeled["yhat"], "yhat")
@@ -143,6 +144,8 @@ class RegressionModel(PPIModel):
             what=f"{what} ({self._title})",
             iterate=not evaluate_only,
             normal_equations=normal,
+            row_norms=[self.unlabeled.summary["row_norm"].value if sample != LABELED and "row_norm" in
+                       self.unlabeled.summary else None for sample, _, _, _ in blocks],
         )
 
     def _fitted_values(self, fit: Fit) -> np.ndarray:
