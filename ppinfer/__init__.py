@@ -11,6 +11,7 @@ predictions are good.
 >>> model.fit(method="ppi++").summary()                             # doctest: +SKIP
 """
 
+from .core.sources import ParquetTable, read_parquet
 from .core.warnings import (
     ConstantOutcomeWarning, FewClustersWarning, PPIWarning, SeparationWarning, SmallSampleWarning,
 )
@@ -62,6 +63,8 @@ __all__ = [
     "poisson",
     "PPIResults",
     "Design",
+    "read_parquet",
+    "ParquetTable",
     "PPIWarning",
     "SmallSampleWarning",
     "FewClustersWarning",

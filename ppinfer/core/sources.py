@@ -173,14 +173,14 @@ class MemorySource(RowSource):
 
     kind = "NumPy arrays"
 
-    def __init__(self, arrays: Mapping[str, np.ndarray], partition_rows: int = PARTITION_ROWS):
+    def __init__(self, arrays: Mapping[str, np.ndarray], partition_rows: int | None = None):
         self.arrays = dict(arrays)
         self.keys = tuple(self.arrays)
         lengths = {key: value.shape[0] for key, value in self.arrays.items()}
         self._nrows = next(iter(lengths.values()))
         convert = any(value.dtype != np.float64 and value.dtype.kind in "biuf" for value in self.arrays.values())
         self.partitioned = convert
-        self.partition_rows = partition_rows if convert else max(self._nrows, 1)
+        self.partition_rows = (partition_rows or PARTITION_ROWS) if convert else max(self._nrows, 1)
 
     @property
     def nrows(self) -> int:
@@ -362,7 +362,7 @@ class ParquetSource(RowSource):
 
     def __init__(self, paths: Sequence[str], columns: Mapping[str, list[str]] | None = None, *,
                  transform: Callable | None = None, read: Sequence[str] | None = None,
-                 extra: Mapping[str, np.ndarray] | None = None, batch_rows: int = PARTITION_ROWS):
+                 extra: Mapping[str, np.ndarray] | None = None, batch_rows: int | None = None):
         import pyarrow.parquet as pq
 
         self.paths = list(paths)
@@ -372,7 +372,7 @@ class ParquetSource(RowSource):
         self.read = list(read) if read is not None else list(dict.fromkeys(c for names in self.columns.values()
                                                                                for c in names))
         self.keys = tuple(self.columns) + tuple(self.extra)
-        self.batch_rows = batch_rows
+        self.batch_rows = batch_rows or PARTITION_ROWS
         self.lengths = [pq.ParquetFile(path).metadata.num_rows for path in self.paths]
         for path in self.paths:
             schema = pq.ParquetFile(path).schema_arrow

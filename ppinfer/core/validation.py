@@ -345,7 +345,8 @@ def _all_finite(values: np.ndarray) -> bool:
     """Whether every value is finite: ``0 * x`` is 0 for a finite ``x`` and NaN otherwise, so one
     dot product with zeros (no temporary the size of ``values``) decides."""
     flat = values.reshape(-1)
-    return not np.isnan(flat @ np.zeros(flat.shape[0]))
+    with np.errstate(invalid="ignore"):
+        return not np.isnan(flat @ np.zeros(flat.shape[0]))
 
 
 def _finite_rows(values: np.ndarray) -> np.ndarray:
@@ -728,7 +729,7 @@ def check_range(values: np.ndarray, argument: str, *, low: float, high: float, w
         first = np.flatnonzero(bad.ravel())[0]
         raise ValueError(
             f"{argument} must be {what}; found {int(bad.sum())} value(s) outside "
-            f"(first: {values.ravel()[first]!r} at {current_position(first // _width(values))})."
+            f"(first: {_scalar(values.ravel()[first])} at {current_position(first // _width(values))})."
         )
 
 
@@ -739,8 +740,12 @@ def check_binary(values: np.ndarray, argument: str) -> None:
         first = np.flatnonzero(bad.ravel())[0]
         raise ValueError(
             f"{argument} must contain only 0 and 1; found {int(bad.sum())} other value(s) "
-            f"(first: {values.ravel()[first]!r} at {current_position(first // _width(values))})."
+            f"(first: {_scalar(values.ravel()[first])} at {current_position(first // _width(values))})."
         )
+
+
+def _scalar(value) -> str:
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _width(values: np.ndarray) -> int:

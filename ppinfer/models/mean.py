@@ -85,7 +85,6 @@ class Mean(PPIModel):
             {"yhat_unlabeled": as_variable(yhat_unlabeled, "yhat_unlabeled", ndim=2, default_name="yhat")},
             missing=missing,
             design=design,
-            outcome_columns=outcome.values.shape[1],
             accumulators={"sums": ResponseSums("yhat_unlabeled", weights_key(design))},
         )
         if self.labeled.nobs < 2:

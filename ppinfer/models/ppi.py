@@ -133,7 +133,7 @@ class PPIModel(Estimator):
         *,
         missing: str,
         design: Design,
-        outcome_columns: int = 1,
+        outcome_columns: int | None = None,
         checks=(),
         accumulators=None,
     ) -> None:
@@ -141,7 +141,8 @@ class PPIModel(Estimator):
 
         ``labeled`` must hold ``"y"`` and ``"yhat"`` and ``unlabeled``
         ``"yhat_unlabeled"``; prediction arrays with more columns than the outcome
-        are K synthetic draws per unit (only for a single outcome column).
+        are K synthetic draws per unit (only for a single outcome column;
+        ``outcome_columns`` None takes the columns of the labeled ``y``).
         ``checks`` and ``accumulators`` run in the scan of the unlabeled sample
         (see :func:`~ppinfer.core.validation.make_sample`), with the design's own.
         """
@@ -154,6 +155,8 @@ class PPIModel(Estimator):
                                                                                       **design_sums})
         self.design = design.bind(self.labeled, self.unlabeled)
         self._cache: dict = {}
+        if outcome_columns is None:
+            outcome_columns = 1 if self.labeled["y"].ndim == 1 else self.labeled["y"].shape[1]
         outcome = self.labeled["y"]
         if outcome.shape[0] > 1 and np.any(np.ptp(outcome.reshape(outcome.shape[0], -1), axis=0) == 0):
             warnings.warn(

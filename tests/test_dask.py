@@ -1,0 +1,147 @@
+"""The unlabeled sample on a Dask cluster: a LocalCluster of two worker processes.
+
+Every estimator and design option gives the numbers of the in-memory sample
+(to 1e-10) from Dask arrays, Dask DataFrame columns and, through the formula
+interface, a Dask DataFrame; the work runs on the active ``distributed``
+client; errors found on a worker name the partition and row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ppinfer
+
+da = pytest.importorskip("dask.array")
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+from sources_cases import (  # noqa: E402
+    DESIGNS, ESTIMATORS, N_LABELED, assert_same_results, build, data, fits, unlabeled_frame,
+)
+
+pytestmark = [pytest.mark.filterwarnings("ignore::ppinfer.PPIWarning"), pytest.mark.xdist_group("dask")]
+
+DATA = data()
+L, U = slice(0, N_LABELED), slice(N_LABELED, None)
+CHUNK = 700  # five partitions of the 3,000 unlabeled rows, the last one shorter
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with distributed.Client(cluster) as active:
+        yield active
+    cluster.close()
+
+
+def as_dask(_, values):
+    return da.from_array(values, chunks=(CHUNK,) + values.shape[1:])
+
+
+_REFERENCE: dict = {}
+
+
+def reference(estimator: str, design: str):
+    key = (estimator, design)
+    if key not in _REFERENCE:
+        model = build(estimator, design, lambda _, values: values, DATA)
+        _REFERENCE[key] = None if model is None else fits(model)
+    return _REFERENCE[key]
+
+
+@pytest.mark.parametrize("design", list(DESIGNS))
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_dask_arrays_equal_in_memory(client, estimator, design):
+    expected = reference(estimator, design)
+    if expected is None:
+        pytest.skip("not an estimator of this design")
+    model = build(estimator, design, as_dask, DATA)
+    with distributed.get_task_stream(client) as stream:
+        results = fits(model)
+    assert len(stream.data) > 0  # the passes ran on the cluster
+    assert_same_results(results, expected)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return dd.from_pandas(unlabeled_frame(DATA), npartitions=4)
+
+
+@pytest.mark.parametrize("estimator", ["OLS", "Logit", "Poisson", "Mean draws"])
+def test_dataframe_columns_equal_in_memory(client, frame, estimator):
+    """Columns of one Dask DataFrame (and design columns as its Series)."""
+    columns = unlabeled_frame(DATA)
+
+    def convert(_, values):
+        if values.ndim == 1:
+            return frame[next(c for c in columns if np.array_equal(columns[c].to_numpy(), values))]
+        return frame[[next(c for c in columns if np.array_equal(columns[c].to_numpy(), values[:, k]))
+                      for k in range(values.shape[1])]]
+
+    for design in ("srs", "nested"):
+        assert_same_results(fits(build(estimator, design, convert, DATA)), reference(estimator, design))
+
+
+def _formula_frames(seed: int = 5):
+    rng = np.random.default_rng(seed)
+    rows = 3300
+    table = pd.DataFrame({"x": rng.normal(size=rows), "g": rng.choice(["a", "b", "c"], rows),
+                          "school": rng.integers(0, 40, rows), "w": rng.uniform(1, 3, rows)})
+    table["y"] = np.exp(0.3 * table["x"] + (table["g"] == "b") + rng.normal(scale=0.3, size=rows))
+    table["pred"] = table["y"] * np.exp(rng.normal(0.1, 0.2, rows))
+    table["hit"] = (table["y"] > 1.5).astype(float)
+    table["prob"] = 1 / (1 + np.exp(-(table["pred"] - 1.5)))
+    return table.iloc[:300].reset_index(drop=True), table.iloc[300:].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("options", [{}, {"clusters": "school", "strata": "g", "nest": True}, {"weights": "w"}])
+def test_formula_on_dask_dataframe(client, options):
+    """The labeled design's specification (levels, a stateful transformation, the outcome's
+    transformation) applied to each partition on the workers."""
+    labeled, unlabeled = _formula_frames()
+    partitioned = dd.from_pandas(unlabeled, npartitions=3)
+    for function, formula, yhat in ((ppinfer.ols, "np.log(y) ~ center(x) + C(g)", "pred"),
+                                    (ppinfer.logit, "hit ~ x + C(g)", "prob")):
+        expected = function(formula, labeled, unlabeled, yhat=yhat, **options)
+        actual = function(formula, labeled, partitioned, yhat=yhat, **options)
+        assert_same_results({m: actual.fit(method=m) for m in ("ppi++", "naive")},
+                            {m: expected.fit(method=m) for m in ("ppi++", "naive")})
+
+
+def test_worker_errors_name_the_partition(client):
+    y, X, f = DATA["y"][L], DATA["X"][L], DATA["f"][L]
+    X_unlabeled = DATA["X"][U].copy()
+    X_unlabeled[2000, 1] = np.nan
+    with pytest.raises(ValueError, match=r"^X_unlabeled has 1 row\(s\) with NaN or infinite value\(s\) in rows 0 to "
+                                         r"699 of partition 2 \(first at row 600 of partition 2 \(position 2,000 of "
+                                         r"the sample\)\)"):
+        ppinfer.OLS(y, X, f, as_dask(None, X_unlabeled), as_dask(None, DATA["f"][U]))
+    unlabeled = unlabeled_frame(DATA)
+    unlabeled.loc[2000, "f_binary"] = 2.0
+    partitioned = dd.from_pandas(unlabeled, npartitions=3).clear_divisions()
+    with pytest.raises(ValueError, match=r"^yhat_unlabeled must be probabilities in \[0, 1\]; found 1 value\(s\) "
+                                         r"outside \(first: 2.0 at row \d+ of partition 2\)"):
+        ppinfer.Logit(DATA["y_binary"][L], X, DATA["f_binary"][L], partitioned[["x0", "x1", "x2"]],
+                      partitioned["f_binary"])
+
+
+def test_partitions_must_line_up(client):
+    y, X, f = DATA["y"][L], DATA["X"][L], DATA["f"][L]
+    frame = dd.from_pandas(unlabeled_frame(DATA), npartitions=3).clear_divisions()
+    other = dd.from_pandas(unlabeled_frame(DATA), npartitions=4).clear_divisions()
+    with pytest.raises(ValueError, match=r"different numbers of partitions"):
+        ppinfer.OLS(y, X, f, frame[["x0", "x1", "x2"]], other["f"])
+    with pytest.raises(TypeError, match=r"give it as a Dask collection"):
+        ppinfer.OLS(y, X, f, frame[["x0", "x1", "x2"]], DATA["f"][U])
+
+
+def test_threaded_scheduler_without_client(monkeypatch):
+    """Without a client, Dask's default (threaded) scheduler runs the same passes."""
+    import dask
+
+    monkeypatch.setattr(ppinfer.core.sources, "dask_client", lambda: None)
+    with dask.config.set(scheduler="threads"):
+        assert_same_results(fits(build("Logit", "clusters", as_dask, DATA)), reference("Logit", "clusters"))
