@@ -283,6 +283,22 @@ class PairSum:
         return cls(Cumulative(a, event), left, left, float(totals @ totals))
 
 
+class StratumProduct:
+    """``A(t) B(t)`` for the totals ``A(t) = sum_i a_i (1{a_i <= t} - F_A(t))`` of two samples
+    in one group (a stratum's centring term): two cumulative sums, no pairs."""
+
+    def __init__(self, a: SortedValues, alpha, b: SortedValues, beta):
+        self.left = Cumulative(a, alpha)
+        self.right = self.left if b is a and alpha is beta else Cumulative(b, beta)
+        self.samples = list(dict.fromkeys([self.left.sorted, self.right.sorted]))
+
+    def __call__(self, points: Points, cdf_a: np.ndarray, cdf_b: np.ndarray) -> np.ndarray:
+        left = self.left(points) - cdf_a * self.left.total
+        if self.right is self.left and cdf_a is cdf_b:
+            return left * left
+        return left * (self.right(points) - cdf_b * self.right.total)
+
+
 # -- the fits' rows and the variance terms --------------------------------------------------
 @dataclass
 class Stream:
@@ -563,6 +579,10 @@ class _Builder:
     # -- terms -----------------------------------------------------------------------------
     def units_term(self, a: Stream, b: Stream, sign: float = 1.0) -> Term:
         """``sum_g A_g B_g`` over PSUs (units)."""
+        if a.own_units and b.own_units and a.rows == LABELED and b.rows == f"{LABELED}+{UNLABELED}":
+            # units of their own: only the labeled units of the all-units fit meet a labeled one
+            b = b.within(np.arange(b.values.size) < a.values.size)
+            b.rows = LABELED
         if a is b:
             pairs = PairSum.same_units(a.sorted, a.sorted, a.coef * a.coef) if a.own_units else \
                 PairSum.grouped_self(a.sorted, a.coef, a.units, self.ngroups)
@@ -584,7 +604,11 @@ class _Builder:
         def scaled(s: Stream):
             return _array(s.coef, s.values.size) * root[s.strata]
 
-        if a is b:
+        if H == 1 or np.unique(np.r_[a.strata, b.strata]).size == 1:
+            # one stratum: the product of two totals
+            alpha = scaled(a)
+            pairs = StratumProduct(a.sorted, alpha, b.sorted, alpha if a is b else scaled(b))
+        elif a is b:
             pairs = PairSum.grouped_self(a.sorted, scaled(a), a.strata, H)
         else:
             pairs = PairSum.grouped(a.sorted, scaled(a), a.strata, b.sorted, scaled(b), b.strata, H)
