@@ -1,22 +1,25 @@
 """The rectified CDF's design variance against brute force, at every breakpoint.
 
-At each breakpoint ``t`` the reference recomputes, with numpy and Python loops over
-strata and PSUs, the weighted CDFs and the variance blocks from the linearization
-itself: each row's contribution ``alpha_i (1{v_i <= t} - F(t))`` (``alpha_i`` its
-share of the fit's weight) with the ``cov_type`` correction written out here (HC2:
-``(1 - w_i / W)^(-1/2)`` on labeled rows; CR2: ``(1 - W_g / W)^(-1/2)`` on a PSU's
-rows), PSU totals by label, centred within strata, times ``(1 - f_h) c_h``
-(fpc and the CR1 / HC1 factor); in a two-phase design the labeled rows carry
-``(Y, f - u)`` and the unlabeled ones ``(0, -u)``, and an fpc or labeling strata
-add the second-phase term ``sum_h (S_h - (1 - f_h) c_h P_h)``. The package computes
-the same blocks from cumulative sums over sorted values, at positions found by
-binary search or, in the scan over all breakpoints, by merging the sorted samples.
+The reference (:mod:`quantile_reference`) recomputes, at each breakpoint ``t`` and with
+loops over strata and PSUs, the weighted CDFs and the variance blocks from the
+linearization itself: each row's contribution ``alpha_i (1{v_i <= t} - F(t))`` with the
+``cov_type`` correction written out by hand, PSU totals centred within strata, times
+``(1 - f_h) c_h``, and the second-phase term of a two-phase design. The package computes
+the same blocks from cumulative sums over sorted values, at positions found by binary
+search or, in the scan over all breakpoints, by merging the sorted samples.
 """
 
 import warnings
 
 import numpy as np
 import pytest
+from quantile_reference import (
+    contribution,
+    correction,
+    design_variance,
+    linearized,
+    stratum_factors,
+)
 
 import ppinfer
 from ppinfer.models.rectified_cdf import Points
@@ -50,134 +53,33 @@ def data():
 
 
 # --------------------------------------------------------------------------------------
-# the reference: the linearization, row by row
+# the designs: the reference's arguments and the estimator's keywords
 # --------------------------------------------------------------------------------------
-def contribution(values, weights, t, correction):
-    """Each row's ``alpha_i (1{v_i <= t} - F(t))`` times its correction, and ``F(t)``."""
-    alpha = weights / weights.sum()
-    cdf = alpha @ (values <= t)
-    return alpha * ((values <= t) - cdf) * correction, cdf
-
-
-def correction(weights, psu, cov_type, *, kept_rows):
-    """The cov_type correction of a fit's rows: by PSU (CR2) or, for rows kept one by one
-    (the labeled sample's), by their leverage ``w_i / W`` (HC2, HC3, and CR2 without PSUs)."""
-    W = weights.sum()
-    if psu is not None:
-        if cov_type != "CR2":
-            return np.ones(weights.size)
-        totals = {label: weights[psu == label].sum() for label in np.unique(psu)}
-        return np.array([(1 - totals[label] / W) ** -0.5 for label in psu])
-    if kept_rows and cov_type in ("HC2", "CR2"):
-        return (1 - weights / W) ** -0.5
-    if kept_rows and cov_type == "HC3":
-        return 1 / (1 - weights / W)
-    return np.ones(weights.size)
-
-
-def stratum_factors(units, strata, cov_type, *, population=None, rows=None):
-    """``(1 - f_h) c_h`` by stratum: ``f_h`` the sampled share of the population's units
-    (PSUs), ``c_h = G_h / (G_h - 1)`` for CR1, ``n / (n - 1)`` for HC1."""
-    factors = {}
-    for h in np.unique(strata):
-        G = np.unique(units[strata == h]).size
-        fpc = 1.0 if population is None else 1 - G / population[h]
-        small = G / (G - 1.0) if cov_type == "CR1" else rows / (rows - 1.0) if cov_type == "HC1" else 1.0
-        factors[h] = fpc * small
-    return factors
-
-
-def design_variance(rows, units, strata, factors):
-    """``sum_h factor_h sum_{j in h} (Z_hj - Zbar_h)(Z_hj - Zbar_h)'`` with PSU totals ``Z``."""
-    total = np.zeros((rows.shape[1], rows.shape[1]))
-    for h in np.unique(strata):
-        inside = strata == h
-        totals = np.array([rows[inside & (units == j)].sum(axis=0) for j in np.unique(units[inside])])
-        centred = totals - totals.mean(axis=0)
-        total += factors[h] * centred.T @ centred
-    return total
-
-
-def independent_reference(d, cov_type, *, weights=False, clusters=None, strata=False, fpc=False):
-    """(F_Y, F_u - F_f, var_y, cov_yf, var_f, var_fu) at every breakpoint, for independent
-    samples; ``clusters``: "labeled", "unlabeled", "both" (separate PSUs) or "shared"."""
-    n, N = N_LABELED, N_UNLABELED
-    w = d["w"] if weights else np.ones(n)
-    wu = d["wu"] if weights else np.ones(N)
-    clustered_l = clusters in ("labeled", "both", "shared")
-    clustered_u = clusters in ("unlabeled", "both", "shared")
-    units_l = d["g"] if clustered_l else 10_000 + np.arange(n)
-    units_u = (d["shared"] if clusters == "shared" else d["gu"]) if clustered_u else 20_000 + np.arange(N)
-    s, su = (d["s"], d["su"]) if strata else (np.zeros(n, int), np.zeros(N, int))
-    population = (POPULATION_PSUS if clustered_l else POPULATION_UNITS) if fpc else None
-    population_u = (POPULATION_PSUS + 3 if clustered_u else POPULATION_UNITS * 2) if fpc else None
-    factors_l = stratum_factors(units_l, s, cov_type, population=population, rows=n)
-    factors_u = stratum_factors(units_u, su, cov_type, population=population_u, rows=N)
-    corr_l = correction(w, units_l if clustered_l else None, cov_type, kept_rows=True)
-    corr_u = correction(wu, units_u if clustered_u else None, cov_type, kept_rows=False)
-    out = []
-    for t in d["t"]:
-        zy, Fy = contribution(d["y"], w, t, corr_l)
-        zf, Ff = contribution(d["f"], w, t, corr_l)
-        zu, Fu = contribution(d["fu"], wu, t, corr_u)
-        if clusters == "shared":
-            # one design: PSU totals add across samples, each sample's rows scaled by its root factor
-            root_l = np.sqrt([factors_l[h] for h in s])[:, None]
-            root_u = np.sqrt([factors_u[h] for h in su])[:, None]
-            rows = np.vstack([np.column_stack([zy, zf]) * root_l, np.column_stack([0 * zu, -zu]) * root_u])
-            V = design_variance(rows, np.r_[units_l, units_u], np.r_[s, su], {h: 1.0 for h in np.unique(s)})
-            blocks = (V[0, 0], V[0, 1], V[1, 1], 0.0)
-        else:
-            V = design_variance(np.column_stack([zy, zf]), units_l, s, factors_l)
-            Vu = design_variance(zu[:, None], units_u, su, factors_u)
-            blocks = (V[0, 0], V[0, 1], V[1, 1], Vu[0, 0])
-        out.append((Fy, Fu - Ff, *blocks))
-    return np.array(out)
-
-
-def two_phase_reference(d, cov_type, *, weights=False, clusters=False, strata=False, fpc=False, label_strata=False):
-    """The same for a two-phase design: all units form the first-phase sample (PSUs
-    ``shared``), labeled unit i was labeled with probability ``pi_i``."""
-    n, N = N_LABELED, N_UNLABELED
-    w1 = d["w"] if weights else np.ones(n)
-    w1u = d["wu"] if weights else np.ones(N)
-    pi = d["pi"]
-    units = np.r_[d["g"], d["shared"]] if clusters else np.arange(n + N)
-    strata_all = np.r_[d["s"], d["su"]] if strata else np.zeros(n + N, int)
-    population = (POPULATION_PSUS + 3 if clusters else POPULATION_UNITS * 3) if fpc else None
-    factors = stratum_factors(units, strata_all, cov_type, population=population, rows=n)
-    w_labeled = w1 / pi  # the labeled fits' weights
-    corr_y = correction(w_labeled, d["g"] if clusters else None, cov_type, kept_rows=True)
-    w_all = np.r_[w1, w1u]
-    if clusters:
-        corr_u = correction(w_all, units, cov_type, kept_rows=True)
-    else:  # the labeled rows of the all-units fit are kept one by one, the unlabeled are not
-        corr_u = np.r_[correction(w_all, None, cov_type, kept_rows=True)[:n], np.ones(N)]
-    keep = 1 - pi
-    out = []
-    for t in d["t"]:
-        zy, Fy = contribution(d["y"], w_labeled, t, corr_y)
-        zf, Ff = contribution(d["f"], w_labeled, t, corr_y)
-        zu, Fu = contribution(np.r_[d["f"], d["fu"]], w_all, t, corr_u)
-        rows = np.vstack([np.column_stack([zy, zf - zu[:n]]), np.column_stack([0 * zu[n:], -zu[n:]])])
-        V = design_variance(rows, units, strata_all, factors)
-        if fpc or label_strata:
-            r = np.column_stack([contribution(d["y"], w_labeled, t, 1.0)[0], contribution(d["f"], w_labeled, t, 1.0)[0]])
-            if label_strata:
-                k = d["label_strata"]
-                sizes = np.bincount(k).astype(float)
-                centred = r - np.array([r[k == j].mean(axis=0) for j in range(sizes.size)])[k]
-                small = (sizes / (sizes - 1))[k]
-            for h in np.unique(strata_all[:n]):
-                inside = strata_all[:n] == h
-                P = (r[inside] * keep[inside, None]).T @ r[inside]
-                if label_strata:
-                    S = (centred[inside] * (keep * small)[inside, None]).T @ centred[inside]
-                else:
-                    S = P
-                V += S - factors[h] * P
-        out.append((Fy, Fu - Ff, V[0, 0], V[0, 1], V[1, 1], 0.0))
-    return np.array(out)
+def reference(d, cov_type, *, weights=False, clusters=None, strata=False, fpc=False, label_strata=False,
+              two_phase=False):
+    """(F_Y, F_u - F_f, var_y, cov_yf, var_f, var_fu) at every breakpoint by brute force;
+    ``clusters``: "labeled", "unlabeled", "both" (separate PSUs) or "shared" (two-phase: True)."""
+    arguments = dict(cov_type=cov_type)
+    if weights:
+        arguments.update(weights=d["w"], weights_unlabeled=d["wu"])
+    if strata:
+        arguments.update(strata=d["s"], strata_unlabeled=d["su"])
+    if two_phase:
+        arguments.update(label_prob=d["pi"], label_strata=d["label_strata"] if label_strata else None)
+        if clusters:
+            arguments.update(units=d["g"], units_unlabeled=d["shared"])
+        if fpc:
+            arguments["population"] = POPULATION_PSUS + 3 if clusters else POPULATION_UNITS * 3
+    else:
+        if clusters in ("labeled", "both", "shared"):
+            arguments["units"] = d["g"]
+        if clusters in ("unlabeled", "both", "shared"):
+            arguments["units_unlabeled"] = d["shared"] if clusters == "shared" else d["gu"]
+        if fpc:
+            arguments["population"] = POPULATION_PSUS if "units" in arguments else POPULATION_UNITS
+            arguments["population_unlabeled"] = POPULATION_PSUS + 3 if "units_unlabeled" in arguments \
+                else POPULATION_UNITS * 2
+    return linearized(d["t"], d["y"], d["f"], d["fu"], **arguments)
 
 
 def options(d, *, weights=False, clusters=None, strata=False, fpc=False, label_strata=False, two_phase=False):
@@ -257,12 +159,8 @@ def cases():
 @pytest.mark.parametrize("name, cov_type, two_phase", list(cases()))
 def test_design_variance_matches_brute_force(data, name, cov_type, two_phase):
     design = (TWO_PHASE if two_phase else INDEPENDENT)[name]
-    if two_phase:
-        expected = two_phase_reference(data, cov_type, **design)
-        keywords = options(data, two_phase=True, **design)
-    else:
-        expected = independent_reference(data, cov_type, **design)
-        keywords = options(data, **design)
+    expected = reference(data, cov_type, two_phase=two_phase, **design)
+    keywords = options(data, two_phase=two_phase, **design)
     actual = package(data, keywords, cov_type)
     scale = np.max(np.abs(expected[:, 2:]))
     np.testing.assert_allclose(actual[:, :2], expected[:, :2], rtol=0, atol=1e-13)
@@ -299,8 +197,7 @@ def test_breakpoint_chunks_visit_every_breakpoint_in_order(data, name, size):
     chunks = list(cdf.breakpoints(True, size))
     assert np.array_equal(np.concatenate([chunk.values for chunk in chunks]), data["t"])
     pieces = np.vstack([package(data, keywords, "CR1", chunk) for chunk in chunks])
-    reference = two_phase_reference if two_phase else independent_reference
-    expected = reference(data, "CR1", **design)
+    expected = reference(data, "CR1", two_phase=two_phase, **design)
     np.testing.assert_allclose(pieces, expected, rtol=0, atol=1e-12 * np.max(np.abs(expected)))
     left = package(data, keywords, "CR1", Points(data["t"], side="left"))
     np.testing.assert_allclose(left[1:], expected[:-1], rtol=0, atol=1e-12 * np.max(np.abs(expected)))
@@ -319,7 +216,7 @@ def test_per_stratum_blocks_and_slopes(data):
     model = ppinfer.Quantile(d["y"], d["f"], d["fu"], **keywords)
     points = d["t"][::5]
     cdf = model._rectified_cdf("ppi", "CR2", by_stratum=True)
-    base, slopes, blocks = cdf.pieces(points)
+    _, slopes, blocks = cdf.pieces(points)
     total = package(d, keywords, "CR2", points)
     scale = np.max(np.abs(total[:, 2:]))
     np.testing.assert_allclose(blocks.sum(axis=1).T, total[:, 2:], rtol=0, atol=1e-12 * scale)

@@ -281,9 +281,9 @@ class Quantile(PPIModel):
     :meth:`ppinfer.Mean.fit`) is not applied to quantiles.
 
     ``use_t`` (default True): each level's critical value is a t quantile with
-    the degrees of freedom of a mean of the indicators: the labeled residual
-    degrees of freedom (``n - 1``, or PSUs minus strata, or Bell and McCaffrey's
-    for ``"CR2"``; first-phase ones in a two-phase design), less one per tuned
+    the degrees of freedom of a mean of the indicators (as :class:`ppinfer.Mean`):
+    the labeled residual degrees of freedom (``n - 1``, or the labeled sample's
+    PSUs minus strata, or Bell and McCaffrey's for ``"CR2"``), less one per tuned
     lambda (per stratum with ``lam="per-stratum"``; none for a lambda that falls
     back to 0 on predictions without variation), combined for independent
     samples with the unlabeled part's (``N - 1``, or PSUs minus strata) by the

@@ -92,7 +92,7 @@ class Points:
             self._positions[sample] = np.searchsorted(sample.values, self.values, side=self.side)
         return self._positions[sample]
 
-    def runs(self, samples: list[SortedValues]) -> tuple["Points", np.ndarray]:
+    def runs(self, samples: list[SortedValues]) -> tuple[Points, np.ndarray]:
         """The first point of each run of consecutive points with the same
         positions in all of ``samples``, and the runs' lengths: anything computed
         from these samples alone is computed once per run and repeated."""
@@ -101,7 +101,7 @@ class Points:
             self._runs[key] = self._find_runs(samples)
         return self._runs[key]
 
-    def _find_runs(self, samples: list[SortedValues]) -> tuple["Points", np.ndarray]:
+    def _find_runs(self, samples: list[SortedValues]) -> tuple[Points, np.ndarray]:
         changed = np.zeros(len(self), dtype=bool)
         changed[0] = True
         for sample in samples:
@@ -228,7 +228,7 @@ class PairSum:
         return pairs - cdf_b * self.left(points) - cdf_a * self.right(points) + cdf_a * cdf_b * self.cross_total
 
     @classmethod
-    def same_units(cls, a: SortedValues, b: SortedValues, coefficient, joint: SortedValues | None = None) -> "PairSum":
+    def same_units(cls, a: SortedValues, b: SortedValues, coefficient, joint: SortedValues | None = None) -> PairSum:
         """Every unit in a group of its own, with ``a_i``, ``b_i`` measured on unit i and
         ``coefficient`` the products ``alpha_i beta_i``: ``1{a_i <= t} 1{b_i <= t}`` is
         ``1{max(a_i, b_i) <= t}``, the CDF of ``joint`` (the sorted maxima; ``a``
@@ -244,7 +244,7 @@ class PairSum:
         a: SortedValues, alpha, groups_a: np.ndarray,
         b: SortedValues, beta, groups_b: np.ndarray,
         ngroups: int,
-    ) -> "PairSum":
+    ) -> PairSum:
         """A and B in groups (integer codes in ``range(ngroups)``, shared)."""
         alpha, beta = _array(alpha, a.raw.size), _array(beta, b.raw.size)
         totals_a = np.bincount(groups_a, weights=alpha, minlength=ngroups)
@@ -270,7 +270,7 @@ class PairSum:
         )
 
     @classmethod
-    def grouped_self(cls, a: SortedValues, alpha, groups: np.ndarray, ngroups: int) -> "PairSum":
+    def grouped_self(cls, a: SortedValues, alpha, groups: np.ndarray, ngroups: int) -> PairSum:
         """``S_AA(t)`` for one grouped sample: ordered pairs, each unit with itself included."""
         alpha = _array(alpha, a.raw.size)
         totals = np.bincount(groups, weights=alpha, minlength=ngroups)
@@ -332,7 +332,7 @@ class Stream:
     def cdf(self) -> Cumulative:
         return Cumulative(self.sorted, self.alpha)
 
-    def within(self, mask: np.ndarray) -> "Stream":
+    def within(self, mask: np.ndarray) -> Stream:
         """The rows of ``mask`` (one stratum's), with the same coefficients."""
         def take(x):
             return x if np.ndim(x) == 0 else x[mask]
@@ -454,7 +454,7 @@ class RectifiedCDF:
                         out[j, k] += term(points, levels)
         return out
 
-    def evaluate(self, t: np.ndarray | Points, side: str = "right") -> "Evaluation":
+    def evaluate(self, t: np.ndarray | Points, side: str = "right") -> Evaluation:
         """The pieces at ``t``; ``side="left"`` gives the left limits ``F(t-)`` and their variances."""
         return Evaluation(self, t if isinstance(t, Points) else Points(t, side))
 
@@ -490,7 +490,7 @@ class RectifiedCDF:
         cov_type: str,
         kind: str = "ppi",
         by_stratum: bool = False,
-    ) -> "RectifiedCDF":
+    ) -> RectifiedCDF:
         """The CDF of ``kind`` (``"ppi"``: any lambda; ``"classical"``: the outcomes
         alone; ``"naive"``: outcomes and unlabeled predictions pooled), with the
         variance of ``design`` and ``cov_type``; ``by_stratum`` splits the blocks and
