@@ -10,6 +10,7 @@ two one-sided tests accept, found by testing every breakpoint and every gap.
 
 from __future__ import annotations
 
+import doctest
 import re
 import warnings
 
@@ -234,3 +235,10 @@ def test_bad_design_options_name_the_argument(survey):
         ppinfer.Quantile(y[:2], f[:2], fu).fit()
     with pytest.raises(ValueError, match="cov_type"):
         ppinfer.Quantile(y, f, fu).fit(cov_type="HC7")
+
+
+def test_docstring_examples_run():
+    import ppinfer.models.quantile
+
+    failures, attempted = doctest.testmod(ppinfer.models.quantile, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert attempted >= 10 and failures == 0

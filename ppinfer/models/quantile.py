@@ -306,16 +306,20 @@ class Quantile(PPIModel):
            lower  upper
     q=0.5   19.0   21.0
 
-    A stratified cluster sample with weights: schools (clusters) in regions (strata).
+    A stratified cluster sample with weights: schools (PSUs) within regions (strata),
+    one lambda per region (the ``strata`` keywords' default).
 
     >>> school = rng.integers(0, 40, size=3300); region = school % 4
     >>> weight = 1.0 + region
-    >>> model = ppinfer.Quantile(price[:300], predicted[:300], predicted[300:], q=0.5,
+    >>> model = ppinfer.Quantile(price[:300], predicted[:300], predicted[300:], q=[0.25, 0.5],
     ...                          weights=weight[:300], weights_unlabeled=weight[300:],
-    ...                          clusters=school[:300], clusters_unlabeled=school[300:] + 40,
+    ...                          clusters=school[:300], clusters_unlabeled=school[300:],
     ...                          strata=region[:300], strata_unlabeled=region[300:])
-    >>> model.fit(lam="overall").cov_type
-    'CR2'
+    >>> res = model.fit()
+    >>> res.cov_type, sorted(res.lam.index)
+    ('CR2', ['0', '1', '2', '3'])
+    >>> bool((res.conf_int()["lower"] <= res.params).all() and (res.params <= res.conf_int()["upper"]).all())
+    True
     """
 
     _title = "Quantile"

@@ -307,22 +307,32 @@ class Stream:
     ``alpha`` are the rows' shares of the fit's weight (``F(t) = sum alpha_i
     1{v_i <= t}``) and ``coef`` the variance coefficients: ``alpha`` corrected for
     ``cov_type`` and times the square root of the row's stratum factor. Scalars
-    stand for constant coefficients. ``units`` are PSU codes (rows without PSUs:
-    codes of their own) and ``strata`` stratum codes, in spaces shared by all
-    streams; ``rows`` names the row set, so that streams on the same rows (the
-    labeled outcomes and predictions) pair unit by unit.
+    stand for constant coefficients. ``units`` are PSU codes in a space shared by
+    all streams (None: every row its own unit, with codes ``unit_offset + i``) and
+    ``strata`` stratum codes (None: one stratum); ``rows`` names the row set, so
+    that streams on the same rows (the labeled outcomes and predictions) pair unit
+    by unit.
     """
 
     name: str
     values: np.ndarray
     alpha: np.ndarray | float
     coef: np.ndarray | float
-    units: np.ndarray
-    strata: np.ndarray
+    units: np.ndarray | None
+    unit_offset: int
+    strata: np.ndarray | None
     rows: str
     own_units: bool  # every row its own unit
     labeled: bool  # labeled rows only
     proportional: bool  # coef = constant * alpha
+
+    @property
+    def unit_codes(self) -> np.ndarray:
+        return self.unit_offset + np.arange(self.values.size) if self.units is None else self.units
+
+    @property
+    def stratum_codes(self) -> np.ndarray:
+        return np.zeros(self.values.size, dtype=np.intp) if self.strata is None else self.strata
 
     @cached_property
     def sorted(self) -> SortedValues:
@@ -333,12 +343,13 @@ class Stream:
         return Cumulative(self.sorted, self.alpha)
 
     def within(self, mask: np.ndarray) -> Stream:
-        """The rows of ``mask`` (one stratum's), with the same coefficients."""
+        """The rows of ``mask`` (one stratum's), with the same coefficients and unit codes."""
         def take(x):
             return x if np.ndim(x) == 0 else x[mask]
 
+        units = None if self.units is None and mask.all() else self.unit_codes[mask]
         return replace(self, values=self.values[mask], alpha=take(self.alpha), coef=take(self.coef),
-                       units=self.units[mask], strata=self.strata[mask])
+                       units=units, strata=None if self.strata is None else self.strata[mask])
 
     def share(self) -> float:
         """The rows' total share of the fit's weight."""
@@ -511,70 +522,82 @@ class _Builder:
 
     def __init__(self, design: BoundDesign, cov_type: str):
         self.design, self.cov_type = design, cov_type
-        n, N = design.labeled.nrows, design.unlabeled.nrows
-        self.ngroups = design.npsu + n + N
-        # rows without PSUs are units of their own: codes after the PSUs'
-        self.units = {
-            LABELED: design.labeled.psu if design.labeled.psu is not None else design.npsu + np.arange(n),
-            UNLABELED: design.unlabeled.psu if design.unlabeled.psu is not None else design.npsu + n + np.arange(N),
-        }
-        self.strata = {LABELED: design.labeled.stratum_codes(), UNLABELED: design.unlabeled.stratum_codes()}
+        self.ngroups = design.npsu + design.labeled.nrows + design.unlabeled.nrows
+
+    def _strata(self, sample: str) -> np.ndarray | None:
+        return self.design.sample(sample).strata
 
     # -- streams ---------------------------------------------------------------------------
-    def _factor(self, sample: str) -> np.ndarray:
+    def _root_factor(self, sample: str):
+        """The square root of each row's stratum factor (a scalar when the strata share one)."""
         design = self.design
-        return design.factors("all" if design.two_phase else sample, self.cov_type, 1)
+        factor = np.sqrt(design.factors("all" if design.two_phase else sample, self.cov_type, 1))
+        strata = self._strata(sample)
+        return float(factor[0]) if strata is None or np.ptp(factor) == 0 else factor[strata]
 
     def stream(self, name: str, parts: list[tuple[str, np.ndarray, np.ndarray | None]]) -> Stream:
         """A fit's rows from ``parts`` ``(sample, values, weights)``: shares of weight,
         corrected coefficients (leverage of labeled rows kept one by one; CR2 of
         PSUs with the fit's weight per PSU), times the square root of the factor."""
         design, cov_type = self.design, self.cov_type
-        sizes = [values.size for _, values, _ in parts]
-        weighted = any(w is not None for _, _, w in parts)
-        weights = [np.ones(size) if w is None else w for (_, _, w), size in zip(parts, sizes)]
-        total = float(sum(w.sum() for w in weights))
+        total = float(sum(values.size if w is None else w.sum() for _, values, w in parts))
         psu_share = None
         if cov_type == "CR2":
             psu_share = np.zeros(design.npsu)
-            for (sample, _, _), w in zip(parts, weights):
+            for sample, values, w in parts:
                 psu = design.sample(sample).psu
                 if psu is not None:
                     psu_share += np.bincount(psu, weights=w, minlength=design.npsu) / total
         alphas, multipliers = [], []
-        for (sample, _, _), w in zip(parts, weights):
-            alpha = w / total
+        for sample, values, w in parts:
+            alpha = 1.0 / total if w is None else w / total
             psu = design.sample(sample).psu
             if psu is not None:
-                scale = leverage_scale(psu_share[psu], "CR2") if cov_type == "CR2" else np.ones(w.size)
+                scale = leverage_scale(psu_share[psu], "CR2") if cov_type == "CR2" else 1.0
             elif sample == LABELED and cov_type in LEVERAGE_POWER:
-                scale = leverage_scale(alpha, cov_type)  # h_i = w_i / W for a weighted mean
+                # h_i = w_i / W for a weighted mean
+                scale = leverage_scale(np.asarray(alpha, dtype=float), cov_type)
             else:
-                scale = np.ones(w.size)
+                scale = 1.0
             alphas.append(alpha)
-            multipliers.append(scale * np.sqrt(self._factor(sample))[self.strata[sample]])
-        alpha, multiplier = np.concatenate(alphas), np.concatenate(multipliers)
-        proportional = multiplier.size == 0 or np.ptp(multiplier) == 0
-        if not weighted and proportional:
+            multipliers.append(scale * self._root_factor(sample))
+        sizes = [values.size for _, values, _ in parts]
+        constant = [float(np.ravel(m)[0]) if np.ndim(m) == 0 or np.ptp(m) == 0 else None for m in multipliers]
+        proportional = None not in constant and len(set(constant)) == 1
+        if all(np.ndim(a) == 0 for a in alphas) and proportional:
             # constant coefficients: cumulative sums need no sorting permutation
-            alpha_value = 1.0 / total
-            coef = alpha_value * float(multiplier[0])
-            alpha = alpha_value
+            alpha, coef = alphas[0], alphas[0] * constant[0]
         else:
-            coef = alpha * multiplier
+            alpha = np.concatenate([np.broadcast_to(a, size) for a, size in zip(alphas, sizes)])
+            coef = alpha * np.concatenate([np.broadcast_to(m, size) for m, size in zip(multipliers, sizes)])
         samples = [sample for sample, _, _ in parts]
+        psus = [design.sample(sample).psu for sample in samples]
+        strata = [self._strata(sample) for sample in samples]
+        values = [values for _, values, _ in parts]
         return Stream(
             name=name,
-            values=np.concatenate([values for _, values, _ in parts]).astype(float, copy=False),
+            values=values[0] if len(values) == 1 else np.concatenate(values),
             alpha=alpha,
             coef=coef,
-            units=np.concatenate([self.units[s] for s in samples]),
-            strata=np.concatenate([self.strata[s] for s in samples]),
+            units=None if all(p is None for p in psus) else np.concatenate(
+                [self._unit_codes(sample) for sample in samples]),
+            # rows without PSUs are units of their own: codes after the PSUs', labeled rows first
+            unit_offset=design.npsu + (0 if samples[0] == LABELED else design.labeled.nrows),
+            strata=None if all(x is None for x in strata) else np.concatenate(
+                [self.design.sample(sample).stratum_codes() for sample in samples]),
             rows="+".join(samples),
-            own_units=all(design.sample(s).psu is None for s in samples),
+            own_units=all(p is None for p in psus),
             labeled=samples == [LABELED],
             proportional=proportional,
         )
+
+    def _unit_codes(self, sample: str) -> np.ndarray:
+        design = self.design
+        psu = design.sample(sample).psu
+        if psu is not None:
+            return psu
+        offset = design.npsu + (0 if sample == LABELED else design.labeled.nrows)
+        return offset + np.arange(design.sample(sample).nrows)
 
     # -- terms -----------------------------------------------------------------------------
     def units_term(self, a: Stream, b: Stream, sign: float = 1.0) -> Term:
@@ -585,12 +608,12 @@ class _Builder:
             b.rows = LABELED
         if a is b:
             pairs = PairSum.same_units(a.sorted, a.sorted, a.coef * a.coef) if a.own_units else \
-                PairSum.grouped_self(a.sorted, a.coef, a.units, self.ngroups)
+                PairSum.grouped_self(a.sorted, a.coef, a.unit_codes, self.ngroups)
         elif a.rows == b.rows and a.own_units:
             joint = SortedValues(np.maximum(a.values, b.values))
             pairs = PairSum.same_units(a.sorted, b.sorted, a.coef * b.coef, joint)
         else:
-            pairs = PairSum.grouped(a.sorted, a.coef, a.units, b.sorted, b.coef, b.units, self.ngroups)
+            pairs = PairSum.grouped(a.sorted, a.coef, a.unit_codes, b.sorted, b.coef, b.unit_codes, self.ngroups)
         return Term(sign, pairs, a.name, b.name, a.labeled and b.labeled)
 
     def centre_term(self, a: Stream, b: Stream, counts: np.ndarray, sign: float = 1.0) -> Term | None:
@@ -602,16 +625,16 @@ class _Builder:
         root = 1.0 / np.sqrt(np.maximum(counts, 1.0))
 
         def scaled(s: Stream):
-            return _array(s.coef, s.values.size) * root[s.strata]
+            return _array(s.coef, s.values.size) * (root[0] if s.strata is None else root[s.strata])
 
-        if H == 1 or np.unique(np.r_[a.strata, b.strata]).size == 1:
+        if H == 1 or np.unique(np.r_[a.stratum_codes, b.stratum_codes]).size == 1:
             # one stratum: the product of two totals
             alpha = scaled(a)
             pairs = StratumProduct(a.sorted, alpha, b.sorted, alpha if a is b else scaled(b))
         elif a is b:
-            pairs = PairSum.grouped_self(a.sorted, scaled(a), a.strata, H)
+            pairs = PairSum.grouped_self(a.sorted, scaled(a), a.stratum_codes, H)
         else:
-            pairs = PairSum.grouped(a.sorted, scaled(a), a.strata, b.sorted, scaled(b), b.strata, H)
+            pairs = PairSum.grouped(a.sorted, scaled(a), a.stratum_codes, b.sorted, scaled(b), b.stratum_codes, H)
         return Term(-sign, pairs, a.name, b.name, a.labeled and b.labeled)
 
     def variance(self, a: Stream, b: Stream, counts: np.ndarray, sign: float = 1.0) -> list[Term]:
@@ -631,7 +654,7 @@ class _Builder:
         rows = np.ones(n, dtype=bool) if mask is None else mask
         alpha = _array(y.alpha, n)
         keep = 1.0 - design.label_prob
-        factor = design.factors("all", self.cov_type, 1)[self.strata[LABELED]]
+        factor = design.factors("all", self.cov_type, 1)[design.labeled.stratum_codes()]
         sy, sf = y.sorted, f.sorted
         if mask is not None:
             sy, sf = SortedValues(y.values[mask]), SortedValues(f.values[mask])
@@ -699,7 +722,7 @@ class _Builder:
             return RectifiedCDF(streams, [self._blocks(y, f, u)])
         blocks, slopes = [], []
         for h in range(design.nstrata):
-            masks = [s.strata == h for s in (y, f, u)]
+            masks = [s.stratum_codes == h for s in (y, f, u)]
             within = [s.within(mask) for s, mask in zip((y, f, u), masks)]
             blocks.append(self._blocks(*within, full=(y, f, masks[0])))
             slopes.append(_Slope(within[2], within[1]))
