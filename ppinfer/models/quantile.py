@@ -504,6 +504,28 @@ class Quantile(PPIModel):
         estimates. Arrays are (levels, levels), diagonal (NaN elsewhere: levels
         are not combined), with a leading stratum axis if ``by_stratum``. Study
         planning (:mod:`ppinfer.power`) reads a pilot model's components here.
+
+        Parameters
+        ----------
+        cov_type : str, optional
+            As in :meth:`fit` (default ``"HC2"``, ``"CR2"`` with clusters).
+        by_stratum : bool
+            One set of blocks per stratum (for one lambda per stratum).
+
+        Returns
+        -------
+        PPIComponents
+
+        Examples
+        --------
+        >>> import numpy as np, ppinfer
+        >>> rng = np.random.default_rng(1)
+        >>> y = rng.normal(size=400); yhat = y + rng.normal(scale=0.5, size=400)
+        >>> model = ppinfer.Quantile(y, yhat, rng.normal(size=4000) * 1.1, q=0.5)
+        >>> blocks = model.components("HC0")
+        >>> lam = blocks.tuned_lambda(per_coefficient=True)
+        >>> bool(blocks.covariance(lam)[0, 0] < blocks.var_y[0, 0])  # PPI++ beats classical
+        True
         """
         cov_type = self._cov_type(cov_type)
         k = self.q.size
