@@ -659,8 +659,9 @@ class PPIModel(Estimator):
         single = len(lam) == 1 or (not rule.per_coefficient and np.all(lam == lam[0]))
         return float(lam[0]) if single else pd.Series(lam, index=index, name="lambda")
 
-    def _results(self, method, params, inference, lam, cov_type, details=()) -> PPIResults:
-        classical_bse = np.sqrt(np.maximum(np.diag(self._classical_covariance(cov_type)), 0.0))
+    def _results(self, method, params, inference, lam, cov_type, details=(), classical_bse=None) -> PPIResults:
+        if classical_bse is None:
+            classical_bse = np.sqrt(np.maximum(np.diag(self._classical_covariance(cov_type)), 0.0))
         lines = list(self.design.describe())
         if self.design.clustered:
             count = self.design.npsu

@@ -50,24 +50,15 @@ _CHUNK = 1 << 20
 
 
 def _pilot_variances(model, k: int) -> tuple[float, float, float, float]:
-    """Variances of the pilot's means for parameter ``k``: ``(V_Y, C_Yf, V_f, V_fu)``.
+    """Variances of the pilot's estimates for parameter ``k``: ``(V_Y, C_Yf, V_f, V_fu)``.
 
     ``V_Y`` is the variance of the labeled-outcome estimate, ``C_Yf`` its
     covariance with the labeled-prediction estimate, ``V_f`` and ``V_fu`` the
-    variances of the labeled- and unlabeled-prediction estimates. The only
-    function that reads a pilot model's variance blocks (its first-order components).
-
-    A quantile's blocks are those of the indicators ``1{Y <= t}``, ``1{f <= t}``
-    at the classical estimate ``t``, scaled by ``1 / density^2``, which the ratio
-    of the classical (interval-implied) variance to the indicator variance gives.
+    variances of the labeled- and unlabeled-prediction estimates: the model's
+    public :meth:`components` with the plain linearization (a quantile's are
+    those of its indicators scaled by the squared density, see
+    :meth:`ppinfer.Quantile.components`).
     """
-    if hasattr(model, "_cdf"):
-        classical = model.fit(method="classical")
-        point = classical.params.to_numpy()[k : k + 1]
-        blocks = model._cdf.evaluate(point).components  # (strata, 1, 1, 1)
-        parts = [float(np.sum(block)) for block in (blocks.var_y, blocks.cov_yf, blocks.var_f, blocks.var_fu)]
-        scale = classical.bse.to_numpy()[k] ** 2 / parts[0]
-        return tuple(part * scale for part in parts)
     blocks = model.components("CR0" if model.design.clustered else "HC0")
     return tuple(float(block[k, k]) for block in (blocks.var_y, blocks.cov_yf, blocks.var_f, blocks.var_fu))
 

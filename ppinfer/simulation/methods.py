@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .._options import choose
-from ..model import METHODS as MODEL_METHODS
+from ..models.ppi import METHODS as MODEL_METHODS
 from .scenarios import process_name
 
 BUILTIN_METHODS = ("classical", "naive", "ppi", "ppi++")
