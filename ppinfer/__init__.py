@@ -15,10 +15,11 @@ from .core.warnings import (
     ConstantOutcomeWarning, FewClustersWarning, PPIWarning, SeparationWarning, SmallSampleWarning,
 )
 from .designs import Design
-from .formula import logit, ols, poisson
+from .formula import glm, logit, ols, poisson
 from .mean import Mean
 from .quantile import Quantile
-from .regression import OLS, Logit, Poisson
+from .models.mestimator import MEstimator
+from .regression import GLM, OLS, Logit, Poisson
 from .results import PPIResults
 
 __version__ = "0.1.0"
@@ -54,9 +55,12 @@ __all__ = [
     "OLS",
     "Logit",
     "Poisson",
+    "GLM",
+    "MEstimator",
     "ols",
     "logit",
     "poisson",
+    "glm",
     "PPIResults",
     "Design",
     "PPIWarning",
