@@ -431,25 +431,31 @@ def _equation_sums(block: EstimatingRows, params: np.ndarray, weights: np.ndarra
 
 
 def solve_general(matrix: np.ndarray, rhs: np.ndarray, what: str) -> np.ndarray:
-    """Solve with a square (not necessarily symmetric) Jacobian, or say that it is singular."""
-    scale = np.sqrt(np.abs(np.diag(matrix)))
-    if np.any(~np.isfinite(matrix)) or np.any(scale <= 0):
-        zero = np.flatnonzero(~(scale > 0)).tolist()
+    """Solve with a square (not necessarily symmetric) Jacobian, or say that it is singular.
+
+    Rows and columns are scaled to unit norm first (a non-symmetric Jacobian can
+    have zeros on its diagonal), and the condition number is that of the scaled matrix.
+    """
+    if not np.all(np.isfinite(matrix)):
+        raise ValueError(f"{what}: the Jacobian of the estimating equations is not finite; give other starting values.")
+    rows, columns = np.linalg.norm(matrix, axis=1), np.linalg.norm(matrix, axis=0)
+    if np.any(rows == 0) or np.any(columns == 0):
         raise ValueError(
-            f"{what}: the Jacobian of the estimating equations is not finite or has zero diagonal entries "
-            f"(parameters {zero}): check that the score depends on every parameter and is finite near the start."
+            f"{what}: the Jacobian of the estimating equations is singular: the scores do not depend on the "
+            f"parameter(s) at position(s) {np.flatnonzero(columns == 0).tolist()} or equation(s) "
+            f"{np.flatnonzero(rows == 0).tolist()} are constant, at these parameter values. Check the score "
+            "function, or give starting values where every parameter matters."
         )
-    scaled = matrix / np.outer(scale, scale)
+    scaled = matrix / rows[:, None] / columns[None, :]
     condition = np.linalg.cond(scaled)
     if not np.isfinite(condition) or condition > 1e12:
         raise ValueError(
             f"{what}: the Jacobian of the estimating equations is singular or nearly so (scaled condition "
-            f"number {condition:.3g}); the parameters are not identified by these rows (collinear columns, "
-            "or a parameter the score does not depend on)."
+            f"number {condition:.3g}): the parameters are not identified by these rows (collinear columns, a "
+            "parameter the score does not depend on), or the starting values are at a degenerate point."
         )
-    rhs_scaled = rhs / (scale[:, None] if rhs.ndim == 2 else scale)
-    solution = np.linalg.solve(scaled, rhs_scaled)
-    return solution / (scale[:, None] if solution.ndim == 2 else scale)
+    solution = np.linalg.solve(scaled, rhs / (rows[:, None] if rhs.ndim == 2 else rows))
+    return solution / (columns[:, None] if solution.ndim == 2 else columns)
 
 
 #: relative asymmetry of a Jacobian below which it is taken as symmetric: differencing a
@@ -497,7 +503,9 @@ def fit_estimating_equations(
     root, MINPACK's hybrid method (``scipy.optimize.root``) takes over from
     the last point. The bread is ``H^-1`` at the solution; it is symmetrised
     (and the fit marked symmetric) when ``H`` is symmetric up to
-    :data:`SYMMETRY_TOLERANCE`, as for the gradient of any objective.
+    :data:`SYMMETRY_TOLERANCE`, as for the gradient of any objective. Every
+    pass feeds the collectors: evaluations of the score, not collecting, are
+    the cost, and a fit usually stops right after an accepted step.
     """
     weights = list(weights) if weights is not None else [None] * len(blocks)
     factories = list(collectors) if collectors is not None else [None] * len(blocks)
@@ -512,11 +520,11 @@ def fit_estimating_equations(
             total = part if total is None else total + part
         return total, tuple(made)
 
-    current, collected = sums(params, collect=not iterate)
+    current, collected = sums(params, collect=True)
     if not (np.all(np.isfinite(current.score)) and np.all(np.isfinite(current.hessian))):
         raise ValueError(f"{what}: the scores or their Jacobian are not finite at the starting values; give another start.")
     if iterate:
-        params, current, collected = _newton(sums, params, current, what, tol, max_iter)
+        params, current, collected = _newton(sums, params, current, collected, what, tol, max_iter)
     hessian = current.hessian
     if symmetric is None:
         symmetric = bool(np.linalg.norm(hessian - hessian.T) <= SYMMETRY_TOLERANCE * np.linalg.norm(hessian))
@@ -526,7 +534,7 @@ def fit_estimating_equations(
     return Fit(params, bread, nobs, collected, symmetric)
 
 
-def _newton(sums, params, current, what, tol, max_iter):
+def _newton(sums, params, current, collected, what, tol, max_iter):
     """Damped Newton iterations from ``params`` (see :func:`fit_estimating_equations`)."""
     scale = np.sqrt(np.abs(np.diag(current.hessian)))
     scale = np.where(scale > 0, scale, 1.0)
@@ -535,18 +543,17 @@ def _newton(sums, params, current, what, tol, max_iter):
         value = float(np.sum((point.score / scale) ** 2))
         return value if np.isfinite(value) and np.all(np.isfinite(point.hessian)) else np.inf
 
-    collected, collected_at_current = None, False
     for _ in range(max_iter):
         step = solve_general(current.hessian, current.score, what)
         size = np.max(np.abs(step))
         room = 1.0 + np.max(np.abs(params))
         if size <= tol * room:
             break
-        # near convergence the next point is the last: feed the collectors in the same pass
-        collect = size < 1e-4 * room
+        # any point may be the last: the collectors are fed in every pass, since calls of the
+        # score (2p + 1 per pass with numerical derivatives) cost more than collecting
         length = 1.0
         while length >= 1e-10:
-            trial, trial_collected = sums(params + length * step, collect=collect)
+            trial, trial_collected = sums(params + length * step, collect=True)
             if merit(trial) < merit(current):
                 break
             length /= 2.0
@@ -556,16 +563,13 @@ def _newton(sums, params, current, what, tol, max_iter):
             params = _hybrid_root(sums, params, what)
             current, collected = sums(params, collect=True)
             return params, current, collected
-        params, current = params + length * step, trial
-        collected, collected_at_current = trial_collected, collect
+        params, current, collected = params + length * step, trial, trial_collected
     else:
         raise ValueError(
             f"{what} did not converge in {max_iter} Newton iterations; give starting values closer to the "
             "solution, or check that the estimating equations have a root (a score that is bounded in a "
             "parameter, as in separated logistic data, has none)."
         )
-    if not collected_at_current:
-        current, collected = sums(params, collect=True)
     return params, current, collected
 
 

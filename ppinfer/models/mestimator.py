@@ -213,6 +213,7 @@ class MEstimator(PPIModel):
         if jacobian is not None and not callable(jacobian):
             raise TypeError(f"jacobian must be a function jacobian(params, rows) or None; got {jacobian!r}.")
         missing = choose(missing, MISSING_OPTIONS, "missing")
+        spec = design_from_keywords("MEstimator", design, design_options)
         self._score, self._jacobian = score, jacobian
         self._start, self.param_names = _start_values(start, param_names)
         labeled_frame, labeled_index = _frame(data, "data")
@@ -227,7 +228,6 @@ class MEstimator(PPIModel):
             self._substituted(labeled_frame, labeled_frame[prediction_columns].to_numpy(dtype=float)), "data")
         unlabeled_ok = self._finite_scores(
             self._substituted(unlabeled_frame, unlabeled_frame[prediction_columns].to_numpy(dtype=float)), "unlabeled")
-        spec = design_from_keywords("MEstimator", design, design_options)
         if any(isinstance(value, str) for value in spec.options.values()):
             from ..core.formula import resolve_design
 
