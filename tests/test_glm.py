@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from scipy import stats
 
 import ppinfer
 from ppinfer.core.families import GLMFamily
@@ -178,14 +177,19 @@ def test_ols_logit_poisson_equal_glm(case, cls):
     (X, y, yhat, _), (Xu, _, yhat_u, _) = samples
     if case == "binomial-logit":
         yhat = np.clip(yhat, 0, 1)
-    for options in ({}, {"clusters": np.arange(len(y)) // 5, "clusters_unlabeled": np.arange(len(yhat_u)) // 5}):
+    strata = {"strata": np.arange(len(y)) % 3, "strata_unlabeled": np.arange(len(yhat_u)) % 3}
+    for options in ({}, {"clusters": np.arange(len(y)) // 5, "clusters_unlabeled": np.arange(len(yhat_u)) // 5},
+                    strata):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ppinfer.FewClustersWarning)
             special = cls(y, X, yhat, Xu, yhat_u, **options)
             general = ppinfer.GLM(y, X, yhat, Xu, yhat_u, family=CASES[case][0], **options)
         fits = [dict(method="ppi++"), dict(method="ppi++", lam="per-coefficient"), dict(method="ppi"),
                 dict(method="classical"), dict(method="naive")]
-        cov_types = ["CR2", "CR1"] if options else ["HC3", "HC2", "HC0"]
+        cov_types = ["CR2", "CR1"] if "clusters" in options else ["HC3", "HC2", "HC0"]
+        if options is strata:
+            fits = [dict(method="ppi++", lam="per-stratum"), dict(method="ppi++", ci="bootstrap", n_boot=20, seed=3)]
+            cov_types = ["HC3"]
         for fit in fits:
             for cov_type in cov_types:
                 a, b = special.fit(cov_type=cov_type, **fit), general.fit(cov_type=cov_type, **fit)

@@ -402,9 +402,11 @@ def row_jacobians(score: Callable[[np.ndarray, slice], np.ndarray], params: np.n
 class _EquationSums:
     score: np.ndarray
     hessian: np.ndarray
+    #: an analytic summed Jacobian was given: the rows' Jacobians cost 2p more calls of the score
+    summed: bool = False
 
     def __add__(self, other: "_EquationSums") -> "_EquationSums":
-        return _EquationSums(self.score + other.score, self.hessian + other.hessian)
+        return _EquationSums(self.score + other.score, self.hessian + other.hessian, self.summed or other.summed)
 
 
 def _equation_sums(block: EstimatingRows, params: np.ndarray, weights: np.ndarray | None, *,
@@ -412,11 +414,12 @@ def _equation_sums(block: EstimatingRows, params: np.ndarray, weights: np.ndarra
     """One pass over a block: the summed weighted score and Hessian ``-sum w_i d psi_i / d b``;
     the rows' scores and Hessians go to ``collector``."""
     p = params.shape[0]
-    score, hessian = np.zeros(p), np.zeros((p, p))
+    score, hessian, summed = np.zeros(p), np.zeros((p, p)), False
     for rows in chunks(block.nrows):
         psi = block.score(params, rows)
         w = None if weights is None else weights[rows]
         derivative = None if block.jacobian is None else block.jacobian(params, rows)
+        summed = summed or (derivative is not None and derivative.ndim == 2 and w is None)
         if derivative is None or (derivative.ndim == 2 and (w is not None or collector is not None)):
             # a summed Jacobian cannot be weighted or split into rows
             derivative = row_jacobians(block.score, params, rows)
@@ -427,7 +430,7 @@ def _equation_sums(block: EstimatingRows, params: np.ndarray, weights: np.ndarra
         hessian -= derivative if derivative.ndim == 2 else derivative.sum(axis=0)
         if collector is not None:
             collector.add(rows, psi, None, -derivative)
-    return _EquationSums(score, hessian)
+    return _EquationSums(score, hessian, summed)
 
 
 def solve_general(matrix: np.ndarray, rhs: np.ndarray, what: str) -> np.ndarray:
@@ -505,7 +508,9 @@ def fit_estimating_equations(
     (and the fit marked symmetric) when ``H`` is symmetric up to
     :data:`SYMMETRY_TOLERANCE`, as for the gradient of any objective. Every
     pass feeds the collectors: evaluations of the score, not collecting, are
-    the cost, and a fit usually stops right after an accepted step.
+    the cost, and a fit usually stops right after an accepted step. (With an
+    analytic summed Jacobian, which the rows' leverage cannot use, passes
+    collect only near convergence.)
     """
     weights = list(weights) if weights is not None else [None] * len(blocks)
     factories = list(collectors) if collectors is not None else [None] * len(blocks)
@@ -543,6 +548,7 @@ def _newton(sums, params, current, collected, what, tol, max_iter):
         value = float(np.sum((point.score / scale) ** 2))
         return value if np.isfinite(value) and np.all(np.isfinite(point.hessian)) else np.inf
 
+    collected_at_current = True
     for _ in range(max_iter):
         step = solve_general(current.hessian, current.score, what)
         size = np.max(np.abs(step))
@@ -550,10 +556,12 @@ def _newton(sums, params, current, collected, what, tol, max_iter):
         if size <= tol * room:
             break
         # any point may be the last: the collectors are fed in every pass, since calls of the
-        # score (2p + 1 per pass with numerical derivatives) cost more than collecting
+        # score (2p + 1 per pass with numerical derivatives) cost more than collecting; with a
+        # summed Jacobian, only near convergence (the rows' Jacobians then cost 2p calls)
+        collect = not current.summed or size < 1e-4 * room
         length = 1.0
         while length >= 1e-10:
-            trial, trial_collected = sums(params + length * step, collect=True)
+            trial, trial_collected = sums(params + length * step, collect=collect)
             if merit(trial) < merit(current):
                 break
             length /= 2.0
@@ -564,12 +572,15 @@ def _newton(sums, params, current, collected, what, tol, max_iter):
             current, collected = sums(params, collect=True)
             return params, current, collected
         params, current, collected = params + length * step, trial, trial_collected
+        collected_at_current = collect
     else:
         raise ValueError(
             f"{what} did not converge in {max_iter} Newton iterations; give starting values closer to the "
             "solution, or check that the estimating equations have a root (a score that is bounded in a "
             "parameter, as in separated logistic data, has none)."
         )
+    if not collected_at_current:
+        current, collected = sums(params, collect=True)
     return params, current, collected
 
 

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from ..core.covariance import LEVERAGE_POWER, _sqrt_bread, parse_cov_type
-from ..core.fitting import EstimatingRows, Fit, RowScores, chunks, fit_estimating_equations
+from ..core.fitting import EstimatingRows, Fit, chunks, fit_estimating_equations
+from ..core.formula import _frame as positional_frame, resolve_design
 from ..core.validation import MISSING_OPTIONS, Variable, as_variable
 from ..core.options import choose
 from ..designs.base import LABELED, UNLABELED, design_from_keywords, group_sums
@@ -31,11 +32,10 @@ def _frame(value, argument: str) -> tuple[pd.DataFrame, pd.Index]:
     """A data frame with positional rows (from a DataFrame or a mapping of columns) and its index."""
     if isinstance(value, Mapping) and not isinstance(value, pd.DataFrame):
         value = pd.DataFrame(dict(value))
-    if not isinstance(value, pd.DataFrame):
-        raise TypeError(f"{argument} must be a pandas DataFrame (or a mapping of column arrays); got {type(value).__name__}.")
-    if len(value) == 0:
+    frame, index = positional_frame(value, argument)
+    if len(frame) == 0:
         raise ValueError(f"{argument} is empty: it needs at least one row.")
-    return value.reset_index(drop=True), value.index
+    return frame, index
 
 
 def _start_values(start, param_names) -> tuple[np.ndarray, list[str]]:
@@ -229,8 +229,6 @@ class MEstimator(PPIModel):
         unlabeled_ok = self._finite_scores(
             self._substituted(unlabeled_frame, unlabeled_frame[prediction_columns].to_numpy(dtype=float)), "unlabeled")
         if any(isinstance(value, str) for value in spec.options.values()):
-            from ..core.formula import resolve_design
-
             spec = resolve_design(spec, (labeled_frame, unlabeled_frame), (labeled_index, unlabeled_index),
                                   (pd.RangeIndex(len(labeled_frame)), pd.RangeIndex(len(unlabeled_frame))))
         self._setup(
@@ -334,11 +332,11 @@ class MEstimator(PPIModel):
 
     def _rows(self, sample: str, response: np.ndarray) -> EstimatingRows:
         frame = self._substituted(self._frames[sample], response)
-        jacobian = None
-        if self._jacobian is not None:
-            def jacobian(params, rows):
-                return self._jacobians(params, frame.iloc[rows])
-        return EstimatingRows(len(frame), lambda params, rows: self._scores(params, frame.iloc[rows]), jacobian)
+        return EstimatingRows(
+            len(frame),
+            lambda params, rows: self._scores(params, frame.iloc[rows]),
+            None if self._jacobian is None else lambda params, rows: self._jacobians(params, frame.iloc[rows]),
+        )
 
     def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False) -> Fit:
         if start is None:
