@@ -399,6 +399,10 @@ def test_bad_inputs_raise_clear_errors():
         build(predicted={"yy": "yhat"})
     with pytest.raises(ValueError, match="'yhat' of 'y' is not a column of unlabeled"):
         build(unlabeled=unlabeled.drop(columns="yhat"))
+    with pytest.raises(ValueError, match="KeyError 'x2' on the rows of unlabeled"):
+        build(unlabeled=unlabeled.drop(columns="x2"))
+    with pytest.raises(TypeError, match="data column 'yhat' is not numeric"):
+        build(data=labeled.assign(yhat="high"))
     with pytest.raises(TypeError, match="data must be a pandas DataFrame"):
         build(data=labeled.to_numpy())
     with pytest.raises(ValueError, match="start must be finite"):

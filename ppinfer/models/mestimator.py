@@ -220,28 +220,25 @@ class MEstimator(PPIModel):
         unlabeled_frame, unlabeled_index = _frame(unlabeled, "unlabeled")
         self._predicted = self._check_predicted(predicted, labeled_frame, unlabeled_frame)
         true_columns, prediction_columns = list(self._predicted), list(self._predicted.values())
+        truth = as_variable(labeled_frame[true_columns], "data", ndim=2, default_name="y")
+        predictions = as_variable(labeled_frame[prediction_columns], "data", ndim=2, default_name="yhat")
+        predictions_unlabeled = as_variable(unlabeled_frame[prediction_columns], "unlabeled", ndim=2,
+                                            default_name="yhat")
         if missing == "raise":
-            for frame, name, columns in ((labeled_frame, "data", true_columns + prediction_columns),
-                                         (unlabeled_frame, "unlabeled", prediction_columns)):
-                self._check_finite(frame, name, columns)
+            for variable, name in ((truth, "data"), (predictions, "data"), (predictions_unlabeled, "unlabeled")):
+                self._check_finite(variable, name)
         labeled_ok = self._finite_scores(labeled_frame, "data") & self._finite_scores(
-            self._substituted(labeled_frame, labeled_frame[prediction_columns].to_numpy(dtype=float)), "data")
-        unlabeled_ok = self._finite_scores(
-            self._substituted(unlabeled_frame, unlabeled_frame[prediction_columns].to_numpy(dtype=float)), "unlabeled")
+            self._substituted(labeled_frame, predictions.values), "data")
+        unlabeled_ok = self._finite_scores(self._substituted(unlabeled_frame, predictions_unlabeled.values),
+                                           "unlabeled")
         if any(isinstance(value, str) for value in spec.options.values()):
             spec = resolve_design(spec, (labeled_frame, unlabeled_frame), (labeled_index, unlabeled_index),
                                   (pd.RangeIndex(len(labeled_frame)), pd.RangeIndex(len(unlabeled_frame))))
         self._setup(
-            {
-                "y": as_variable(labeled_frame[true_columns], "data", ndim=2, default_name="y"),
-                "yhat": as_variable(labeled_frame[prediction_columns], "data", ndim=2, default_name="yhat"),
-                "score(start, data)": Variable(np.where(labeled_ok, 0.0, np.nan), ["score"]),
-            },
-            {
-                "yhat_unlabeled": as_variable(unlabeled_frame[prediction_columns], "unlabeled", ndim=2,
-                                              default_name="yhat"),
-                "score(start, unlabeled)": Variable(np.where(unlabeled_ok, 0.0, np.nan), ["score"]),
-            },
+            {"y": truth, "yhat": predictions,
+             "score(start, data)": Variable(np.where(labeled_ok, 0.0, np.nan), ["score"])},
+            {"yhat_unlabeled": predictions_unlabeled,
+             "score(start, unlabeled)": Variable(np.where(unlabeled_ok, 0.0, np.nan), ["score"])},
             missing=missing,
             design=spec,
             outcome_columns=len(true_columns),
@@ -277,9 +274,9 @@ class MEstimator(PPIModel):
         return dict(predicted)
 
     @staticmethod
-    def _check_finite(frame: pd.DataFrame, name: str, columns: list[str]) -> None:
-        for column in columns:
-            values = as_variable(frame[column], f"{name}[{column!r}]", ndim=1, default_name=column).values
+    def _check_finite(variable: Variable, name: str) -> None:
+        """Raise on NaN or infinite values, naming the data frame's column."""
+        for column, values in zip(variable.names, variable.values.T):
             bad = ~np.isfinite(values)
             if bad.any():
                 raise ValueError(
@@ -291,7 +288,14 @@ class MEstimator(PPIModel):
         """Rows whose scores at the start are finite; all rows failing means a bad start or score."""
         ok = np.empty(len(frame), dtype=bool)
         for rows in chunks(len(frame)):
-            ok[rows] = np.all(np.isfinite(self._scores(self._start, frame.iloc[rows])), axis=1)
+            try:
+                scores = self._scores(self._start, frame.iloc[rows])
+            except KeyError as error:
+                raise ValueError(
+                    f"score(params, rows) raised KeyError {error} on the rows of {name}: every column the score "
+                    "uses must be a column of data and of unlabeled (the predicted ones excepted)."
+                ) from error
+            ok[rows] = np.all(np.isfinite(scores), axis=1)
         if not ok.any():
             raise ValueError(
                 f"score(start, rows) is NaN or infinite on every row of {name}: check start (e.g. a scale "
