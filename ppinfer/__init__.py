@@ -15,11 +15,12 @@ from .core.warnings import (
     ConstantOutcomeWarning, FewClustersWarning, PPIWarning, SeparationWarning, SmallSampleWarning,
 )
 from .designs import Design
-from .formula import logit, ols, poisson
+from .formula import glm, logit, ols, poisson
 from .mean import Mean
 from .models.mean import Ratio, Total
 from .quantile import Quantile
-from .regression import OLS, Logit, Poisson
+from .models.mestimator import MEstimator
+from .regression import GLM, OLS, Logit, Poisson
 from .results import PPIResults
 
 __version__ = "0.1.0"
@@ -57,9 +58,12 @@ __all__ = [
     "OLS",
     "Logit",
     "Poisson",
+    "GLM",
+    "MEstimator",
     "ols",
     "logit",
     "poisson",
+    "glm",
     "PPIResults",
     "Design",
     "PPIWarning",

@@ -87,3 +87,54 @@ logit.__doc__ = _FORMULA_DOC.format(title="logistic regression", cls="ppinfer.Lo
                                     function="logit")
 poisson.__doc__ = _FORMULA_DOC.format(title="Poisson regression", cls="ppinfer.Poisson", estimand="poisson",
                                       function="poisson")
+
+
+@with_design_keywords
+def glm(formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, family=None, offset=None, offset_unlabeled=None,
+        exposure=None, exposure_unlabeled=None, hessian: str = "observed", missing: str = "raise", design=None,
+        **design_options):
+    from .models.regression import GLM
+
+    return GLM.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, family=family, offset=offset,
+                            offset_unlabeled=offset_unlabeled, exposure=exposure,
+                            exposure_unlabeled=exposure_unlabeled, hessian=hessian, missing=missing, design=design,
+                            **design_options)
+
+
+_GLM_PARAMETERS = """    family : statsmodels family, optional
+        A statsmodels family instance with its link, e.g.
+        ``sm.families.Gamma(sm.families.links.Log())``; default Gaussian
+        (identity link). See :class:`ppinfer.GLM`.
+    offset, exposure : str or array-like, optional
+        Offset of the linear predictor, or exposure (``log(exposure)`` is added;
+        log link only): a column name (read from ``data`` and, unless the
+        ``*_unlabeled`` option is given, from ``unlabeled``) or one value per row
+        of ``data``.
+    offset_unlabeled, exposure_unlabeled : str or array-like, optional
+        The unlabeled rows' offset or exposure, when not the column ``offset``
+        (``exposure``) of ``unlabeled``.
+    hessian : {{"observed", "expected"}}
+        The Hessian in the influence function (see :class:`ppinfer.GLM`).
+"""
+
+_GLM_EXAMPLES = """    Examples
+    --------
+    >>> import statsmodels.api as sm
+    >>> import ppinfer
+    >>> from ppinfer.datasets import simulate
+    >>> data = simulate("poisson", n=300, N=3000, seed=1)
+    >>> data.labeled["days"] = 1.0 + (data.labeled["x1"] > 0)
+    >>> data.unlabeled["days"] = 1.0 + (data.unlabeled["x1"] > 0)
+    >>> model = ppinfer.glm("y ~ x1 + x2", data=data.labeled, unlabeled=data.unlabeled, yhat="yhat",
+    ...                     family=sm.families.NegativeBinomial(alpha=0.5), exposure="days")
+    >>> model.param_names
+    ['Intercept', 'x1', 'x2']
+"""
+
+glm.__doc__ = (
+    _FORMULA_DOC.format(title="generalised linear model (any statsmodels family and link)", cls="ppinfer.GLM",
+                        estimand="poisson", function="glm")
+    .replace("    missing : ", _GLM_PARAMETERS.format() + "    missing : ", 1)
+    .split("    Examples\n")[0]
+    + _GLM_EXAMPLES
+)

@@ -358,8 +358,9 @@ class DesignCollector:
     """Reduces a sample's scores to what the design's variance needs, chunk by chunk.
 
     Clustered sample: score totals of each PSU and, for the CR2 adjustment, each
-    PSU's Hessian (sum of ``c_i x_i x_i'``). Unclustered: per stratum the count,
-    the sum and the sum of outer products of the scores.
+    PSU's Hessian (sum of ``c_i x_i x_i'``, or of the rows' Hessians when they
+    come as (m, p, p)). Unclustered: per stratum the count, the sum and the sum
+    of outer products of the scores.
     """
 
     def __init__(self, psu, strata, npsu: int, nstrata: int):
@@ -373,9 +374,12 @@ class DesignCollector:
             codes = self.psu[rows]
             if self.totals is None:
                 self.totals = np.zeros((self.npsu, q))
-                self.jacobians = np.zeros((self.npsu,)) if X is None else np.zeros((self.npsu, q, q))
+                mean = X is None and curvature.ndim == 1
+                self.jacobians = np.zeros((self.npsu,)) if mean else np.zeros((self.npsu, q, q))
             self.totals += group_sums(scores, codes, self.npsu)
-            if X is None:
+            if X is None and curvature.ndim == 3:
+                self.jacobians += group_sums(curvature.reshape(len(curvature), -1), codes, self.npsu).reshape(-1, q, q)
+            elif X is None:
                 self.jacobians += np.bincount(codes, weights=curvature, minlength=self.npsu)
             else:
                 self.jacobians += group_outer(X * curvature[:, None], X, codes, self.npsu)

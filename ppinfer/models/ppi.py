@@ -228,37 +228,46 @@ class PPIModel(Estimator):
             if sample_design.psu is not None:
                 if isinstance(collected, RowScores):
                     totals = group_sums(collected.scores, sample_design.psu, design.npsu)
-                    jac = psu_jacobians(self._design_rows(sample), collected.curvature, sample_design.psu,
-                                        design.npsu) if cov_type == "CR2" else None
+                    jac = self._psu_jacobians(sample, collected, sample_design.psu) if cov_type == "CR2" else None
                 else:
                     totals, jac = collected.totals, collected.jacobians
                 raw[sample] = ("psu", totals)
                 if jac is not None:
                     jacobians = jac if jacobians is None else jacobians + jac
             elif isinstance(collected, RowScores):
-                scores = collected.scores
-                if cov_type in LEVERAGE_POWER:
-                    h = leverage(self._design_rows(sample), collected.curvature, fit.bread)
-                    if extra_leverage is not None and sample == LABELED:
-                        h = h[:, None] + extra_leverage if extra_leverage.ndim == 2 else h + extra_leverage
-                    scale = leverage_scale(h, cov_type)
-                    scores = scores * (scale if scale.ndim == 2 else scale[:, None])
-                raw[sample] = ("rows", scores)
+                extra = extra_leverage if sample == LABELED else None
+                raw[sample] = ("rows", self._row_contributions(sample, fit, collected, cov_type, extra))
             else:
                 raw[sample] = ("moments", collected)
         parts = {}
         for sample, (kind, value) in raw.items():
             if kind == "psu":
-                psu = cr2_contributions(value, jacobians, fit.bread) if cov_type == "CR2" else value @ fit.bread
+                psu = cr2_contributions(value, jacobians, fit.bread) if cov_type == "CR2" else fit.contributions(value)
                 parts[sample] = Contributions(psu=psu)
             elif kind == "rows":
-                parts[sample] = Contributions(rows=fit.contributions(value))
+                parts[sample] = Contributions(rows=value)
             else:
-                bread = fit.bread
                 parts[sample] = Contributions(
-                    moments=(value.s1 @ bread, bread @ value.s2 @ bread, value.counts)
+                    moments=(fit.contributions(value.s1), fit.sandwich(value.s2), value.counts)
                 )
         return parts
+
+    def _row_contributions(self, sample: str, fit: Fit, collected: RowScores, cov_type: str,
+                           extra: np.ndarray | None = None) -> np.ndarray:
+        """Contributions of a block's rows kept one by one, each scaled by its leverage for
+        ``HC2``, ``HC3`` and ``CR2`` (``extra``: leverage a tuned lambda adds to each row)."""
+        scores = collected.scores
+        if cov_type in LEVERAGE_POWER:
+            h = leverage(self._design_rows(sample), collected.curvature, fit.bread)
+            if extra is not None:
+                h = h[:, None] + extra if extra.ndim == 2 else h + extra
+            scale = leverage_scale(h, cov_type)
+            scores = scores * (scale if scale.ndim == 2 else scale[:, None])
+        return fit.contributions(scores)
+
+    def _psu_jacobians(self, sample: str, collected: RowScores, codes: np.ndarray) -> np.ndarray:
+        """Per-PSU Hessians of a block's rows kept one by one (CR2 and its degrees of freedom)."""
+        return psu_jacobians(self._design_rows(sample), collected.curvature, codes, self.design.npsu)
 
     def _unit_rows(self, fit: Fit, block: int = 0) -> np.ndarray:
         """Unadjusted contributions of a kept block's rows."""
@@ -285,8 +294,9 @@ class PPIModel(Estimator):
         return extra[:, 0] if extra.shape[1] == 1 and X is not None else extra
 
     def _fitted_values(self, fit: Fit) -> np.ndarray:
-        """The labeled rows' fitted values of a labeled fit, (n, columns)."""
-        return fit.params[None, :]
+        """The labeled rows' fitted means of a labeled fit, a column per outcome."""
+        X = self._design_rows(LABELED)
+        return fit.params[None, :] if X is None else (X @ fit.params)[:, None]
 
     def _ppi_parts(self, fits, cov_type: str, tuned: bool = False, draw=None):
         """Contributions ``(u | v)`` of each sample, and the second-phase rows of a two-phase design."""
@@ -374,7 +384,7 @@ class PPIModel(Estimator):
         if cov_type == "CR2" and design.labeled.psu is not None and not design.two_phase:
             fit_y = self._cached_fit_y()
             collected = fit_y.collected[0]
-            jac = psu_jacobians(self._design_rows(LABELED), collected.curvature, design.labeled.psu, design.npsu)
+            jac = self._psu_jacobians(LABELED, collected, design.labeled.psu)
             present = np.zeros(design.npsu, dtype=bool)
             present[design.labeled.psu] = True
             df = bell_mccaffrey_df(jac[present], fit_y.bread)
@@ -524,11 +534,15 @@ class PPIModel(Estimator):
         """A copy of the model on a bootstrap resample of the design (no validation, no cached fits)."""
         labeled_rows, unlabeled_rows, design = self.design.resample(rng)
         replica = copy.copy(self)
-        replica.labeled = self.labeled.take(labeled_rows)
-        replica.unlabeled = self.unlabeled.take(unlabeled_rows)
+        replica._take_rows(labeled_rows, unlabeled_rows)
         replica.design = design
         replica._cache = {}
         return replica
+
+    def _take_rows(self, labeled_rows: np.ndarray, unlabeled_rows: np.ndarray) -> None:
+        """Restrict (or resample) both samples to rows at the given positions (a bootstrap replica)."""
+        self.labeled = self.labeled.take(labeled_rows)
+        self.unlabeled = self.unlabeled.take(unlabeled_rows)
 
     def _point(self, method: str, rule: LambdaRule | None, cov_type: str) -> np.ndarray:
         """The point estimate alone (bootstrap replicates); variances only as the tuning needs."""
@@ -577,7 +591,7 @@ class PPIModel(Estimator):
                 unlabeled_sums += collected.s1
         labeled_weights = design.fit_weights(LABELED)
         labeled_total = self.nobs if labeled_weights is None else float(labeled_weights.sum())
-        deltas = (labeled_total / total_weight * unlabeled_sums - labeled_sums) @ at_anchor.bread
+        deltas = at_anchor.contributions(labeled_total / total_weight * unlabeled_sums - labeled_sums)
         self._cache[key] = deltas
         return deltas
 

@@ -1,4 +1,4 @@
-"""Prediction-powered regression: OLS, logistic and Poisson (canonical-link GLMs)."""
+"""Prediction-powered regression: OLS, logistic and Poisson, and any statsmodels GLM."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import warnings
 
 import numpy as np
 
-from ..core.families import Binomial, Family, Gaussian, Poisson as PoissonFamily
+from ..core.families import Binomial, Family, Gaussian, GLMFamily, Poisson as PoissonFamily
 from ..core.fitting import Fit, fit_glm
-from ..core.validation import as_variable, check_full_rank, match_columns
+from ..core.validation import Variable, as_variable, check_full_rank, match_columns
 from ..core.warnings import SeparationWarning
 from ..designs.base import LABELED, design_from_keywords
 from .base import with_design_keywords
@@ -75,17 +75,29 @@ class RegressionModel(PPIModel):
     @with_design_keywords
     def __init__(self, y, X, yhat, X_unlabeled, yhat_unlabeled, *, design=None, missing: str = "raise",
                  **design_options):
-        outcome = as_variable(y, "y", ndim=1, default_name="y")
+        labeled, unlabeled = self._variables(y, X, yhat, X_unlabeled, yhat_unlabeled)
+        # _setup and _warn_design are called here, not in a helper, so that warnings point at the caller
+        self._setup(labeled, unlabeled, missing=missing,
+                    design=design_from_keywords(type(self).__name__, design, design_options))
+        self._check_data(labeled)
+        self._warn_design()
+
+    @staticmethod
+    def _variables(y, X, yhat, X_unlabeled, yhat_unlabeled, extra: tuple[dict, dict] = ({}, {})):
+        """Each sample's variables (with ``extra`` ones, such as offsets), before validation together."""
         matrix = as_variable(X, "X", ndim=2, default_name="x")
-        self._setup(
-            {"y": outcome, "X": matrix, "yhat": as_variable(yhat, "yhat", ndim=2, default_name="yhat")},
-            {
-                "X_unlabeled": match_columns(matrix, as_variable(X_unlabeled, "X_unlabeled", ndim=2, default_name="x")),
-                "yhat_unlabeled": as_variable(yhat_unlabeled, "yhat_unlabeled", ndim=2, default_name="yhat"),
-            },
-            missing=missing,
-            design=design_from_keywords(type(self).__name__, design, design_options),
-        )
+        labeled = {"y": as_variable(y, "y", ndim=1, default_name="y"), "X": matrix,
+                   "yhat": as_variable(yhat, "yhat", ndim=2, default_name="yhat"), **extra[0]}
+        unlabeled = {
+            "X_unlabeled": match_columns(matrix, as_variable(X_unlabeled, "X_unlabeled", ndim=2, default_name="x")),
+            "yhat_unlabeled": as_variable(yhat_unlabeled, "yhat_unlabeled", ndim=2, default_name="yhat"),
+            **extra[1],
+        }
+        return labeled, unlabeled
+
+    def _check_data(self, labeled: dict) -> None:
+        """Ranges for the family, full-rank designs; names."""
+        matrix, outcome = labeled["X"], labeled["y"]
         self._family.check_outcome(self.labeled["y"], "y")
         self._family.check_prediction(self.labeled["yhat"], "yhat")
         self._family.check_prediction(self.unlabeled["yhat_unlabeled"], "yhat_unlabeled")
@@ -94,10 +106,18 @@ class RegressionModel(PPIModel):
         self.param_names = matrix.names
         self.endog_name = outcome.names[0]
         self._df_params = len(matrix.names)
-        self._warn_design()
 
     def _design_rows(self, sample: str) -> np.ndarray:
         return self.labeled["X"] if sample == LABELED else self.unlabeled["X_unlabeled"]
+
+    def _offset(self, sample: str) -> np.ndarray | None:
+        """The offset of a sample's linear predictor (None: no offset)."""
+        return None
+
+    def _linear_predictor(self, sample: str, params: np.ndarray) -> np.ndarray:
+        offset = self._offset(sample)
+        eta = self._design_rows(sample) @ params
+        return eta if offset is None else eta + offset
 
     def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False) -> Fit:
         return fit_glm(
@@ -105,13 +125,14 @@ class RegressionModel(PPIModel):
             [(self._design_rows(sample), response) for sample, response, _, _ in blocks],
             weights=[weights for _, _, weights, _ in blocks],
             collectors=[factory for _, _, _, factory in blocks],
+            offsets=[self._offset(sample) for sample, _, _, _ in blocks],
             start=start,
             what=f"{what} ({self._title})",
             iterate=not evaluate_only,
         )
 
     def _fitted_values(self, fit: Fit) -> np.ndarray:
-        return self._family.mean(self.labeled["X"] @ fit.params)[:, None]
+        return self._family.mean(self._linear_predictor(LABELED, fit.params))[:, None]
 
     def _cached_fit_y(self) -> Fit:
         new = "fit_y" not in self._cache
@@ -121,10 +142,11 @@ class RegressionModel(PPIModel):
         return fit
 
     def _check_separation(self, fit: Fit) -> None:
-        eta = self.labeled["X"] @ fit.params
-        mu = self._family.mean(eta)
-        bounded = isinstance(self._family, Binomial)
-        near = (mu < SEPARATION_TOLERANCE) | ((1.0 - mu < SEPARATION_TOLERANCE) if bounded else False)
+        bounds = self._family.separation_bounds
+        if bounds is None:
+            return
+        mu = self._family.mean(self._linear_predictor(LABELED, fit.params))
+        near = (mu - bounds[0] < SEPARATION_TOLERANCE) | (bounds[1] - mu < SEPARATION_TOLERANCE)
         if np.any(near):
             warnings.warn(
                 f"{int(np.sum(near))} labeled row(s) have fitted means within {SEPARATION_TOLERANCE:g} of their "
@@ -196,3 +218,203 @@ class Poisson(RegressionModel):
     )
     _title = "Poisson"
     _family = PoissonFamily()
+
+
+#: accepted pairs of a sample's argument and its unlabeled counterpart, for messages
+_OFFSET_ARGUMENTS = (("offset", "offset_unlabeled"), ("exposure", "exposure_unlabeled"))
+
+
+class GLM(RegressionModel):
+    """Prediction-powered generalised linear model with any statsmodels family and link.
+
+    Parameters
+    ----------
+    y : array-like, shape (n,)
+        Gold-standard outcomes of the labeled units, in the family's range
+        (Binomial: proportions in [0, 1]; Poisson, NegativeBinomial: >= 0;
+        Gamma, InverseGaussian: > 0; Tweedie: >= 0 for ``var_power`` < 2).
+    X : array-like or DataFrame, shape (n, p)
+        Labeled design. No intercept is added (as in statsmodels); add a column of
+        ones, or use :func:`ppinfer.glm`, which adds one.
+    yhat : array-like, shape (n,) or (n, K)
+        Predictions for the labeled units, in the family's range (K columns: K
+        synthetic draws per unit, whose row mean is the prediction).
+    X_unlabeled : array-like or DataFrame, shape (N, p)
+        Unlabeled design, with the columns of ``X``.
+    yhat_unlabeled : array-like, shape (N,) or (N, K)
+        Predictions for the unlabeled units.
+    family : statsmodels family, optional
+        A statsmodels family instance with its link, e.g.
+        ``sm.families.Gamma(sm.families.links.Log())``,
+        ``sm.families.Binomial(sm.families.links.Probit())``,
+        ``sm.families.NegativeBinomial(alpha=0.5)``,
+        ``sm.families.Tweedie(var_power=1.5)``. Default Gaussian (identity link),
+        as in statsmodels. Scale parameters (``alpha``, ``var_power``) are
+        fixed, not estimated.
+    offset, offset_unlabeled : array-like, shape (n,) and (N,), optional
+        Offsets added to the linear predictor of each sample (both or neither).
+    exposure, exposure_unlabeled : array-like, shape (n,) and (N,), optional
+        Positive exposures of each sample; ``log(exposure)`` is added to the
+        linear predictor (log link only), as in statsmodels.
+    hessian : {"observed", "expected"}
+        The Hessian of the estimating function in the influence function (the
+        bread of the sandwich). ``"observed"`` (default) stays valid when the
+        model is misspecified, as it is for the fits of predictions;
+        ``"expected"`` (the Fisher information) assumes the mean model is
+        correct. The two coincide for canonical links. See Notes.
+    design : ppinfer.Design, optional
+        The sampling design, or its options as keywords (``weights``,
+        ``clusters``, ``strata``, ``fpc``, ``label_prob``, ...; see
+        :class:`ppinfer.Design`).
+    missing : {"raise", "drop"}
+        Rows with NaN or infinite values (offsets and exposures included): raise
+        (default), or drop them from every array of their sample.
+
+    Notes
+    -----
+    Each of the three fits ``b(X, v)`` solves the quasi-score equations
+    ``sum_i w_i x_i (v_i - mu_i) mu'(eta_i) / V(mu_i) = 0`` with
+    ``eta_i = x_i' b + offset_i`` (McCullagh & Nelder 1989), and the estimate is
+
+        theta(lam) = b(X, y) + lam * (b(X_unlabeled, yhat_unlabeled) - b(X, yhat))
+
+    (Angelopoulos et al. 2023; PPI++: Angelopoulos, Duchi & Zrnic 2023). A fit's
+    influence rows are ``H^-1 x_i r_i`` with ``r_i = (v_i - mu_i) mu'_i / V_i``
+    and ``H = sum_i w_i c_i x_i x_i'``. With a non-canonical link the observed
+    weight ``c_i = mu'^2 / V - (v_i - mu_i) d/deta[mu' / V]`` differs from the
+    expected ``mu'^2 / V``. The M-estimator's influence function needs the
+    expected derivative of the estimating function under the distribution the
+    rows come from, which the observed Hessian estimates whatever that
+    distribution is; the expected Hessian estimates it only if the GLM's mean
+    is correct. Predictions are not draws from the model, so the fits of
+    ``yhat`` are misspecified by design: ``hessian="observed"`` is the default.
+    It is also what statsmodels' sandwich uses (``GLM(...).fit(cov_type="HC0")``
+    takes ``model.hessian(params)``, observed by default, as its bread, also
+    after IRLS), so ``method="classical"`` with ``cov_type="HC0"`` and
+    ``use_t=False`` equals that fit exactly. ``ppinfer.OLS``, ``Logit`` and
+    ``Poisson`` equal ``GLM`` with the Gaussian, Binomial and Poisson families
+    and their canonical links.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> import statsmodels.api as sm
+    >>> import ppinfer
+    >>> rng = np.random.default_rng(0)
+    >>> def draw(size):
+    ...     x = rng.normal(size=size)
+    ...     y = rng.gamma(2.0, np.exp(0.5 + 0.3 * x) / 2.0)
+    ...     yhat = 1.2 * y * rng.lognormal(0.0, 0.2, size)  # biased, noisy predictions
+    ...     return sm.add_constant(pd.DataFrame({"x": x})), y, yhat
+    >>> X, y, yhat = draw(400)
+    >>> X_unlabeled, _, yhat_unlabeled = draw(4000)
+    >>> model = ppinfer.GLM(y, X, yhat, X_unlabeled, yhat_unlabeled,
+    ...                     family=sm.families.Gamma(sm.families.links.Log()))
+    >>> res = model.fit()
+    >>> res.params.round(2).to_dict()
+    {'const': 0.5, 'x': 0.31}
+    >>> bool(res.bse["x"] < model.fit(method="classical").bse["x"])
+    True
+    """
+
+    _title = "GLM"
+
+    @with_design_keywords
+    def __init__(self, y, X, yhat, X_unlabeled, yhat_unlabeled, *, family=None, offset=None, offset_unlabeled=None,
+                 exposure=None, exposure_unlabeled=None, hessian: str = "observed", design=None,
+                 missing: str = "raise", **design_options):
+        if family is None:
+            import statsmodels.api as sm
+
+            family = sm.families.Gaussian()
+        self._family = GLMFamily(family, hessian=hessian)
+        extra = self._offset_variables(
+            dict(offset=offset, offset_unlabeled=offset_unlabeled, exposure=exposure,
+                 exposure_unlabeled=exposure_unlabeled)
+        )
+        labeled, unlabeled = self._variables(y, X, yhat, X_unlabeled, yhat_unlabeled, extra)
+        self._setup(labeled, unlabeled, missing=missing,
+                    design=design_from_keywords(type(self).__name__, design, design_options))
+        self._check_data(labeled)
+        self._warn_design()
+
+    def _offset_variables(self, given: dict) -> tuple[dict, dict]:
+        """Validated offsets and log exposures of each sample."""
+        labeled, unlabeled = {}, {}
+        for key, other in _OFFSET_ARGUMENTS:
+            if (given[key] is None) != (given[other] is None):
+                present, absent = (key, other) if given[key] is not None else (other, key)
+                raise ValueError(
+                    f"{present} is given but {absent} is not: give both samples' {key}s (an {key} on one sample "
+                    "only would fit a different model to each)."
+                )
+            if given[key] is None:
+                continue
+            if key == "exposure" and not self._family.log_link:
+                raise ValueError(
+                    f"exposure needs the log link (log(exposure) is added to the linear predictor); the model has "
+                    f"the {type(self._family.link).__name__} link. Pass offset= instead."
+                )
+            for name, target in ((key, labeled), (other, unlabeled)):
+                variable = as_variable(given[name], name, ndim=1, default_name=name)
+                if key == "exposure":
+                    values = variable.values
+                    bad = np.isfinite(values) & (values <= 0)
+                    if bad.any():
+                        first = np.flatnonzero(bad)[0]
+                        raise ValueError(
+                            f"{name} must be positive; found {int(bad.sum())} value(s) <= 0 (first: "
+                            f"{values[first]!r} at position {first})."
+                        )
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        variable = Variable(np.log(values), variable.names, variable.index)
+                target[name] = variable
+        return labeled, unlabeled
+
+    def _offset(self, sample: str) -> np.ndarray | None:
+        data, suffix = (self.labeled, "") if sample == LABELED else (self.unlabeled, "_unlabeled")
+        parts = [data[key + suffix] for key, _ in _OFFSET_ARGUMENTS if key + suffix in data]
+        return None if not parts else parts[0] if len(parts) == 1 else parts[0] + parts[1]
+
+    @property
+    def family(self):
+        """The statsmodels family (with its link) of the model."""
+        return self._family.family
+
+    def _results(self, method, params, inference, lam, cov_type, details=()):
+        described = [("Family", self._family.name)]
+        if not self._family.canonical:
+            described.append(("Hessian", self._family.hessian))
+        return super()._results(method, params, inference, lam, cov_type, described + list(details))
+
+    @classmethod
+    def from_formula(cls, formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, family=None, offset=None,
+                     offset_unlabeled=None, exposure=None, exposure_unlabeled=None, hessian: str = "observed",
+                     **options):
+        """Build the model from a formula; see :func:`ppinfer.glm`."""
+        import pandas as pd
+
+        from ..core.formula import column, model_arguments
+
+        arguments, dropped = model_arguments(formula, data, unlabeled, yhat, yhat_unlabeled,
+                                             function="ppinfer.glm", **options)
+        frames = [(data, arguments["X"].index, "data"), (unlabeled, arguments["X_unlabeled"].index, "unlabeled")]
+        given = dict(offset=offset, offset_unlabeled=offset_unlabeled, exposure=exposure,
+                     exposure_unlabeled=exposure_unlabeled)
+        resolved = {}
+        for key, other in _OFFSET_ARGUMENTS:
+            value, value_other = given[key], given[other]
+            if isinstance(value, str) and value_other is None:
+                if isinstance(unlabeled, pd.DataFrame) and value not in unlabeled.columns:
+                    raise ValueError(
+                        f"{key}={value!r} is a column of data but not of unlabeled: give the unlabeled rows' {key} "
+                        f"too (a column {value!r} in unlabeled, or {other}=...)."
+                    )
+                value_other = value
+            for name, entry, (frame, rows, frame_name) in ((key, value, frames[0]), (other, value_other, frames[1])):
+                if entry is not None:
+                    resolved[name] = column(entry, frame.reset_index(drop=True), frame.index, rows, name, frame_name)
+        model = cls(**arguments, family=family, hessian=hessian, **resolved)
+        model._formula_dropped = dropped
+        return model
