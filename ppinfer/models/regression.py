@@ -36,6 +36,13 @@ class RegressionModel(PPIModel):
         Unlabeled design, with the columns of ``X`` (matched by name for DataFrames).
     yhat_unlabeled : array-like, shape (N,) or (N, K)
         Predictions for the unlabeled units.
+    X_predicted : array-like or DataFrame, shape (n, p), optional
+        Predicted covariates: the labeled units' design built from predicted
+        covariate values (the values ``X_unlabeled`` holds for the unlabeled
+        units), with the columns of ``X``. Give it when some covariates are
+        measured only on the labeled units and predicted elsewhere (a language
+        model codes the text, a classifier reads the image); columns measured on
+        every unit are the same as in ``X``. Default: ``X`` (measured covariates).
     design : ppinfer.Design, optional
         The sampling design (weights, clusters, strata, fpc, two-phase labeling).
         Or give its options as keywords: ``weights``, ``weights_unlabeled``,
@@ -67,18 +74,35 @@ class RegressionModel(PPIModel):
     (the defaults are the leverage-adjusted ``"HC2"`` and t intervals with
     ``n - p`` degrees of freedom). For OLS with lambda = 1 the estimate equals
     ``OLS(X_unlabeled, yhat_unlabeled) + OLS(X, y - yhat)`` (Angelopoulos et al. 2023).
+
+    With predicted covariates (``X_predicted``) the prediction fits use the
+    predicted design on both samples (predict-then-debias, Kluger et al. 2025;
+    design-based supervised learning, Egami et al. 2023)::
+
+        theta(Lambda) = b(X, y) + Lambda (b(X_unlabeled, yhat_unlabeled) - b(X_predicted, yhat))
+
+    with the same influence-function variance, the influence rows of
+    ``b(X_predicted, yhat)`` built on ``X_predicted``. ``method="naive"`` pools
+    ``(X, y)`` with ``(X_unlabeled, yhat_unlabeled)``, using the predicted
+    covariates as if they were measured. ``lam="matrix"`` tunes a full p x p
+    ``Lambda``, which helps when a predicted covariate's error moves several
+    coefficients together.
     """
 
     _family: Family = Gaussian()
     _default_cov_type = "HC3"
 
     @with_design_keywords
-    def __init__(self, y, X, yhat, X_unlabeled, yhat_unlabeled, *, design=None, missing: str = "raise",
-                 **design_options):
+    def __init__(self, y, X, yhat, X_unlabeled, yhat_unlabeled, *, X_predicted=None, design=None,
+                 missing: str = "raise", **design_options):
         outcome = as_variable(y, "y", ndim=1, default_name="y")
         matrix = as_variable(X, "X", ndim=2, default_name="x")
+        labeled = {"y": outcome, "X": matrix, "yhat": as_variable(yhat, "yhat", ndim=2, default_name="yhat")}
+        if X_predicted is not None:
+            labeled["X_predicted"] = match_columns(
+                matrix, as_variable(X_predicted, "X_predicted", ndim=2, default_name="x"), "X_predicted")
         self._setup(
-            {"y": outcome, "X": matrix, "yhat": as_variable(yhat, "yhat", ndim=2, default_name="yhat")},
+            labeled,
             {
                 "X_unlabeled": match_columns(matrix, as_variable(X_unlabeled, "X_unlabeled", ndim=2, default_name="x")),
                 "yhat_unlabeled": as_variable(yhat_unlabeled, "yhat_unlabeled", ndim=2, default_name="yhat"),
@@ -91,18 +115,23 @@ class RegressionModel(PPIModel):
         self._family.check_prediction(self.unlabeled["yhat_unlabeled"], "yhat_unlabeled")
         check_full_rank(self.labeled["X"], matrix.names, "X")
         check_full_rank(self.unlabeled["X_unlabeled"], matrix.names, "X_unlabeled")
+        if X_predicted is not None:
+            check_full_rank(self.labeled["X_predicted"], matrix.names, "X_predicted")
         self.param_names = matrix.names
         self.endog_name = outcome.names[0]
         self._df_params = len(matrix.names)
         self._warn_design()
 
-    def _design_rows(self, sample: str) -> np.ndarray:
-        return self.labeled["X"] if sample == LABELED else self.unlabeled["X_unlabeled"]
+    def _design_rows(self, sample: str, predicted: bool = False) -> np.ndarray:
+        if sample != LABELED:
+            return self.unlabeled["X_unlabeled"]
+        return self.labeled["X_predicted"] if predicted and "X_predicted" in self.labeled else self.labeled["X"]
 
-    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False) -> Fit:
+    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False,
+                    predicted: bool = False) -> Fit:
         return fit_glm(
             self._family,
-            [(self._design_rows(sample), response) for sample, response, _, _ in blocks],
+            [(self._design_rows(sample, predicted), response) for sample, response, _, _ in blocks],
             weights=[weights for _, _, weights, _ in blocks],
             collectors=[factory for _, _, _, factory in blocks],
             start=start,
@@ -110,8 +139,8 @@ class RegressionModel(PPIModel):
             iterate=not evaluate_only,
         )
 
-    def _fitted_values(self, fit: Fit) -> np.ndarray:
-        return self._family.mean(self.labeled["X"] @ fit.params)[:, None]
+    def _fitted_values(self, fit: Fit, predicted: bool = False) -> np.ndarray:
+        return self._family.mean(self._design_rows(LABELED, predicted) @ fit.params)[:, None]
 
     def _cached_fit_y(self) -> Fit:
         new = "fit_y" not in self._cache
@@ -135,7 +164,7 @@ class RegressionModel(PPIModel):
             )
 
     @classmethod
-    def from_formula(cls, formula: str, data, unlabeled, yhat, yhat_unlabeled=None, **options):
+    def from_formula(cls, formula: str, data, unlabeled, yhat=None, yhat_unlabeled=None, **options):
         """Build the model from a formula; see :func:`ppinfer.ols`."""
         from ..core.formula import model_arguments
 
