@@ -60,6 +60,18 @@ _FORMULA_DOC = """Prediction-powered {title} from a formula.
     >>> model = ppinfer.{function}("y ~ x1 + x2", data=data.labeled, unlabeled=data.unlabeled, yhat="yhat")
     >>> model.param_names
     ['Intercept', 'x1', 'x2']
+
+    A covariate measured on the labeled units only and predicted on all, with a
+    full-matrix lambda:
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> labeled = data.labeled.assign(x2_pred=lambda d: 0.2 + d["x2"] + rng.normal(0, 0.5, len(d)))
+    >>> unlabeled = data.unlabeled.assign(x2_pred=lambda d: 0.2 + d["x2"] + rng.normal(0, 0.5, len(d)))
+    >>> model = ppinfer.{function}("y ~ x1 + x2", data=labeled, unlabeled=unlabeled.drop(columns="x2"),
+    ...                       predicted={{"y": "yhat", "x2": "x2_pred"}})
+    >>> model.fit(lam="matrix").lam.shape
+    (3, 3)
     """
 
 

@@ -213,7 +213,7 @@ class PPBoot(Estimator):
         self.unlabeled = make_sample({"row": Variable(np.arange(N, dtype=float), ["row"]), **design_unlabeled},
                                      missing="raise", label="unlabeled")
         self.design = design.bind(self.labeled, self.unlabeled)
-        values = [_estimate(statistic(data), what) for data, what in
+        values = [self._evaluate(data, what) for data, what in
                   zip(self._data, ("the labeled data", "the labeled predictions", "the unlabeled predictions"))]
         size = values[0][0].size
         for (array, _), what in zip(values[1:], ("the labeled predictions", "the unlabeled predictions")):
@@ -226,6 +226,17 @@ class PPBoot(Estimator):
         name = "statistic" if name == "<lambda>" else name
         self.endog_name = name
         self.param_names = values[0][1] or ([name] if size == 1 else [f"{name}{k + 1}" for k in range(size)])
+
+    def _evaluate(self, data, what: str):
+        try:
+            value = self.statistic(data)
+        except Exception as error:
+            raise ValueError(
+                f"the statistic failed on {what}: {error!r}. It is called with the measured variables' names "
+                "(their predictions in place on the predicted data); variables measured on every unit must be "
+                "in both samples."
+            ) from error
+        return _estimate(value, what)
 
     # -- data -----------------------------------------------------------------------------
     @staticmethod

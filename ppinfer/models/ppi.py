@@ -632,11 +632,12 @@ class PPIModel(Estimator):
     def _check_tuning_room(self, cov_type: str, rule: LambdaRule) -> None:
         """A tuned lambda is one more coefficient fitted on the labeled sample: it needs a
         degree of freedom left over, else its variance (and interval) cannot be estimated."""
-        room = self._labeled_df(cov_type) - rule.tuned_count(self.design.nstrata, len(self.param_names))
+        spent = rule.tuned_count(self.design.nstrata, len(self.param_names))
+        room = self._labeled_df(cov_type) - spent
         if np.any(room < 1):
             raise ValueError(
                 f"too few labeled rows to tune lambda: the labeled sample has {int(self._labeled_df(cov_type).min())} "
-                "degree(s) of freedom for the parameters' variances and tuning uses one more. Fit with "
+                f"degree(s) of freedom for the parameters' variances and tuning uses {spent} more. Fit with "
                 "method='ppi' (lambda = 1), a fixed lam, or method='classical'; or label more units."
             )
 
