@@ -242,6 +242,25 @@ def test_mean_matches_the_analytic_ppi_interval_to_monte_carlo_error():
     assert abs(tuned.lam - min(lam, 1.0)) <= 3.5 * se_lam
 
 
+@pytest.mark.montecarlo
+def test_ratio_matches_its_linearized_variance_to_monte_carlo_error():
+    """A ratio of means at lambda = 1: R_Y + R_u - R_f, with the linearization (delta-method) variance
+    ``sum_i ((y_i - R_Y x_i) - (f_i - R_f x_i))^2 / (n xbar)^2 + sum_j (f~_j - R_u x~_j)^2 / (N xbar~)^2``."""
+    rng = np.random.default_rng(12)
+    n, N, B = 300, 3000, 2000
+    measured, predicted = draw(rng, n, "ratio")
+    _, unlabeled = draw(rng, N, "ratio")
+    res = ppinfer.ppboot(ratio, measured, unlabeled, yhat=predicted, lam=1.0, n_boot=B, seed=6, **QUIET)
+    x, y, f = measured[:, 0], measured[:, 1], predicted[:, 1]
+    xu, fu = unlabeled[:, 0], unlabeled[:, 1]
+    r_y, r_f, r_u = y.mean() / x.mean(), f.mean() / x.mean(), fu.mean() / xu.mean()
+    assert res.params.iloc[0] == pytest.approx(r_y + r_u - r_f, rel=1e-12)
+    labeled_part = ((y - r_y * x) - (f - r_f * x)) / (n * x.mean())
+    unlabeled_part = (fu - r_u * xu) / (N * xu.mean())
+    sd = np.sqrt(np.sum(labeled_part**2) + np.sum(unlabeled_part**2))
+    assert abs(res.bse.iloc[0] / sd - 1) <= 3.5 / np.sqrt(2 * B)
+
+
 # --------------------------------------------------------------------------------------
 # input checks
 # --------------------------------------------------------------------------------------

@@ -252,6 +252,23 @@ def test_cr2_uses_each_fits_own_design():
     np.testing.assert_allclose(res.cov_params().to_numpy(), expected, rtol=1e-8)
 
 
+def test_two_phase_prediction_fit_runs_over_every_units_predicted_design():
+    """With label_prob, b_f is weighted by 1 / pi on X_predicted and b_u pools every unit's
+    predicted design (the labeled rows' X_predicted with the unlabeled rows' X_unlabeled)."""
+    a = arrays(15)
+    label_prob = np.random.default_rng(0).uniform(0.2, 0.8, 150)
+    res = ppinfer.OLS(**a, label_prob=label_prob).fit(method="ppi")
+
+    def weighted(X, v, w):
+        root = np.sqrt(w)[:, None]
+        return least_squares(X * root, v * root[:, 0])
+
+    expected = (weighted(a["X"], a["y"], 1 / label_prob)
+                + least_squares(np.vstack([a["X_predicted"], a["X_unlabeled"]]), np.r_[a["yhat"], a["yhat_unlabeled"]])
+                - weighted(a["X_predicted"], a["yhat"], 1 / label_prob))
+    np.testing.assert_allclose(res.params.to_numpy(), expected, atol=1e-10)
+
+
 def test_naive_pools_measured_labeled_rows_with_predicted_unlabeled_rows():
     a = arrays(12)
     res = ppinfer.OLS(**a).fit(method="naive", **HC0)
