@@ -480,4 +480,5 @@ if __name__ == "__main__":
         print(f"\n{case}: n={n}, N={N}, {reps} reps, nominal {NOMINAL}, MC tolerance +-{tolerance(reps):.3f}")
         classical_width = study["classical"][1]
         for label, (coverage, width) in study.items():
-            print(f"  {label:22s} coverage {np.round(coverage, 3)}  width/classical {np.round(width / classical_width, 3)}")
+            ratio = np.round(width / classical_width, 3)
+            print(f"  {label:22s} coverage {np.round(coverage, 3)}  width/classical {ratio}")

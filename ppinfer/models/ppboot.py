@@ -54,7 +54,9 @@ def _estimate(value, what: str, size: int | None = None) -> tuple[np.ndarray, li
             f"{type(value).__name__}."
         ) from None
     if array.ndim > 1:
-        raise ValueError(f"the statistic must return a number or a 1-D array; on {what} it returned shape {array.shape}.")
+        raise ValueError(
+            f"the statistic must return a number or a 1-D array; on {what} it returned shape {array.shape}."
+        )
     array = array.reshape(-1)
     if size is not None and array.size != size:
         raise ValueError(f"the statistic returned {array.size} value(s) on {what} but {size} on the labeled data.")
@@ -191,6 +193,25 @@ class PPBoot(Estimator):
             self._data = self._frames(labeled, unlabeled, predicted, yhat)
         else:
             self._data = self._arrays(labeled, unlabeled, predicted, yhat)
+        self._bind(design, (labeled, unlabeled) if frames else None)
+        values = [self._evaluate(data, what) for data, what in
+                  zip(self._data, ("the labeled data", "the labeled predictions", "the unlabeled predictions"))]
+        size = values[0][0].size
+        for (array, _), what in zip(values[1:], ("the labeled predictions", "the unlabeled predictions")):
+            if array.size != size:
+                raise ValueError(
+                    f"the statistic returned {array.size} value(s) on {what} but {size} on the labeled data."
+                )
+        self._values = np.array([array for array, _ in values])
+        if not np.all(np.isfinite(self._values)):
+            raise ValueError("the statistic is not finite on the data (labeled, labeled predictions or unlabeled).")
+        name = getattr(statistic, "__name__", "statistic")
+        name = "statistic" if name == "<lambda>" else name
+        self.endog_name = name
+        self.param_names = values[0][1] or ([name] if size == 1 else [f"{name}{k + 1}" for k in range(size)])
+
+    def _bind(self, design: Design | None, frames: tuple | None) -> None:
+        """Check the design (clusters and strata only), read its columns and bind it to the rows."""
         n, N = len(self._data[0]), len(self._data[2])
         design = Design() if design is None else design
         if not isinstance(design, Design):
@@ -202,9 +223,10 @@ class PPBoot(Estimator):
                 "Weights: put them in a column of the data and compute a weighted statistic. fpc and "
                 "two-phase labeling (label_prob) are not supported by the bootstrap of a user's statistic."
             )
-        if frames:
+        if frames is not None:
             from ..core.formula import resolve_design
 
+            labeled, unlabeled = frames
             design = resolve_design(design, (labeled.reset_index(drop=True), unlabeled.reset_index(drop=True)),
                                     (labeled.index, unlabeled.index), (pd.RangeIndex(n), pd.RangeIndex(N)))
         design_labeled, design_unlabeled = design.variables()
@@ -213,19 +235,6 @@ class PPBoot(Estimator):
         self.unlabeled = make_sample({"row": Variable(np.arange(N, dtype=float), ["row"]), **design_unlabeled},
                                      missing="raise", label="unlabeled")
         self.design = design.bind(self.labeled, self.unlabeled)
-        values = [self._evaluate(data, what) for data, what in
-                  zip(self._data, ("the labeled data", "the labeled predictions", "the unlabeled predictions"))]
-        size = values[0][0].size
-        for (array, _), what in zip(values[1:], ("the labeled predictions", "the unlabeled predictions")):
-            if array.size != size:
-                raise ValueError(f"the statistic returned {array.size} value(s) on {what} but {size} on the labeled data.")
-        self._values = np.array([array for array, _ in values])
-        if not np.all(np.isfinite(self._values)):
-            raise ValueError("the statistic is not finite on the data (labeled, labeled predictions or unlabeled).")
-        name = getattr(statistic, "__name__", "statistic")
-        name = "statistic" if name == "<lambda>" else name
-        self.endog_name = name
-        self.param_names = values[0][1] or ([name] if size == 1 else [f"{name}{k + 1}" for k in range(size)])
 
     def _evaluate(self, data, what: str):
         try:
@@ -255,7 +264,9 @@ class PPBoot(Estimator):
             )
         for measured, prediction in predicted.items():
             if measured not in labeled.columns:
-                raise ValueError(f"predicted maps {measured!r}, which is not a column of labeled (the measured values).")
+                raise ValueError(
+                    f"predicted maps {measured!r}, which is not a column of labeled (the measured values)."
+                )
             for frame, name in ((labeled, "labeled"), (unlabeled, "unlabeled")):
                 if prediction not in frame.columns:
                     raise ValueError(

@@ -607,8 +607,8 @@ class PPIModel(Estimator):
         lam, variance = (rule.fixed, None) if fixed_point else self._lambda_and_variance(rule, cov_type)
         _, fit_f, fit_u = self._fits()
         if rule.by_stratum:
-            p = len(self.param_names)
-            lam_by_stratum = np.broadcast_to(lam, (self.design.nstrata, p, p) if rule.matrix else (self.design.nstrata, p))
+            p, H = len(self.param_names), self.design.nstrata
+            lam_by_stratum = np.broadcast_to(lam, (H, p, p) if rule.matrix else (H, p))
             params = fit_y.params + rule.correction(lam_by_stratum, self._deltas()).sum(axis=0)
         else:
             params = fit_y.params + rule.correction(lam, fit_u.params - fit_f.params)
@@ -616,7 +616,8 @@ class PPIModel(Estimator):
             return params
         df = None
         if use_t:
-            labeled_df = np.maximum(self._labeled_df(cov_type) - rule.tuned_count(self.design.nstrata, len(self.param_names)), 1.0)
+            spent = rule.tuned_count(self.design.nstrata, len(self.param_names))
+            labeled_df = np.maximum(self._labeled_df(cov_type) - spent, 1.0)
             if self.design.combined:
                 df = labeled_df
             else:
