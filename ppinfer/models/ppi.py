@@ -437,13 +437,15 @@ class PPIModel(Estimator):
             ``"classical"``: labeled data only (lambda = 0). ``"naive"``: the
             labeled outcomes and unlabeled predictions pooled as if all were data;
             invalid, kept as the baseline that shows why PPI is needed.
-        lam : None, float, array-like, "overall", "per-coefficient" or "per-stratum"
+        lam : None, float, array-like, "overall", "per-coefficient", "per-stratum" or "matrix"
             With ``method="ppi++"`` only. None tunes lambda to minimise the
             estimated variance (the model's default rule); ``"overall"`` one
             lambda minimising the sum of the variances; ``"per-coefficient"`` one
             per parameter; ``"per-stratum"`` one per stratum of the design
-            (stratified PPI, Fisch et al. 2024); a number (or one per parameter)
-            fixes lambda.
+            (stratified PPI, Fisch et al. 2024); ``"matrix"`` a p x p matrix
+            ``Lambda = C (V_f + V_fu)^-1`` minimising the covariance matrix (not
+            clipped; it spends p labeled degrees of freedom per parameter); a
+            number (or one per parameter) fixes lambda.
         cov_type : {"HC0", "HC1", "HC2", "HC3", "CR0", "CR1", "CR2"}, optional
             Covariance estimator. Default ``"HC2"`` (leverage-adjusted sandwich),
             ``"CR2"`` (Bell-McCaffrey bias-reduced cluster-robust) with clusters.
