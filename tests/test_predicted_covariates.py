@@ -346,6 +346,16 @@ def test_formula_predicted_equals_the_array_interface_on_patsy_designs():
         pd.testing.assert_series_equal(model.fit(**options).bse, reference.fit(**options).bse, rtol=1e-12)
 
 
+def test_formula_predicted_model_predicts_from_measured_variables():
+    data, unlabeled = frames(26)
+    data.loc[3, "x2_llm"] = np.nan
+    mapping = {"y": "y_llm", "x2": "x2_llm", "group": "group_llm"}
+    res = ppinfer.ols("y ~ x1 + x2 + C(group)", data, unlabeled, predicted=mapping, missing="drop").fit()
+    new = data.drop(columns=["y", "y_llm", "x2_llm", "group_llm"]).head(5)
+    X = patsy.dmatrix("x1 + x2 + C(group)", data, return_type="dataframe").head(5)
+    np.testing.assert_allclose(res.predict(new).to_numpy(), X.to_numpy() @ res.params.to_numpy())
+
+
 def test_formula_outcome_only_mapping_equals_yhat():
     data, unlabeled = frames(21)
     unlabeled = unlabeled.assign(x2=unlabeled["x2_llm"])  # here x2 is measured on every unit

@@ -275,7 +275,9 @@ def _predicted_designs(outcome, X, mapping: dict[str, str], frames, missing: str
                 f"the formula's outcome {outcome.columns[0]!r} evaluated on the predictions of {source} gives "
                 f"{int(bad.sum())} non-finite value(s); give predictions that its transformation accepts."
             )
-    arguments = dict(y=outcome.iloc[:, 0].loc[rows], X=X.loc[rows], yhat=yhat.iloc[:, 0].loc[rows],
+    kept_X = X.loc[rows]
+    kept_X.design_info = X.design_info  # the specification travels with the design (for predict)
+    arguments = dict(y=outcome.iloc[:, 0].loc[rows], X=kept_X, yhat=yhat.iloc[:, 0].loc[rows],
                      X_unlabeled=X_unlabeled, yhat_unlabeled=yhat_unlabeled.iloc[:, 0])
     right_hand = _formula_columns([X.design_info], frames[0])
     if any(name in mapping for name in right_hand):
