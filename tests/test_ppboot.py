@@ -149,6 +149,15 @@ def test_results_do_not_depend_on_the_number_of_workers():
     assert not np.array_equal(serial, one.replicates(64, seed=12, progress=False))
 
 
+def test_model_bootstrap_takes_a_seed_sequence():
+    """The models' bootstrap shares ppboot's runner: a SeedSequence seeds it like its integer."""
+    labeled, unlabeled = frames(15, n=60, N=200)
+    model = ppinfer.Mean(labeled["y"], labeled["y_llm"], unlabeled["y_llm"])
+    by_int = model.fit(ci="bootstrap", n_boot=20, seed=3, progress=False)
+    by_sequence = model.fit(ci="bootstrap", n_boot=20, seed=np.random.SeedSequence(3), progress=False)
+    pd.testing.assert_frame_equal(by_int.conf_int(), by_sequence.conf_int())
+
+
 def test_workers_need_a_picklable_statistic_without_fork(monkeypatch):
     labeled, unlabeled = frames(7, n=40, N=80)
     monkeypatch.setattr(ppboot_module, "_start_method", lambda: "spawn")

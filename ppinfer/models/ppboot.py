@@ -19,16 +19,12 @@ so results do not depend on the number of workers.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import pickle
-import sys
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
 import pandas as pd
 
-from .._progress import check_progress, progress as progress_bar
 from ..core.covariance import LambdaRule, PPIComponents, TUNING
 from ..core.inference import BootstrapInference
 from ..core.options import choose
@@ -36,6 +32,7 @@ from ..core.results import PPIResults
 from ..core.validation import Variable, make_sample
 from ..designs.base import Design
 from .base import Estimator
+from .ppi import bootstrap_replicates
 
 INTERVALS = ("percentile", "basic")
 #: design options a bootstrap of a user's statistic can honour: how rows were drawn
@@ -63,50 +60,28 @@ def _estimate(value, what: str, size: int | None = None) -> tuple[np.ndarray, li
     return array, names
 
 
-class _Replicator:
-    """Computes ``(T_Y, T_f, T_u)`` on bootstrap resamples; sent once to each worker process."""
-
-    def __init__(self, statistic: Callable, data: tuple, design, size: int):
-        self.statistic = statistic
-        self.data = data  # labeled (measured), labeled (predicted), unlabeled (predicted)
-        self.design = design
-        self.size = size
-
-    @staticmethod
-    def _take(values, rows: np.ndarray):
-        if isinstance(values, pd.DataFrame):
-            part = values.take(rows)
-            part.index = pd.RangeIndex(rows.size)
-            return part
-        return values[rows]
-
-    def __call__(self, seeds) -> np.ndarray:
-        out = np.empty((len(seeds), 3, self.size))
-        measured, predicted, unlabeled = self.data
-        for b, seed in enumerate(seeds):
-            labeled_rows, unlabeled_rows, _ = self.design.resample(np.random.default_rng(seed))
-            samples = (self._take(measured, labeled_rows), self._take(predicted, labeled_rows),
-                       self._take(unlabeled, unlabeled_rows))
-            for j, sample in enumerate(samples):
-                out[b, j] = _estimate(self.statistic(sample), "a bootstrap replicate", self.size)[0]
-        return out
+def _take(values, rows: np.ndarray):
+    """Rows of a data frame (with a fresh index) or an array."""
+    if isinstance(values, pd.DataFrame):
+        part = values.take(rows)
+        part.index = pd.RangeIndex(rows.size)
+        return part
+    return values[rows]
 
 
-_WORKER: _Replicator | None = None
-
-
-def _install(replicator: _Replicator) -> None:
-    global _WORKER
-    _WORKER = replicator
-
-
-def _work(seeds) -> np.ndarray:
-    return _WORKER(seeds)
+def _seed_key(seed, n_boot: int):
+    """What identifies the replicates drawn with ``seed`` (None when they cannot be drawn again)."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return None
+    try:
+        root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    except (TypeError, ValueError):
+        raise TypeError(f"seed must be None, an integer, a SeedSequence or a Generator; got {seed!r}.") from None
+    return (n_boot, root.entropy, root.spawn_key, root.n_children_spawned)
 
 
 def _start_method() -> str:
-    # fork shares the data and the statistic (even a lambda) with the workers without pickling
-    return "fork" if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_start_method()
 
 
 class PPBoot(Estimator):
@@ -315,65 +290,36 @@ class PPBoot(Estimator):
         """
         if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
             raise ValueError(f"n_boot must be an integer >= 2; got {n_boot!r}.")
-        jobs = _check_jobs(n_jobs)
-        check_progress(progress)
-        if isinstance(seed, np.random.Generator):
-            seed = int(seed.integers(2**63))
-        try:
-            root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-        except (TypeError, ValueError):
-            raise TypeError(f"seed must be None, an integer, a SeedSequence or a Generator; got {seed!r}.") from None
-        key = (int(n_boot), root.entropy, root.spawn_key, root.n_children_spawned)
-        if key in self._cache:
+        key = _seed_key(seed, int(n_boot))
+        if key is not None and key in self._cache:
             return self._cache[key]
-        seeds = root.spawn(int(n_boot))
-        replicator = _Replicator(self.statistic, self._data, self.design, self._values.shape[1])
-        bar = progress_bar(total=int(n_boot), enabled=progress, description="PPBoot", unit="replicates")
-        with bar:
-            if jobs == 1:
-                out = np.concatenate([self._progress_chunk(replicator, chunk, bar)
-                                      for chunk in _chunks(seeds, max(1, int(n_boot) // 100))])
-            else:
-                out = self._parallel(replicator, seeds, jobs, bar)
+        if n_jobs != 1 and _start_method() != "fork":
+            try:
+                pickle.dumps(self)
+            except Exception as error:
+                raise TypeError(
+                    f"n_jobs > 1 sends the statistic and the data to worker processes, which needs them to be "
+                    f"picklable here (start method {_start_method()!r}): {error}. Define the statistic with def "
+                    "at the top level of a module, or use n_jobs=1."
+                ) from None
+        out = bootstrap_replicates(self, None, int(n_boot), seed, n_jobs, progress, description="PPBoot")
         bad = ~np.all(np.isfinite(out), axis=(1, 2))
         if bad.any():
             raise ValueError(
                 f"the statistic is not finite on {int(bad.sum())} of {int(n_boot)} bootstrap resamples (for "
                 "example, a resample without variation); ppboot needs a value on every resample."
             )
-        if seed is not None:
+        if key is not None:
             self._cache = {key: out}
         return out
 
-    @staticmethod
-    def _progress_chunk(replicator, chunk, bar) -> np.ndarray:
-        values = replicator(chunk)
-        bar.update(len(chunk))
-        return values
-
-    @staticmethod
-    def _parallel(replicator: _Replicator, seeds: list, jobs: int, bar) -> np.ndarray:
-        method = _start_method()
-        if method != "fork":
-            try:
-                pickle.dumps(replicator)
-            except Exception as error:
-                raise TypeError(
-                    f"n_jobs > 1 sends the statistic and the data to worker processes, which needs them to be "
-                    f"picklable here (start method {method!r}): {error}. Define the statistic with def at the "
-                    "top level of a module, or use n_jobs=1."
-                ) from None
-        chunks = list(_chunks(seeds, max(1, len(seeds) // (8 * jobs))))
-        results: list = [None] * len(chunks)
-        context = multiprocessing.get_context(method)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_install,
-                                 initargs=(replicator,)) as pool:
-            futures = {pool.submit(_work, chunk): k for k, chunk in enumerate(chunks)}
-            for future in as_completed(futures):
-                k = futures[future]
-                results[k] = future.result()
-                bar.update(len(chunks[k]))
-        return np.concatenate(results)
+    def _replicate(self, rng: np.random.Generator, task=None) -> np.ndarray:
+        """``(T_Y, T_f, T_u)`` on one resample of the design: (3, k)."""
+        labeled_rows, unlabeled_rows, _ = self.design.resample(rng)
+        measured, predicted, unlabeled = self._data
+        samples = (_take(measured, labeled_rows), _take(predicted, labeled_rows), _take(unlabeled, unlabeled_rows))
+        size = self._values.shape[1]
+        return np.array([_estimate(self.statistic(sample), "a bootstrap replicate", size)[0] for sample in samples])
 
     def fit(self, *, n_boot: int = 1000, lam=None, ci: str = "percentile", n_jobs: int = 1, progress="auto",
             seed=None) -> PPIResults:
@@ -443,19 +389,6 @@ def _rule(lam, k: int) -> LambdaRule:
     if isinstance(lam, str) and choose(lam, TUNING, "lam") == "per-stratum":
         raise ValueError("ppboot tunes lambda on the whole statistic; lam='per-stratum' is for the models.")
     return LambdaRule.parse("ppi++", lam, nparams=k, per_coefficient=True, by_stratum=False, has_strata=False)
-
-
-def _check_jobs(n_jobs) -> int:
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or not (n_jobs >= 1 or n_jobs == -1):
-        raise ValueError(f"n_jobs must be a positive integer or -1 (one worker per CPU); got {n_jobs!r}.")
-    if n_jobs == -1:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return int(n_jobs)
-
-
-def _chunks(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def ppboot(

@@ -531,6 +531,10 @@ class PPIModel(Estimator):
         reference = reference if reference in results else None
         return Comparison(results, alpha, reference)
 
+    def _replicate(self, rng: np.random.Generator, task) -> np.ndarray:
+        """The point estimate on one bootstrap resample (``task``: method, rule and cov_type)."""
+        return self._resampled(rng)._point(*task)
+
     def _resampled(self, rng: np.random.Generator) -> "PPIModel":
         """A copy of the model on a bootstrap resample of the design (no validation, no cached fits)."""
         labeled_rows, unlabeled_rows, design = self.design.resample(rng)
@@ -705,16 +709,18 @@ def _start_worker(model: "PPIModel", task) -> None:
 
 
 def _replicates_of(generators) -> np.ndarray:
-    model, (method, rule, cov_type) = _WORKER["model"], _WORKER["task"]
+    model, task = _WORKER["model"], _WORKER["task"]
     with warnings.catch_warnings():
         # a replicate with degenerate predictions falls back to lambda = 0 by design
         warnings.simplefilter("ignore", PPIWarning)
-        return np.array([model._resampled(rng)._point(method, rule, cov_type) for rng in generators])
+        return np.array([model._replicate(rng, task) for rng in generators])
 
 
-def bootstrap_replicates(model: "PPIModel", task, n_boot: int, seed, n_jobs: int, progress) -> np.ndarray:
-    """Point estimates on ``n_boot`` design resamples, one generator per replicate (spawned from
-    ``seed``), so that the replicates do not depend on ``n_jobs``."""
+def bootstrap_replicates(model, task, n_boot: int, seed, n_jobs: int, progress,
+                         description: str = "bootstrap") -> np.ndarray:
+    """``model._replicate(rng, task)`` (the estimate on one design resample) for ``n_boot``
+    generators, one per replicate (spawned from ``seed``), so that the replicates do not
+    depend on ``n_jobs``."""
     import os
     from concurrent.futures import ProcessPoolExecutor
 
@@ -724,14 +730,15 @@ def bootstrap_replicates(model: "PPIModel", task, n_boot: int, seed, n_jobs: int
     if isinstance(seed, np.random.Generator):
         generators = seed.spawn(n_boot)
     else:
-        generators = [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(n_boot)]
+        root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        generators = [np.random.default_rng(child) for child in root.spawn(n_boot)]
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 or n_jobs < -1:
         raise ValueError(f"n_jobs must be a positive integer or -1 (all cores); got {n_jobs!r}.")
     workers = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
     size = max(1, min(50, n_boot // (4 * workers) or 1))
     chunks = [generators[start : start + size] for start in range(0, n_boot, size)]
     out = []
-    with meter(total=n_boot, enabled=progress, description="bootstrap", unit="replicates") as bar:
+    with meter(total=n_boot, enabled=progress, description=description, unit="replicates") as bar:
         if workers == 1:
             _start_worker(model, task)
             for chunk in chunks:
