@@ -34,6 +34,8 @@ _LAZY = {
     "SyntheticGMM": "ppinfer.synthetic",
     "MultipleImputation": "ppinfer.imputation",
     "rubin_combine": "ppinfer.imputation",
+    "ppboot": "ppinfer.models.ppboot",
+    "PPBoot": "ppinfer.models.ppboot",
     "power": None,
     "simulation": None,
     "datasets": None,

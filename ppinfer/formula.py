@@ -28,6 +28,14 @@ _FORMULA_DOC = """Prediction-powered {title} from a formula.
         ``yhat_unlabeled`` is given, of ``unlabeled``) or one value per row of ``data``.
     yhat_unlabeled : str or array-like, optional
         Predictions for the unlabeled rows, when not the column ``yhat`` of ``unlabeled``.
+    predicted : mapping, optional
+        Predicted variables, instead of ``yhat``: each measured variable the
+        formula uses (the outcome, covariates or both) mapped to its prediction
+        column, e.g. ``{{"y": "y_llm", "x2": "x2_llm"}}``. ``data`` holds the
+        measured and the predicted values, ``unlabeled`` the predicted ones (and
+        the variables measured on every unit). The fits of the predictions use
+        the formula's design built on the prediction columns, with ``data``'s
+        specification (levels, transformations); see ``X_predicted`` of the model.
     missing : {{"raise", "drop"}}
         Rows with missing values: raise (default) or drop them consistently; the
         summary counts every dropped row per sample.
@@ -52,34 +60,46 @@ _FORMULA_DOC = """Prediction-powered {title} from a formula.
     >>> model = ppinfer.{function}("y ~ x1 + x2", data=data.labeled, unlabeled=data.unlabeled, yhat="yhat")
     >>> model.param_names
     ['Intercept', 'x1', 'x2']
+
+    A covariate measured on the labeled units only and predicted on all, with a
+    full-matrix lambda:
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> labeled = data.labeled.assign(x2_pred=lambda d: 0.2 + d["x2"] + rng.normal(0, 0.5, len(d)))
+    >>> unlabeled = data.unlabeled.assign(x2_pred=lambda d: 0.2 + d["x2"] + rng.normal(0, 0.5, len(d)))
+    >>> model = ppinfer.{function}("y ~ x1 + x2", data=labeled, unlabeled=unlabeled.drop(columns="x2"),
+    ...                       predicted={{"y": "yhat", "x2": "x2_pred"}})
+    >>> model.fit(lam="matrix").lam.shape
+    (3, 3)
     """
 
 
 @with_design_keywords
-def ols(formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, missing: str = "raise", design=None,
-        **design_options):
+def ols(formula: str, data, unlabeled, yhat=None, yhat_unlabeled=None, *, predicted=None,
+        missing: str = "raise", design=None, **design_options):
     from .models.regression import OLS
 
-    return OLS.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, missing=missing, design=design,
-                            **design_options)
+    return OLS.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, predicted=predicted, missing=missing,
+                            design=design, **design_options)
 
 
 @with_design_keywords
-def logit(formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, missing: str = "raise", design=None,
-          **design_options):
+def logit(formula: str, data, unlabeled, yhat=None, yhat_unlabeled=None, *, predicted=None,
+          missing: str = "raise", design=None, **design_options):
     from .models.regression import Logit
 
-    return Logit.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, missing=missing, design=design,
-                              **design_options)
+    return Logit.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, predicted=predicted, missing=missing,
+                              design=design, **design_options)
 
 
 @with_design_keywords
-def poisson(formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, missing: str = "raise", design=None,
-            **design_options):
+def poisson(formula: str, data, unlabeled, yhat=None, yhat_unlabeled=None, *, predicted=None,
+            missing: str = "raise", design=None, **design_options):
     from .models.regression import Poisson
 
-    return Poisson.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, missing=missing, design=design,
-                                **design_options)
+    return Poisson.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, predicted=predicted, missing=missing,
+                                design=design, **design_options)
 
 
 ols.__doc__ = _FORMULA_DOC.format(title="ordinary least squares", cls="ppinfer.OLS", estimand="ols", function="ols")

@@ -13,13 +13,18 @@ wrong quietly is checked here:
 * a transformed outcome (``np.log(y) ~ x``) gets the same transformation
   applied to its predictions (``np.log(yhat)``);
 * a categorical level with no labeled rows, or present in one data frame
-  only, is named with the fix.
+  only, is named with the fix;
+* with predicted variables (``predicted={"y": "y_llm", "x2": "x2_llm"}``) the
+  predictions' designs are built by the same specification on the data with
+  each measured variable replaced by its prediction column, and every variable
+  the formula uses must be measured or predicted in ``unlabeled``.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -197,13 +202,107 @@ def resolve_design(
     return design.with_options(resolved)
 
 
+def _check_predicted(predicted, frames: tuple[pd.DataFrame, pd.DataFrame], used: list[str]) -> dict[str, str]:
+    """The ``predicted`` mapping, checked: measured variables the formula uses, mapped to
+    prediction columns present in both data frames."""
+    if not isinstance(predicted, Mapping) or not predicted:
+        raise TypeError(
+            "predicted must be a non-empty mapping from each measured variable to its prediction column, "
+            f"e.g. predicted={{'y': 'y_llm', 'x2': 'x2_llm'}}; got {predicted!r}."
+        )
+    mapping = {}
+    for measured, prediction in predicted.items():
+        if not isinstance(measured, str) or not isinstance(prediction, str):
+            raise TypeError(
+                f"predicted maps column names to column names; got {measured!r}: {prediction!r}."
+            )
+        if measured not in frames[0].columns:
+            raise ValueError(f"predicted maps {measured!r}, which is not a column of data (the measured values).")
+        if measured not in used:
+            raise ValueError(
+                f"predicted maps {measured!r}, which the formula does not use; the formula's variables are {used}."
+            )
+        for frame, name in zip(frames, ("data", "unlabeled")):
+            if prediction not in frame.columns:
+                raise ValueError(
+                    f"predicted[{measured!r}] = {prediction!r} is not a column of {name}: the prediction of "
+                    f"{measured!r} is needed for every row of both data frames."
+                )
+        mapping[measured] = prediction
+    return mapping
+
+
+def _substituted(frame: pd.DataFrame, mapping: dict[str, str]) -> pd.DataFrame:
+    """The data with each measured variable replaced by its prediction."""
+    out = frame.copy(deep=False)
+    for measured, prediction in mapping.items():
+        out[measured] = frame[prediction]
+    return out
+
+
+def _predicted_designs(outcome, X, mapping: dict[str, str], frames, missing: str) -> dict:
+    """The designs of the predictions' fits from the measured fit's specification, and the rows kept."""
+    infos = [outcome.design_info, X.design_info]
+    used = _formula_columns(infos, frames[0])
+    absent = [name for name in used if name not in frames[1].columns and name not in mapping]
+    if absent:
+        raise ValueError(
+            f"{absent} used by the formula are not columns of unlabeled: map each to its prediction column "
+            f"in predicted= (e.g. predicted={{{absent[0]!r}: {absent[0] + '_pred'!r}}})."
+        )
+    built = []
+    for frame, name in zip(frames, ("data", "unlabeled")):
+        try:
+            built.append(patsy.build_design_matrices(infos, _substituted(frame, mapping), NA_action="drop",
+                                                     return_type="dataframe"))
+        except patsy.PatsyError as error:
+            raise ValueError(
+                f"could not build the design of {name} with the predicted variables {mapping} and the "
+                f"measured data's specification: {error}. Every categorical level a prediction takes must "
+                "occur among the measured values of data (merge rare levels, or drop those rows)."
+            ) from None
+    (yhat, X_predicted), (yhat_unlabeled, X_unlabeled) = built
+    rows = X.index.intersection(X_predicted.index)
+    if missing == "raise":
+        for kept, frame, name in ((X.index, frames[0], "data"), (X_predicted.index, frames[0], "data"),
+                                  (X_unlabeled.index, frames[1], "unlabeled")):
+            if len(kept) < len(frame):
+                raise ValueError(_dropped_message(frame, kept, name))
+    for values, name, source in ((yhat, "yhat", "data"), (yhat_unlabeled, "yhat_unlabeled", "unlabeled")):
+        bad = ~np.isfinite(values.iloc[:, 0].to_numpy())
+        if bad.any():
+            raise ValueError(
+                f"the formula's outcome {outcome.columns[0]!r} evaluated on the predictions of {source} gives "
+                f"{int(bad.sum())} non-finite value(s); give predictions that its transformation accepts."
+            )
+    kept_X = X.loc[rows]
+    kept_X.design_info = X.design_info  # the specification travels with the design (for predict)
+    arguments = dict(y=outcome.iloc[:, 0].loc[rows], X=kept_X, yhat=yhat.iloc[:, 0].loc[rows],
+                     X_unlabeled=X_unlabeled, yhat_unlabeled=yhat_unlabeled.iloc[:, 0])
+    right_hand = _formula_columns([X.design_info], frames[0])
+    if any(name in mapping for name in right_hand):
+        arguments["X_predicted"] = X_predicted.loc[rows]
+    return arguments
+
+
+def _formula_columns(infos: list[patsy.DesignInfo], frame: pd.DataFrame) -> list[str]:
+    """Columns of ``frame`` that the designs' factors refer to."""
+    names = []
+    for info in infos:
+        for term in info.terms:
+            for factor in term.factors:
+                names += [name for name in _referenced_columns(factor.name(), frame) if name not in names]
+    return names
+
+
 def model_arguments(
     formula: str,
     data,
     unlabeled,
-    yhat,
+    yhat=None,
     yhat_unlabeled=None,
     *,
+    predicted=None,
     missing: str = "raise",
     function: str = "from_formula",
     design: Design | None = None,
@@ -212,7 +311,8 @@ def model_arguments(
     """Arguments of a regression model's constructor from a formula and two data frames.
 
     Returns the keyword arguments and the number of rows dropped by the
-    formula's missing-value handling in each data frame.
+    formula's missing-value handling in each data frame. ``predicted`` maps
+    measured variables to prediction columns (instead of ``yhat``).
     """
     if not isinstance(formula, str) or "~" not in formula:
         raise ValueError(f"formula must be a string like 'y ~ x1 + x2'; got {formula!r}.")
@@ -228,6 +328,25 @@ def model_arguments(
         raise ValueError(
             f"the formula's outcome must be one numeric column; patsy expanded it into {list(outcome.columns)}. "
             "Code a binary outcome as 0/1."
+        )
+    if predicted is not None:
+        if yhat is not None or yhat_unlabeled is not None:
+            raise ValueError(
+                "pass either yhat= or predicted=, not both: with predicted variables, map the outcome to its "
+                "prediction column in predicted (e.g. predicted={'y': 'y_llm', 'x2': 'x2_llm'})."
+            )
+        frames, indexes = (labeled_frame, unlabeled_frame), (labeled_index, unlabeled_index)
+        mapping = _check_predicted(predicted, frames, _formula_columns([outcome.design_info, X.design_info],
+                                                                       labeled_frame))
+        arguments = _predicted_designs(outcome, X, mapping, frames, missing)
+        _check_levels(arguments["X"], arguments["X_unlabeled"])
+        rows = (arguments["X"].index, arguments["X_unlabeled"].index)
+        arguments.update(missing=missing, design=resolve_design(spec, frames, indexes, rows))
+        return arguments, (len(labeled_frame) - len(rows[0]), len(unlabeled_frame) - len(rows[1]))
+    if yhat is None:
+        raise ValueError(
+            "give yhat= (the predictions of the outcome) or predicted= (a mapping from each measured "
+            "variable to its prediction column, e.g. predicted={'y': 'y_llm', 'x2': 'x2_llm'})."
         )
     if missing == "raise" and len(X) < len(labeled_frame):
         raise ValueError(_dropped_message(labeled_frame, X.index, "data"))

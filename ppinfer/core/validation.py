@@ -158,8 +158,8 @@ def make_sample(variables: Mapping[str, Variable], *, missing: str, label: str) 
     return Sample(kept, n_dropped=int((~finite).sum()), kept=finite)
 
 
-def match_columns(X: Variable, X_unlabeled: Variable) -> Variable:
-    """Return ``X_unlabeled`` with the columns of ``X``, or raise if they differ.
+def match_columns(X: Variable, X_unlabeled: Variable, argument: str = "X_unlabeled") -> Variable:
+    """Return ``X_unlabeled`` (named ``argument`` in messages) with the columns of ``X``, or raise if they differ.
 
     Two pandas designs are matched by column name (and reordered if needed);
     otherwise the designs must have the same number of columns.
@@ -169,15 +169,15 @@ def match_columns(X: Variable, X_unlabeled: Variable) -> Variable:
         extra = [c for c in X_unlabeled.names if c not in X.names]
         if missing or extra or len(X.names) != len(X_unlabeled.names):
             raise ValueError(
-                "X and X_unlabeled have different columns: "
-                f"missing from X_unlabeled {missing}, not in X {extra}."
+                f"X and {argument} have different columns: "
+                f"missing from {argument} {missing}, not in X {extra}."
             )
         if X_unlabeled.names != X.names:
             order = [X_unlabeled.names.index(c) for c in X.names]
             return Variable(np.ascontiguousarray(X_unlabeled.values[:, order]), X.names, X_unlabeled.index)
     elif X.values.shape[1] != X_unlabeled.values.shape[1]:
         raise ValueError(
-            f"X has {X.values.shape[1]} columns but X_unlabeled has {X_unlabeled.values.shape[1]}; "
+            f"X has {X.values.shape[1]} columns but {argument} has {X_unlabeled.values.shape[1]}; "
             "both designs must have the same columns."
         )
     return Variable(X_unlabeled.values, X.names, X_unlabeled.index)

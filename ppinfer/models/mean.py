@@ -84,7 +84,8 @@ class Mean(PPIModel):
         self.endog_name = ", ".join(outcome.names)
         self._warn_design()
 
-    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False) -> Fit:
+    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False,
+                    predicted: bool = False) -> Fit:
         responses = [np.asarray(response).reshape(response.shape[0], -1) for _, response, _, _ in blocks]
         return fit_mean(
             responses,
@@ -93,7 +94,7 @@ class Mean(PPIModel):
             at=start if evaluate_only else None,
         )
 
-    def _design_rows(self, sample: str):
+    def _design_rows(self, sample: str, predicted: bool = False):
         return None
 
 
@@ -157,7 +158,8 @@ class Total(Mean):
             return weights
         return np.full(rows, self._population_size / rows) if weights is None else weights
 
-    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False) -> Fit:
+    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False,
+                    predicted: bool = False) -> Fit:
         """Totals ``sum w v`` over the blocks; collectors receive ``w v / W`` with Hessian weights
         ``w / W^2`` and the bread ``W I``, so that contributions are ``w v`` and leverages ``w / W``."""
         totals, weight, parts = None, 0.0, []
@@ -180,7 +182,7 @@ class Total(Mean):
         k = params.shape[0]
         return Fit(params, np.eye(k) * weight, sum(v.shape[0] for v, _, _ in parts), tuple(collected))
 
-    def _fitted_values(self, fit: Fit) -> np.ndarray:
+    def _fitted_values(self, fit: Fit, predicted: bool = False) -> np.ndarray:
         weights = self._expansion(self.design.fit_weights("labeled"), self.nobs)
         total = self.nobs if weights is None else weights.sum()
         return fit.params[None, :] / total
@@ -249,7 +251,8 @@ class Ratio(Mean):
     def _denominator(self, sample: str) -> np.ndarray:
         return self.labeled["x"] if sample == "labeled" else self.unlabeled["x_unlabeled"]
 
-    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False) -> Fit:
+    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False,
+                    predicted: bool = False) -> Fit:
         numerator = denominator = 0.0
         parts = []
         for sample, response, weights, factory in blocks:
@@ -271,5 +274,5 @@ class Ratio(Mean):
         return Fit(np.array([ratio]), np.array([[1.0 / denominator]]), sum(p[0].shape[0] for p in parts),
                    tuple(collected))
 
-    def _fitted_values(self, fit: Fit) -> np.ndarray:
+    def _fitted_values(self, fit: Fit, predicted: bool = False) -> np.ndarray:
         return (fit.params[0] * self.labeled["x"])[:, None]

@@ -342,7 +342,8 @@ class MEstimator(PPIModel):
             None if self._jacobian is None else lambda params, rows: self._jacobians(params, frame.iloc[rows]),
         )
 
-    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False) -> Fit:
+    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False,
+                    predicted: bool = False) -> Fit:
         if start is None:
             start = self._cache["fit_y"].params if "fit_y" in self._cache else self._start
         fit = fit_estimating_equations(
@@ -391,12 +392,12 @@ class MEstimator(PPIModel):
             )
         return name
 
-    def _row_contributions(self, sample, fit, collected, cov_type, extra=None):
+    def _row_contributions(self, sample, fit, collected, cov_type, extra=None, predicted=False):
         if cov_type not in LEVERAGE_POWER:
             return fit.contributions(collected.scores)
         return _leverage_adjusted(collected.scores, collected.curvature, fit.bread, LEVERAGE_POWER[cov_type], extra)
 
-    def _psu_jacobians(self, sample, collected, codes):
+    def _psu_jacobians(self, sample, collected, codes, predicted=False):
         hessians = collected.curvature
         p = hessians.shape[1]
         return group_sums(hessians.reshape(len(hessians), -1), codes, self.design.npsu).reshape(-1, p, p)

@@ -386,13 +386,14 @@ class Quantile(PPIModel):
                            kind=kind, **unknown)
 
     # -- the fit of a mean: the degrees of freedom of the labeled part ---------------------------
-    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False) -> Fit:
+    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False,
+                    predicted: bool = False) -> Fit:
         """A weighted mean of one response (what a mean's degrees of freedom need)."""
         responses = [np.asarray(response, dtype=float).reshape(response.shape[0], -1) for _, response, _, _ in blocks]
         return fit_mean(responses, weights=[w for _, _, w, _ in blocks], collectors=[c for _, _, _, c in blocks],
                         at=start if evaluate_only else None)
 
-    def _design_rows(self, sample: str):
+    def _design_rows(self, sample: str, predicted: bool = False):
         return None
 
     # -- the rectified CDFs ----------------------------------------------------------------------

@@ -36,6 +36,13 @@ class RegressionModel(PPIModel):
         Unlabeled design, with the columns of ``X`` (matched by name for DataFrames).
     yhat_unlabeled : array-like, shape (N,) or (N, K)
         Predictions for the unlabeled units.
+    X_predicted : array-like or DataFrame, shape (n, p), optional
+        Predicted covariates: the labeled units' design built from predicted
+        covariate values (the values ``X_unlabeled`` holds for the unlabeled
+        units), with the columns of ``X``. Give it when some covariates are
+        measured only on the labeled units and predicted elsewhere (a language
+        model codes the text, a classifier reads the image); columns measured on
+        every unit are the same as in ``X``. Default: ``X`` (measured covariates).
     design : ppinfer.Design, optional
         The sampling design (weights, clusters, strata, fpc, two-phase labeling).
         Or give its options as keywords: ``weights``, ``weights_unlabeled``,
@@ -67,15 +74,28 @@ class RegressionModel(PPIModel):
     (the defaults are the leverage-adjusted ``"HC2"`` and t intervals with
     ``n - p`` degrees of freedom). For OLS with lambda = 1 the estimate equals
     ``OLS(X_unlabeled, yhat_unlabeled) + OLS(X, y - yhat)`` (Angelopoulos et al. 2023).
+
+    With predicted covariates (``X_predicted``) the prediction fits use the
+    predicted design on both samples (predict-then-debias, Kluger et al. 2025;
+    design-based supervised learning, Egami et al. 2023)::
+
+        theta(Lambda) = b(X, y) + Lambda (b(X_unlabeled, yhat_unlabeled) - b(X_predicted, yhat))
+
+    with the same influence-function variance, the influence rows of
+    ``b(X_predicted, yhat)`` built on ``X_predicted``. ``method="naive"`` pools
+    ``(X, y)`` with ``(X_unlabeled, yhat_unlabeled)``, using the predicted
+    covariates as if they were measured. ``lam="matrix"`` tunes a full p x p
+    ``Lambda``, which helps when a predicted covariate's error moves several
+    coefficients together.
     """
 
     _family: Family = Gaussian()
     _default_cov_type = "HC3"
 
     @with_design_keywords
-    def __init__(self, y, X, yhat, X_unlabeled, yhat_unlabeled, *, design=None, missing: str = "raise",
-                 **design_options):
-        labeled, unlabeled = self._variables(y, X, yhat, X_unlabeled, yhat_unlabeled)
+    def __init__(self, y, X, yhat, X_unlabeled, yhat_unlabeled, *, X_predicted=None, design=None,
+                 missing: str = "raise", **design_options):
+        labeled, unlabeled = self._variables(y, X, yhat, X_unlabeled, yhat_unlabeled, X_predicted=X_predicted)
         # _setup and _warn_design are called here, not in a helper, so that warnings point at the caller
         self._setup(labeled, unlabeled, missing=missing,
                     design=design_from_keywords(type(self).__name__, design, design_options))
@@ -83,11 +103,14 @@ class RegressionModel(PPIModel):
         self._warn_design()
 
     @staticmethod
-    def _variables(y, X, yhat, X_unlabeled, yhat_unlabeled, extra: tuple[dict, dict] = ({}, {})):
+    def _variables(y, X, yhat, X_unlabeled, yhat_unlabeled, extra: tuple[dict, dict] = ({}, {}), X_predicted=None):
         """Each sample's variables (with ``extra`` ones, such as offsets), before validation together."""
         matrix = as_variable(X, "X", ndim=2, default_name="x")
         labeled = {"y": as_variable(y, "y", ndim=1, default_name="y"), "X": matrix,
                    "yhat": as_variable(yhat, "yhat", ndim=2, default_name="yhat"), **extra[0]}
+        if X_predicted is not None:
+            labeled["X_predicted"] = match_columns(
+                matrix, as_variable(X_predicted, "X_predicted", ndim=2, default_name="x"), "X_predicted")
         unlabeled = {
             "X_unlabeled": match_columns(matrix, as_variable(X_unlabeled, "X_unlabeled", ndim=2, default_name="x")),
             "yhat_unlabeled": as_variable(yhat_unlabeled, "yhat_unlabeled", ndim=2, default_name="yhat"),
@@ -103,26 +126,31 @@ class RegressionModel(PPIModel):
         self._family.check_prediction(self.unlabeled["yhat_unlabeled"], "yhat_unlabeled")
         check_full_rank(self.labeled["X"], matrix.names, "X")
         check_full_rank(self.unlabeled["X_unlabeled"], matrix.names, "X_unlabeled")
+        if "X_predicted" in self.labeled:
+            check_full_rank(self.labeled["X_predicted"], matrix.names, "X_predicted")
         self.param_names = matrix.names
         self.endog_name = outcome.names[0]
         self._df_params = len(matrix.names)
 
-    def _design_rows(self, sample: str) -> np.ndarray:
-        return self.labeled["X"] if sample == LABELED else self.unlabeled["X_unlabeled"]
+    def _design_rows(self, sample: str, predicted: bool = False) -> np.ndarray:
+        if sample != LABELED:
+            return self.unlabeled["X_unlabeled"]
+        return self.labeled["X_predicted"] if predicted and "X_predicted" in self.labeled else self.labeled["X"]
 
     def _offset(self, sample: str) -> np.ndarray | None:
         """The offset of a sample's linear predictor (None: no offset)."""
         return None
 
-    def _linear_predictor(self, sample: str, params: np.ndarray) -> np.ndarray:
+    def _linear_predictor(self, sample: str, params: np.ndarray, predicted: bool = False) -> np.ndarray:
         offset = self._offset(sample)
-        eta = self._design_rows(sample) @ params
+        eta = self._design_rows(sample, predicted) @ params
         return eta if offset is None else eta + offset
 
-    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False) -> Fit:
+    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False,
+                    predicted: bool = False) -> Fit:
         return fit_glm(
             self._family,
-            [(self._design_rows(sample), response) for sample, response, _, _ in blocks],
+            [(self._design_rows(sample, predicted), response) for sample, response, _, _ in blocks],
             weights=[weights for _, _, weights, _ in blocks],
             collectors=[factory for _, _, _, factory in blocks],
             offsets=[self._offset(sample) for sample, _, _, _ in blocks],
@@ -131,8 +159,8 @@ class RegressionModel(PPIModel):
             iterate=not evaluate_only,
         )
 
-    def _fitted_values(self, fit: Fit) -> np.ndarray:
-        return self._family.mean(self._linear_predictor(LABELED, fit.params))[:, None]
+    def _fitted_values(self, fit: Fit, predicted: bool = False) -> np.ndarray:
+        return self._family.mean(self._linear_predictor(LABELED, fit.params, predicted))[:, None]
 
     def _cached_fit_y(self) -> Fit:
         new = "fit_y" not in self._cache
@@ -157,7 +185,7 @@ class RegressionModel(PPIModel):
             )
 
     @classmethod
-    def from_formula(cls, formula: str, data, unlabeled, yhat, yhat_unlabeled=None, **options):
+    def from_formula(cls, formula: str, data, unlabeled, yhat=None, yhat_unlabeled=None, **options):
         """Build the model from a formula; see :func:`ppinfer.ols`."""
         from ..core.formula import model_arguments
 
@@ -322,8 +350,8 @@ class GLM(RegressionModel):
 
     @with_design_keywords
     def __init__(self, y, X, yhat, X_unlabeled, yhat_unlabeled, *, family=None, offset=None, offset_unlabeled=None,
-                 exposure=None, exposure_unlabeled=None, hessian: str = "observed", design=None,
-                 missing: str = "raise", **design_options):
+                 exposure=None, exposure_unlabeled=None, hessian: str = "observed", X_predicted=None,
+                 design=None, missing: str = "raise", **design_options):
         if family is None:
             import statsmodels.api as sm
 
@@ -333,7 +361,7 @@ class GLM(RegressionModel):
             dict(offset=offset, offset_unlabeled=offset_unlabeled, exposure=exposure,
                  exposure_unlabeled=exposure_unlabeled)
         )
-        labeled, unlabeled = self._variables(y, X, yhat, X_unlabeled, yhat_unlabeled, extra)
+        labeled, unlabeled = self._variables(y, X, yhat, X_unlabeled, yhat_unlabeled, extra, X_predicted)
         self._setup(labeled, unlabeled, missing=missing,
                     design=design_from_keywords(type(self).__name__, design, design_options))
         self._check_data(labeled)
