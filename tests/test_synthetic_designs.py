@@ -35,8 +35,8 @@ def clustered_survey(rng, G=40, *, strata=1, labeled=(2, 8), unlabeled=(10, 40),
     noise = np.sqrt(1 - rho**2)
     z = 1.5 + 0.8 * u[cluster] + 0.6 * x + rho * e + noise * rng.normal(size=cluster.size)
     zu = 1.5 + 0.8 * u[cluster_u] + 0.6 * xu + rho * eu + noise * rng.normal(size=cluster_u.size)
-    return dict(y=y, z=z, zu=zu, x=x, xu=xu, cluster=cluster, cluster_u=cluster_u,
-                stratum=stratum_of[cluster], stratum_u=stratum_of[cluster_u])
+    return dict(y=y, z=z, zu=zu, X=np.column_stack([np.ones_like(x), x]), Xu=np.column_stack([np.ones_like(xu), xu]),
+                cluster=cluster, cluster_u=cluster_u, stratum=stratum_of[cluster], stratum_u=stratum_of[cluster_u])
 
 
 def hand_gmm_mean(y, z, zu, w, wu, cluster, cluster_u, stratum, stratum_u, factor):
@@ -92,8 +92,7 @@ def test_gmm_mean_with_weights_clusters_and_strata_equals_the_hand_gls(cov_type,
 def test_classical_and_naive_with_designs_equal_statsmodels():
     rng = np.random.default_rng(2)
     d = clustered_survey(rng, G=30)
-    X = np.column_stack([np.ones_like(d["x"]), d["x"]])
-    Xu = np.column_stack([np.ones_like(d["xu"]), d["xu"]])
+    X, Xu = d["X"], d["Xu"]
     clustered = SyntheticGMM(d["y"], d["z"], d["zu"], X=X, X_unlabeled=Xu, clusters=d["cluster"],
                              clusters_unlabeled=d["cluster_u"])
     G = 30
@@ -130,8 +129,7 @@ def test_unit_weights_and_no_clusters_change_nothing():
 def test_multiple_imputation_with_clusters_is_rubin_on_cluster_robust_analyses():
     rng = np.random.default_rng(4)
     d = clustered_survey(rng, G=24)
-    X = np.column_stack([np.ones_like(d["x"]), d["x"]])
-    Xu = np.column_stack([np.ones_like(d["xu"]), d["xu"]])
+    X, Xu = d["X"], d["Xu"]
     model = MultipleImputation(d["y"], d["z"], d["zu"], X=X, X_unlabeled=Xu, clusters=d["cluster"],
                                clusters_unlabeled=d["cluster_u"])
     res = model.fit(imputations=5, seed=7)

@@ -351,6 +351,16 @@ class TreatmentEffect(Estimator):
     ['active - placebo']
     >>> bool(res.conf_int().loc["active - placebo", "lower"] > 0)
     True
+
+    A cluster-randomised trial: 20 practices randomised, their patients analysed
+    (cluster-robust CR2 variance and Bell-McCaffrey t intervals by default):
+
+    >>> practice = np.repeat(np.arange(20), 10)
+    >>> arm = np.repeat(rng.permutation(np.repeat([0, 1], 10)), 10)
+    >>> y = rng.normal(size=20)[practice] + 0.5 * arm + rng.normal(size=200)
+    >>> res = ppinfer.TreatmentEffect(y, arm, clusters=practice).fit(method="dm")
+    >>> res.cov_type, res.use_t, bool(res.df["ate"] < 20)
+    ('CR2', True, True)
     """
 
     _title = "Average treatment effect"
@@ -459,6 +469,9 @@ class TreatmentEffect(Estimator):
         self.param_names = []  # set per fit: the contrasts' names
         self._cache: dict = {}
 
+    #: constructor options that :meth:`from_formula` passes on as they are
+    FORMULA_OPTIONS = ("treated", "control", "family", "lin_variance", "missing", "cov_type")
+
     @classmethod
     def from_formula(
         cls,
@@ -468,32 +481,78 @@ class TreatmentEffect(Estimator):
         propensity=None,
         *,
         treatment: str | None = None,
-        treated=None,
-        control=None,
         strata=None,
         clusters=None,
         weights=None,
         design: Design | None = None,
         observed_prob=None,
-        family: str | None = None,
-        lin_variance: str = "superpopulation",
-        missing: str = "raise",
-        cov_type: str | None = None,
+        **options,
     ) -> "TreatmentEffect":
-        """The model from a formula ``"outcome ~ arm + covariates"``; see :func:`ppinfer.treatment_effect`."""
+        """A :class:`TreatmentEffect` from a formula, ``"outcome ~ arm + covariates"``.
+
+        Parameters
+        ----------
+        formula : str
+            Patsy formula. The left-hand side is the outcome. On the right, the
+            treatment term is the first term (or the term named by ``treatment``): a
+            column of arm labels (``arm``), or a categorical expression such as
+            ``C(group, Treatment("placebo"))``, whose reference level is then the
+            control. Every other term is a baseline covariate of ``X``, expanded by
+            patsy as in statsmodels (categoricals get reference coding). The
+            formula's intercept is ignored: the methods add their own.
+        data : pandas.DataFrame
+            The trial, one row per randomised unit.
+        prognostic : str or array-like, optional
+            The prognostic score: a column of ``data`` or one value per row.
+        propensity : float, str or array-like, optional
+            Known randomisation probability of the treated arm: a number, a column of
+            ``data`` or one value per row.
+        treatment : str, optional
+            Name of the treatment term when it is not the first one.
+        strata, clusters, weights, observed_prob : str or array-like, optional
+            Randomisation strata, clusters (units randomised by cluster), unit
+            weights, and known observation probabilities of the outcomes: columns of
+            ``data`` or one value per row.
+        design : ppinfer.Design, optional
+            The design (``weights``, ``clusters``, ``strata``) as an object, its
+            options given as column names of ``data`` or arrays.
+        **options
+            ``treated``, ``control``, ``family``, ``lin_variance``, ``missing``,
+            ``cov_type``: as in :class:`TreatmentEffect`. Rows with a missing value in
+            a right-hand side variable raise or are dropped (``missing``); a missing
+            outcome with a prognostic score makes the unit one whose outcome is
+            predicted.
+
+        Returns
+        -------
+        TreatmentEffect
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, ppinfer
+        >>> rng = np.random.default_rng(0)
+        >>> trial = pd.DataFrame({"arm": rng.permutation(np.repeat(["placebo", "active"], 50)),
+        ...                       "age": rng.normal(60, 8, 100)})
+        >>> trial["y"] = 1.0 * (trial["arm"] == "active") + 0.05 * trial["age"] + rng.normal(size=100)
+        >>> te = ppinfer.treatment_effect("y ~ arm + age", data=trial, treated="active")
+        >>> res = te.fit(method="ancova")
+        >>> res.params.index.tolist()
+        ['active - placebo']
+        """
         from ..core.formula import trial_arguments
 
+        unknown = {key: value for key, value in options.items() if key not in cls.FORMULA_OPTIONS}
+        cls._reject_unknown("treatment_effect", unknown, ("prognostic", "propensity", "treatment", "strata",
+                                                          "clusters", "weights", "design", "observed_prob",
+                                                          *cls.FORMULA_OPTIONS))
         spec = trial_design("treatment_effect", design, weights=weights, clusters=clusters, strata=strata)
         arguments, coded_control = trial_arguments(
             formula, data, treatment=treatment, design=spec,
             columns={"prognostic": prognostic, "propensity": propensity, "observed_prob": observed_prob},
         )
-        if control is None and treated is None:
-            control = coded_control
-        return cls(
-            arguments.pop("y"), arguments.pop("treatment"), treated=treated, control=control, family=family,
-            lin_variance=lin_variance, missing=missing, cov_type=cov_type, **arguments,
-        )
+        if options.get("control") is None and options.get("treated") is None:
+            options["control"] = coded_control
+        return cls(arguments.pop("y"), arguments.pop("treatment"), **arguments, **options)
 
     # -- validation ----------------------------------------------------------------
     @staticmethod
