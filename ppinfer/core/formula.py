@@ -1,4 +1,4 @@
-"""The one formula parser: patsy designs for the labeled and unlabeled data.
+"""The one formula parser: patsy designs for the labeled and unlabeled data, and for trials.
 
 ``y ~ x1 + C(g)`` is built on the labeled data by patsy (as in statsmodels); the
 unlabeled design reuses its specification, so both share columns, categorical
@@ -14,6 +14,11 @@ wrong quietly is checked here:
   applied to its predictions (``np.log(yhat)``);
 * a categorical level with no labeled rows, or present in one data frame
   only, is named with the fix.
+
+A trial's formula (:func:`trial_arguments`) has one data frame: its outcome, a
+treatment term (a column of arm labels, or a categorical expression whose
+``Treatment()`` coding names the control) and baseline covariates; per-row
+arguments and the design's columns are read from the same frame.
 """
 
 from __future__ import annotations
