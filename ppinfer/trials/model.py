@@ -466,7 +466,7 @@ class TreatmentEffect(Estimator):
             self.propensity = np.full(sample.nobs, propensity_value)
         self.observed_prob = self._checked_observed_prob(observed_prob)
         self.family = self._choose_family(family)
-        self.param_names = []  # set per fit: the contrasts' names
+        self.param_names = []  # the parameters are contrasts, named by each fit
         self._cache: dict = {}
 
     #: constructor options that :meth:`from_formula` passes on as they are
