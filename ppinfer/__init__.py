@@ -27,15 +27,18 @@ __version__ = "0.1.0"
 
 #: names imported on first use (heavier modules, and subpackages)
 _LAZY = {
-    "TreatmentEffect": "ppinfer.treatment",
-    "treatment_effect": "ppinfer.treatment",
+    "TreatmentEffect": "ppinfer.trials",
+    "treatment_effect": "ppinfer.trials",
+    "TrialResults": "ppinfer.trials",
     "cross_fit": "ppinfer.crossfit",
     "CrossFitPredictions": "ppinfer.crossfit",
-    "SyntheticGMM": "ppinfer.synthetic",
-    "MultipleImputation": "ppinfer.imputation",
-    "rubin_combine": "ppinfer.imputation",
+    "SyntheticGMM": "ppinfer.models.synthetic",
+    "MultipleImputation": "ppinfer.models.imputation",
+    "rubin_combine": "ppinfer.models.imputation",
     "ppboot": "ppinfer.models.ppboot",
     "PPBoot": "ppinfer.models.ppboot",
+    "LabelShift": "ppinfer.label_shift",
+    "multiplicity": None,
     "power": None,
     "simulation": None,
     "datasets": None,

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ._options import choose, reject_unknown_keywords
-from .covariance import PPIWarning
+from .core.warnings import PPIWarning
 from .results import PPIResults, WaldInference
 
 METHODS = {"ppi": "ppi", "label-shift": "ppi", "label_shift": "ppi", "naive": "naive"}

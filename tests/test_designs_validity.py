@@ -43,7 +43,7 @@ import pytest
 from scipy.special import expit
 
 import ppinfer
-from ppinfer.covariance import PPIWarning
+from ppinfer import PPIWarning
 
 NOMINAL = 0.90
 ALPHA = 1.0 - NOMINAL

@@ -1,4 +1,4 @@
-"""The one formula parser: patsy designs for the labeled and unlabeled data.
+"""The one formula parser: patsy designs for the labeled and unlabeled data, and for trials.
 
 ``y ~ x1 + C(g)`` is built on the labeled data by patsy (as in statsmodels); the
 unlabeled design reuses its specification, so both share columns, categorical
@@ -18,6 +18,11 @@ wrong quietly is checked here:
   predictions' designs are built by the same specification on the data with
   each measured variable replaced by its prediction column, and every variable
   the formula uses must be measured or predicted in ``unlabeled``.
+
+A trial's formula (:func:`trial_arguments`) has one data frame: its outcome, a
+treatment term (a column of arm labels, or a categorical expression whose
+``Treatment()`` coding names the control) and baseline covariates; per-row
+arguments and the design's columns are read from the same frame.
 """
 
 from __future__ import annotations
@@ -69,12 +74,13 @@ def column(value, frame: pd.DataFrame, index: pd.Index, rows: pd.Index, argument
     if isinstance(value, str) or (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
         missing = [c for c in ([value] if isinstance(value, str) else value) if c not in frame.columns]
         if missing:
-            raise ValueError(f"{argument}={value!r}: {missing} not column(s) of {frame_name}.")
+            what = "is not a column" if isinstance(value, str) else f"names {missing}, which are not columns"
+            raise ValueError(f"{argument}={value!r} {what} of {frame_name}.")
         values = frame[value]
     else:
         if isinstance(value, (pd.Series, pd.DataFrame)):
             if len(value) != len(frame):
-                raise ValueError(f"{argument} has {len(value)} rows but {frame_name} has {len(frame)}.")
+                raise ValueError(f"{argument} has {len(value)} values but {frame_name} has {len(frame)} rows.")
             values = _aligned(value, index, argument, frame_name)
         else:
             array = np.asarray(value)
@@ -82,7 +88,7 @@ def column(value, frame: pd.DataFrame, index: pd.Index, rows: pd.Index, argument
                 raise ValueError(f"{argument} must be a column name or one value per row of {frame_name}.")
             values = pd.Series(array, name=argument) if array.ndim == 1 else pd.DataFrame(array)
         if len(values) != len(frame):
-            raise ValueError(f"{argument} has {len(values)} rows but {frame_name} has {len(frame)}.")
+            raise ValueError(f"{argument} has {len(values)} values but {frame_name} has {len(frame)} rows.")
     return values.iloc[rows.to_numpy()].set_axis(rows)
 
 
@@ -384,3 +390,104 @@ def model_arguments(
     )
     dropped = (len(labeled_frame) - len(X), len(unlabeled_frame) - len(X_unlabeled))
     return arguments, dropped
+
+
+# -- trials: one data frame, a treatment term, covariates ---------------------------------------
+def _build_terms(terms, frame: pd.DataFrame, formula: str, argument: str, intercept: bool = True):
+    """Design columns of ``terms`` and patsy's ``DesignInfo``; rows patsy drops for
+    missing values come back as NaN (the model drops or raises on them with its other columns)."""
+    try:
+        matrix = patsy.dmatrix(
+            patsy.ModelDesc([], [patsy.INTERCEPT, *terms] if intercept else list(terms)), frame,
+            NA_action="drop", return_type="dataframe",
+        )
+    except patsy.PatsyError as error:
+        raise ValueError(f"could not build {argument} from formula {formula!r}: {error}") from None
+    info = matrix.design_info
+    matrix = matrix.reindex(frame.index)
+    return (matrix.drop(columns="Intercept") if intercept else matrix), info
+
+
+def _arm_labels(term, frame: pd.DataFrame, formula: str) -> tuple[pd.Series, object]:
+    """Each row's arm label for the treatment term, and the control arm a Treatment() coding names.
+
+    A plain column gives its values. An expression (``C(group)``,
+    ``C(group, Treatment('placebo'))``, ``I(dose > 0)``) is evaluated by patsy: a
+    categorical gives its levels, a numeric expression its values.
+    """
+    name = term.name()
+    if len(term.factors) == 1 and term.factors[0].name() in frame.columns:
+        return frame[term.factors[0].name()].rename(name), None
+    full, info = _build_terms([term], frame, formula, "the treatment", intercept=False)
+    factor_info = next(iter(info.factor_infos.values())) if len(term.factors) == 1 else None
+    if factor_info is None or factor_info.type != "categorical":
+        if full.shape[1] != 1:
+            raise ValueError(
+                f"the treatment term {name!r} expands into {full.shape[1]} columns {list(full.columns)}; it must "
+                "be one variable of arm labels (a column of data, or C(column))."
+            )
+        return full.iloc[:, 0].rename(name), None
+    levels = list(factor_info.categories)
+    values = full.to_numpy()
+    known = ~np.isnan(values).any(axis=1)
+    labels = pd.Series([levels[k] if ok else None for k, ok in zip(values.argmax(axis=1), known)],
+                       index=frame.index, name=name, dtype=object)
+    control = None
+    if "Treatment(" in term.factors[0].name():
+        coded, _ = _build_terms([term], frame, formula, "the treatment")
+        listed = {str(column).split("[T.", 1)[1][:-1] for column in coded.columns if "[T." in str(column)}
+        reference = [level for level in levels if str(level) not in listed]
+        control = reference[0] if len(reference) == 1 else None
+    return labels, control
+
+
+def trial_arguments(
+    formula: str, data, *, treatment: str | None = None, columns: dict | None = None, design: Design | None = None,
+) -> tuple[dict, object]:
+    """Arguments of a trial's constructor from ``"outcome ~ arm + covariates"`` and one data frame.
+
+    The treatment term is the first term of the right-hand side (or the term named
+    ``treatment``); every other term is a baseline covariate, expanded by patsy; the
+    formula's intercept is ignored. ``columns`` (name -> column name, array, number or
+    None) and the design's options are read from ``data`` or aligned with its rows.
+
+    Returns the keyword arguments ``y``, ``treatment``, ``X``, the ``columns`` and
+    ``design``, and the control arm named by a ``Treatment()`` coding (or None).
+    """
+    if not isinstance(formula, str) or "~" not in formula:
+        raise ValueError(f"formula must be a string like 'y ~ arm + age'; got {formula!r}.")
+    frame, index = _frame(data, "data")
+    try:
+        description = patsy.ModelDesc.from_formula(formula)
+    except patsy.PatsyError as error:
+        raise ValueError(f"could not parse formula {formula!r}: {error}") from None
+    terms = [term for term in description.rhs_termlist if term != patsy.INTERCEPT]
+    if not terms:
+        raise ValueError(f"formula {formula!r} has no treatment term on its right-hand side.")
+    names = [term.name() for term in terms]
+    if treatment is None:
+        treatment_term = terms[0]
+    elif treatment in names:
+        treatment_term = terms[names.index(treatment)]
+    else:
+        raise ValueError(f"treatment={treatment!r} is not a term of the formula; its terms are {names}.")
+    covariate_terms = [term for term in terms if term != treatment_term]
+    outcome, _ = _build_terms(description.lhs_termlist, frame, formula, "the outcome")
+    if outcome.shape[1] != 1:
+        raise ValueError(
+            f"the formula's outcome must be one numeric column; patsy expanded it into {list(outcome.columns)}."
+        )
+    labels, coded_control = _arm_labels(treatment_term, frame, formula)
+    covariates = _build_terms(covariate_terms, frame, formula, "the covariates")[0] if covariate_terms else None
+
+    def read(value, argument: str):
+        if value is None or (np.ndim(value) == 0 and not isinstance(value, str)):
+            return value  # absent, or one number for every row
+        return column(value, frame, index, frame.index, argument, "data")
+
+    arguments = dict(y=outcome.iloc[:, 0], treatment=labels, X=covariates)
+    arguments.update({name: read(value, name) for name, value in (columns or {}).items()})
+    if design is not None:
+        resolved = {key: read(value, design.names.get(key, key)) for key, value in design.options.items()}
+        arguments["design"] = design.with_options(resolved)
+    return arguments, coded_control

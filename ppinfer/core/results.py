@@ -24,15 +24,6 @@ METHOD_LABELS = {
     "ppi": "PPI",
     "classical": "Classical",
     "naive": "Naive pooling",
-    # until every model passes its own labels
-    "dm": "Difference in means",
-    "ancova": "ANCOVA",
-    "lin": "Lin (interacted ANCOVA)",
-    "procova": "PROCOVA",
-    "ppct": "PPCT (PPI for trials)",
-    "aipw": "AIPW",
-    "gmm": "Two-step GMM",
-    "mi": "Multiple imputation",
 }
 
 NAIVE_WARNING = (

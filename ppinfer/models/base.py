@@ -56,6 +56,8 @@ class Estimator:
         labeled, unlabeled = self.rows_dropped
         if not (labeled or unlabeled):
             return []
+        if self.unlabeled is None:
+            return [("Rows dropped", str(labeled))]
         return [("Rows dropped", f"{labeled} + {unlabeled}")]
 
     def _warn_small_sample(self, nparams: int) -> None:
@@ -91,10 +93,19 @@ class Estimator:
         notes=(),
         cov_type: str | None = None,
         title: str | None = None,
+        param_names: list[str] | None = None,
+        results: type[PPIResults] = PPIResults,
+        **extra,
     ) -> PPIResults:
-        """The results object of one fit."""
-        return PPIResults(
-            params=pd.Series(params, index=pd.Index(self.param_names), name="params"),
+        """The results object of one fit.
+
+        ``param_names`` name the parameters when they depend on the fit (default
+        :attr:`param_names`); ``results`` is the results class, and ``extra`` its
+        own keyword arguments.
+        """
+        names = self.param_names if param_names is None else param_names
+        return results(
+            params=pd.Series(params, index=pd.Index(names), name="params"),
             inference=inference,
             method=method,
             lam=lam,
@@ -108,6 +119,7 @@ class Estimator:
             method_label=self.METHOD_LABELS.get(method, method),
             cov_type=cov_type,
             model=self,
+            **extra,
         )
 
     def __repr__(self) -> str:
