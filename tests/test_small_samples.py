@@ -387,3 +387,111 @@ def test_constant_outcome_warning():
         ppinfer.Mean(np.ones(40), np.linspace(0, 1, 40), np.linspace(0, 1, 100))
     with _no_ppinfer_warnings():
         ppinfer.Mean(np.r_[np.ones(39), 2.0], np.linspace(0, 1, 40), np.linspace(0, 1, 100)).fit()
+
+
+# -- coverage ---------------------------------------------------------------------------------------
+def _coverage(draw, reps: int, seed: int, before: dict = BEFORE) -> dict[str, np.ndarray]:
+    """Coverage of the parameter ``draw`` reports, per version ("after": the defaults,
+    "before": ``before``): arrays (method, nominal). ``draw(rng)`` returns (model, name, truth).
+
+    Intervals are ``estimate -/+ t_{df}(or z) quantile x std err``, from the fit's ``params``,
+    ``bse`` and ``df`` (checked against ``conf_int`` on the first replication)."""
+    shape = (2, len(METHODS), reps)
+    estimate, bse, df, truth = np.empty(shape), np.empty(shape), np.full(shape, np.inf), np.empty(reps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ppinfer.PPIWarning)
+        for r, child in enumerate(np.random.SeedSequence(seed).spawn(reps)):
+            model, name, truth[r] = draw(np.random.default_rng(child))
+            for v, options in enumerate(({}, before)):
+                for m, method in enumerate(METHODS):
+                    res = model.fit(method=method, **options)
+                    estimate[v, m, r], bse[v, m, r] = res.params[name], res.bse[name]
+                    if res.df is not None:
+                        df[v, m, r] = res.df[name]
+                    if r == 0:
+                        quantile = stats.t.isf(0.05, df[v, m, r])
+                        np.testing.assert_allclose(res.conf_int(alpha=0.1).loc[name],
+                                                   estimate[v, m, r] + np.array([-1, 1]) * quantile * bse[v, m, r])
+    coverage = np.empty((2, len(METHODS), len(NOMINALS)))
+    for k, nominal in enumerate(NOMINALS):
+        half = stats.t.isf((1.0 - nominal) / 2.0, df) * bse
+        coverage[..., k] = np.mean(np.abs(estimate - truth) <= half, axis=-1)
+    return {"after": coverage[0], "before": coverage[1]}
+
+
+def _check_targets(coverage: dict[str, np.ndarray], reps: int, target: float) -> None:
+    """Defaults within ``target`` (+ 3.5 MC SE) of nominal; the old behaviour (classical and
+    PPI++ at nominal 0.90) more than 3.5 MC SE below it."""
+    for m, method in enumerate(METHODS):
+        for k, nominal in enumerate(NOMINALS):
+            allowed = target + MC_SE_TOLERANCE * _mc_se(nominal, reps)
+            assert abs(coverage["after"][m, k] - nominal) <= allowed, (method, nominal, coverage["after"][m, k])
+    for method in ("classical", "ppi++"):
+        m = METHODS.index(method)
+        assert coverage["before"][m, 0] < 0.90 - MC_SE_TOLERANCE * _mc_se(0.90, reps), (method, coverage["before"])
+
+
+def _mean_draw(n: int, N: int = 300):
+    """Normal outcomes (mean 0) and biased predictions: level + 0.5, slope 1.5, correlation 0.8."""
+    def draw(rng):
+        y = rng.normal(size=n)
+        yhat = 0.5 + 1.5 * (0.8 * y + 0.6 * rng.normal(size=n))
+        return ppinfer.Mean(y, yhat, 0.5 + 1.5 * rng.normal(size=N)), "y", 0.0
+    return draw
+
+
+def _ols_draw(n: int, N: int = 300):
+    """``y = 1 + x + N(0, 1)``, slope 1; predictions ``0.5 + 1.2 y + N(0, 0.8^2)`` (biased)."""
+    def draw(rng):
+        x = rng.normal(size=n + N)
+        y = 1.0 + x + rng.normal(size=n + N)
+        yhat = 0.5 + 1.2 * y + rng.normal(0.0, 0.8, size=n + N)
+        X = np.column_stack([np.ones(n + N), x])
+        return ppinfer.OLS(y[:n], X[:n], yhat[:n], X[n:], yhat[n:]), "x2", 1.0
+    return draw
+
+
+@pytest.mark.montecarlo
+@pytest.mark.parametrize("n, reps", [(5, 1500), (10, 1500)])
+def test_mean_coverage_at_small_n(n, reps):
+    coverage = _coverage(_mean_draw(n), reps, seed=2026_0800 + n)
+    _check_targets(coverage, reps, {5: 0.04, 10: 0.02}[n])
+
+
+@pytest.mark.montecarlo
+def test_ols_coverage_at_n_10():
+    reps = 1000
+    coverage = _coverage(_ols_draw(10), reps, seed=2026_0810)
+    _check_targets(coverage, reps, 0.02)
+
+
+def _clustered_ols_draw(G: int = 40, unlabeled_clusters: int = 150):
+    """``G`` labeled clusters of 3 to 80 units (log-spaced), unlabeled clusters of 10 units.
+
+    ``x = c_g + d_i``, ``y = 1 + (1 + b_g) x + a_g + e_i`` (random intercept sd 0.5, random slope
+    sd 0.5: the slope's scores are correlated within clusters); predictions
+    ``0.5 + 1.2 y + u_g + N(0, 0.6^2)`` with a cluster-level error ``u_g`` (sd 0.4)."""
+    sizes = np.round(np.geomspace(3, 80, G)).astype(int)
+
+    def sample(rng, cluster_sizes, offset):
+        g = np.repeat(np.arange(cluster_sizes.size), cluster_sizes)
+        k = cluster_sizes.size
+        x = rng.normal(0.0, np.sqrt(0.5), k)[g] + rng.normal(0.0, np.sqrt(0.5), g.size)
+        y = 1.0 + (1.0 + rng.normal(0.0, 0.5, k)[g]) * x + rng.normal(0.0, 0.5, k)[g] + rng.normal(size=g.size)
+        yhat = 0.5 + 1.2 * y + rng.normal(0.0, 0.4, k)[g] + rng.normal(0.0, 0.6, g.size)
+        return np.column_stack([np.ones(g.size), x]), y, yhat, g + offset
+
+    def draw(rng):
+        X, y, yhat, g = sample(rng, sizes, 0)
+        Xu, _, yhat_unlabeled, gu = sample(rng, np.full(unlabeled_clusters, 10), G)
+        return ppinfer.OLS(y, X, yhat, Xu, yhat_unlabeled, clusters=g, clusters_unlabeled=gu), "x2", 1.0
+
+    return draw
+
+
+@pytest.mark.montecarlo
+def test_ols_coverage_with_40_unequal_clusters():
+    """CR2 with Bell-McCaffrey df (the default) against CR1 with z intervals (the old behaviour)."""
+    reps = 600
+    coverage = _coverage(_clustered_ols_draw(), reps, seed=2026_0840, before={"cov_type": "CR1", "use_t": False})
+    _check_targets(coverage, reps, 0.03)
