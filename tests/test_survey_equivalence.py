@@ -33,9 +33,10 @@ labeling strata nested in the phase-one strata and an fpc, against R's
 ``twophase`` variance (its phase-one part estimated from the phase-two rows with
 each unit's chance of being represented at phase two, plus the phase-two
 ``svyrecvar`` term), which ppinfer's formula equals exactly there. With clusters at
-phase one, R estimates the phase-one variance from the phase-two sample only while
-ppinfer sums over every first-phase PSU (it has all their rows); the two then agree
-only to first order and are not compared.
+phase one, R estimates the phase-one variance from the PSUs represented at phase two
+only (scaled by the share of phase-one PSUs represented), while ppinfer sums over every
+first-phase PSU (it has all their rows): two different estimators of the same variance,
+not compared here.
 """
 
 from __future__ import annotations
