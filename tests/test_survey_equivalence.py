@@ -111,8 +111,8 @@ def survey_sample(seed: int = 2024) -> SurveySample:
     return SurveySample(frame)
 
 
-#: design variants: ppinfer's Design options (column names of the sample), and the
-#: same design for the references (strata, PSU ids and the sampling fraction per row)
+#: design variants as ppinfer's Design options (column names of the sample); the references
+#: read the same design through reference_design
 VARIANTS = {
     "strata, clusters, fpc sizes, nest": dict(strata="stratum", clusters="psu", fpc="psu_population", nest=True),
     "strata, clusters, fpc fractions, nest": dict(strata="stratum", clusters="psu", fpc="psu_fraction", nest=True),
