@@ -39,7 +39,7 @@ Results (2000 replications per scenario, 128 s and 110 s of CPU; Monte Carlo SE 
 coverage 0.0067, band 0.90 +/- 0.0235): classical, PPI and PPI++ with the design cover
 0.887-0.919 for every parameter of both scenarios; PPI++ intervals are the narrowest
 valid ones (two-stage mean: width 0.48 against 0.69 classical). With the design ignored,
-coverage falls to 0.58-0.69 for the mean, 0.66-0.80 for OLS and 0.77-0.86 for Logit
+coverage falls to 0.58-0.68 for the mean, 0.66-0.80 for OLS and 0.77-0.86 for Logit
 (whose scores are less correlated within schools). Naive pooling of the biased
 predictions covers the mean 0.20-0.25 of the time and the intercepts 0.03-0.10.
 """
