@@ -304,7 +304,10 @@ def test_blocks_are_those_of_the_mean_of_the_indicators(data, name, by_stratum):
                 mean = ppinfer.Mean(*((v <= t).astype(float) for v in (d["y"], d["f"], d["fu"])), **keywords)
                 c = mean.components(cov_type, by_stratum=by_stratum)
                 expected = np.array([np.ravel(b) for b in (c.var_y, c.cov_yf, c.var_f, c.var_fu)])
-                np.testing.assert_allclose(blocks[:, :, j], expected, rtol=1e-10, atol=1e-17)
+                # Mean centres a sample's contributions before the leverage adjustment; the rectified
+                # CDF centres them after it, which differs at O(h^2) where leverages vary in a sample
+                rtol = 1e-4 if cov_type in ("HC2", "HC3", "CR2") else 1e-10
+                np.testing.assert_allclose(blocks[:, :, j], expected, rtol=rtol, atol=1e-17)
                 if by_stratum:
                     np.testing.assert_allclose(slopes[:, j], mean._deltas()[:, 0], atol=1e-14)
                 assert classical[j] == pytest.approx(mean._classical_covariance(cov_type)[0, 0], rel=1e-10)

@@ -339,11 +339,17 @@ class Contributions:
     sample; ``psu`` (npsu, q) PSU totals in the shared PSU code space;
     ``moments`` = (S1 (H, q), S2 (H, q, q), counts (H,)) of an unclustered
     sample's rows reduced by stratum.
+
+    ``centred``: the rows (or PSU totals) were centred within strata before a
+    leverage adjustment (HC2, HC3, CR2) scaled them; the sample's own variance
+    then takes their outer products as they are (centring the scaled rows again
+    would take ``n zbar zbar'`` out of an unbiased variance).
     """
 
     rows: np.ndarray | None = None
     psu: np.ndarray | None = None
     moments: tuple | None = None
+    centred: bool = False
 
     @property
     def width(self) -> int:
@@ -768,6 +774,9 @@ class BoundDesign:
             totals = part.psu if part.psu is not None else group_sums(part.rows, design.psu, self.npsu)
             present = np.zeros(self.npsu, dtype=bool)
             present[design.psu] = True
+            if part.centred:
+                kept = totals[present]
+                return group_outer(kept, kept, self.psu_strata[present], H)
             return _psu_moments(totals[present], self.psu_strata[present], H)
         if part.moments is not None:
             s1, s2, counts = part.moments
@@ -777,7 +786,25 @@ class BoundDesign:
             s2 = group_outer(part.rows, part.rows, strata, H) if H > 1 else \
                 np.einsum("ij,ik->jk", part.rows, part.rows)[None]
             counts = np.bincount(strata, minlength=H).astype(float)
+            if part.centred:
+                return s2
         return s2 - np.einsum("hi,hj->hij", s1, s1) / np.maximum(counts, 1.0)[:, None, None]
+
+    def centre_within_strata(self, sample: str, values: np.ndarray, psu: bool = False) -> np.ndarray:
+        """``values`` (a sample's rows, or PSU totals in the shared code space) less their
+        stratum means (over the sample's PSUs for totals)."""
+        H = self.nstrata
+        if psu:
+            present = np.zeros(self.npsu, dtype=bool)
+            present[self.sample(sample).psu] = True
+            strata = self.psu_strata
+            counts = np.bincount(strata[present], minlength=H).astype(float)
+            means = group_sums(values[present], strata[present], H) / np.maximum(counts, 1.0)[:, None]
+            return np.where(present[:, None], values - means[strata], values)
+        strata = self.sample(sample).stratum_codes()
+        counts = np.bincount(strata, minlength=H).astype(float)
+        means = group_sums(values, strata, H) / np.maximum(counts, 1.0)[:, None]
+        return values - means[strata]
 
     def _combined_variance(self, parts, factors, out) -> None:
         """One design over the given samples: PSU totals added across samples (each part

@@ -62,32 +62,44 @@ def _stack(left: Contributions | None, right: Contributions, width: int) -> Cont
     """Columns ``(left | right)``; a missing left part is zero."""
     if left is None:
         if right.rows is not None:
-            return Contributions(rows=np.hstack([np.zeros((right.rows.shape[0], width)), right.rows]))
+            return Contributions(rows=np.hstack([np.zeros((right.rows.shape[0], width)), right.rows]),
+                                 centred=right.centred)
         if right.psu is not None:
-            return Contributions(psu=np.hstack([np.zeros((right.psu.shape[0], width)), right.psu]))
+            return Contributions(psu=np.hstack([np.zeros((right.psu.shape[0], width)), right.psu]),
+                                 centred=right.centred)
         s1, s2, counts = right.moments
         H, q = s1.shape
         big = np.zeros((H, width + q, width + q))
         big[:, width:, width:] = s2
         return Contributions(moments=(np.hstack([np.zeros((H, width)), s1]), big, counts))
+    centred = left.centred and right.centred
     if left.rows is not None:
-        return Contributions(rows=np.hstack([left.rows, right.rows]))
-    return Contributions(psu=np.hstack([left.psu, right.psu]))
+        return Contributions(rows=np.hstack([left.rows, right.rows]), centred=centred)
+    return Contributions(psu=np.hstack([left.psu, right.psu]), centred=centred)
+
+
+@dataclass
+class _CentredRows:
+    """A kept block's scores centred within strata, with its rows' Hessian weights."""
+
+    scores: np.ndarray
+    curvature: np.ndarray
 
 
 def _negate(part: Contributions) -> Contributions:
     if part.rows is not None:
-        return Contributions(rows=-part.rows)
+        return Contributions(rows=-part.rows, centred=part.centred)
     if part.psu is not None:
-        return Contributions(psu=-part.psu)
+        return Contributions(psu=-part.psu, centred=part.centred)
     s1, s2, counts = part.moments
     return Contributions(moments=(-s1, s2, counts))
 
 
 def _subtract(a: Contributions, b: Contributions) -> Contributions:
+    centred = a.centred and b.centred
     if a.rows is not None:
-        return Contributions(rows=a.rows - b.rows)
-    return Contributions(psu=a.psu - b.psu)
+        return Contributions(rows=a.rows - b.rows, centred=centred)
+    return Contributions(psu=a.psu - b.psu, centred=centred)
 
 
 class PPIModel(Estimator):
@@ -227,24 +239,35 @@ class PPIModel(Estimator):
         Hessians summed over its blocks; unclustered rows kept one by one are
         scaled by their leverage (HC2, HC3, and CR2, which reduces to HC2 for
         units); rows reduced by stratum (a large sample) are left as they are:
-        their leverages are of order p/N.
+        their leverages are of order p/N. A one-sample fit's kept rows (or PSU
+        totals) are centred within strata before the leverage adjustment, so that
+        HC2, HC3 and CR2 keep their unbiasedness (and equal statsmodels' and Bell
+        and McCaffrey's without strata).
         """
         design = self.design
         raw, jacobians = {}, None
+        precentre = cov_type in LEVERAGE_POWER and len(samples) == 1 and not design.combined
         for collected, sample in zip(fit.collected, samples):
             sample_design = design.sample(sample)
             if sample_design.psu is not None:
                 if isinstance(collected, RowScores):
                     totals = group_sums(collected.scores, sample_design.psu, design.npsu)
+                    if precentre:
+                        totals = design.centre_within_strata(sample, totals, psu=True)
                     jac = (self._psu_jacobians(sample, collected, sample_design.psu, predicted)
                            if cov_type == "CR2" else None)
                 else:
                     totals, jac = collected.totals, collected.jacobians
+                    if precentre:
+                        totals = design.centre_within_strata(sample, totals, psu=True)
                 raw[sample] = ("psu", totals)
                 if jac is not None:
                     jacobians = jac if jacobians is None else jacobians + jac
             elif isinstance(collected, RowScores):
                 extra = extra_leverage if sample == LABELED else None
+                if precentre:
+                    collected = _CentredRows(design.centre_within_strata(sample, collected.scores),
+                                             collected.curvature)
                 raw[sample] = ("rows", self._row_contributions(sample, fit, collected, cov_type, extra, predicted))
             else:
                 raw[sample] = ("moments", collected)
@@ -252,9 +275,9 @@ class PPIModel(Estimator):
         for sample, (kind, value) in raw.items():
             if kind == "psu":
                 psu = cr2_contributions(value, jacobians, fit.bread) if cov_type == "CR2" else fit.contributions(value)
-                parts[sample] = Contributions(psu=psu)
+                parts[sample] = Contributions(psu=psu, centred=precentre)
             elif kind == "rows":
-                parts[sample] = Contributions(rows=value)
+                parts[sample] = Contributions(rows=value, centred=precentre)
             else:
                 parts[sample] = Contributions(
                     moments=(fit.contributions(value.s1), fit.sandwich(value.s2), value.counts)
