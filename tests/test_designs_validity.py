@@ -307,7 +307,7 @@ def synthetic_draws() -> Runs:
 # --------------------------------------------------------------------------------------
 # (e) bootstrap percentile intervals
 # --------------------------------------------------------------------------------------
-BOOT_REPS, N_BOOT = 200, 200
+BOOT_REPS, N_BOOT = 150, 150
 
 
 def bootstrap_scenario(rng: np.random.Generator) -> dict:
