@@ -419,10 +419,14 @@ class PPIResults:
         })
 
     def plot(self, alpha: float = 0.05, *, ax=None):
-        """A forest plot of the estimates and their intervals (naive pooling in red).
+        """A forest plot of the estimates and their intervals (naive pooling in red); for a
+        quantile, the rectified CDF around each estimate with its interval.
 
         Returns the matplotlib figure; ``model.compare().plot()`` draws several methods.
         """
+        own = getattr(self._inference, "plot", None)
+        if own is not None:
+            return own(self._params.to_numpy(), alpha, ax=ax)
         from .plotting import forest_plot
 
         return forest_plot(self.to_frame(alpha), alpha=alpha, ax=ax)

@@ -176,6 +176,36 @@ class QuantileInversion:
     def statistic(self, null, alternative: str = "two-sided"):
         return statistic(self.cdf, null, self.q, self.lam, alternative)
 
+    def plot(self, estimates: np.ndarray, alpha: float = 0.05, *, ax=None, points: int = 400):
+        """The rectified CDF of each level's lambda around its estimate, with the level, the
+        estimate and the interval (the values whose test at ``alpha`` accepts). Returns the figure."""
+        import matplotlib.pyplot as plt
+
+        lower, upper = self.interval(alpha, "two-sided")
+        finite = np.isfinite(lower) & np.isfinite(upper)
+        ends = np.r_[lower[finite], upper[finite], estimates]
+        span = max(float(np.ptp(ends)), float(np.nanmax(upper - lower)) if finite.any() else 0.0, 1e-12)
+        t = np.linspace(ends.min() - span, ends.max() + span, points)
+        evaluation = self.cdf.evaluate(t)
+        if ax is None:
+            figure, ax = plt.subplots(figsize=(6.5, 4.0))
+        else:
+            figure = ax.figure
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for j, level in enumerate(self.q):
+            colour = colours[j % len(colours)]
+            curve = evaluation.base + np.asarray(self.lam[j]) @ evaluation.slopes
+            ax.step(t, curve, where="post", color=colour, label=f"rectified CDF, q = {level:g}")
+            ax.axhline(level, color=colour, linestyle=":", linewidth=1)
+            if finite[j]:
+                ax.axvspan(lower[j], upper[j], color=colour, alpha=0.15)
+            ax.axvline(estimates[j], color=colour, linewidth=1)
+        ax.set_xlabel("value")
+        ax.set_ylabel("estimated CDF")
+        ax.set_title(f"Quantile: rectified CDF and {100 * (1 - alpha):g}% interval")
+        ax.legend(loc="upper left", frameon=False)
+        return figure
+
 
 def _levels(q) -> np.ndarray:
     try:
