@@ -778,17 +778,22 @@ class BoundDesign:
                 kept = totals[present]
                 return group_outer(kept, kept, self.psu_strata[present], H)
             return _psu_moments(totals[present], self.psu_strata[present], H)
-        if part.moments is not None:
-            s1, s2, counts = part.moments
-        else:
-            strata = design.stratum_codes()
-            s1 = group_sums(part.rows, strata, H)
-            s2 = group_outer(part.rows, part.rows, strata, H) if H > 1 else \
-                np.einsum("ij,ik->jk", part.rows, part.rows)[None]
-            counts = np.bincount(strata, minlength=H).astype(float)
-            if part.centred:
-                return s2
+        s1, s2, counts = self._row_moments(sample, part)
+        if part.centred and part.moments is None:
+            return s2
         return s2 - np.einsum("hi,hj->hij", s1, s1) / np.maximum(counts, 1.0)[:, None, None]
+
+    def _row_moments(self, sample: str, part: Contributions) -> tuple:
+        """Per stratum the sum, the sum of outer products and the count of an unclustered
+        sample's contributions (as given, or from its rows)."""
+        if part.moments is not None:
+            return part.moments
+        H = self.nstrata
+        strata = self.sample(sample).stratum_codes()
+        s1 = group_sums(part.rows, strata, H)
+        s2 = group_outer(part.rows, part.rows, strata, H) if H > 1 else \
+            np.einsum("ij,ik->jk", part.rows, part.rows)[None]
+        return s1, s2, np.bincount(strata, minlength=H).astype(float)
 
     def centre_within_strata(self, sample: str, values: np.ndarray, psu: bool = False) -> np.ndarray:
         """``values`` (a sample's rows, or PSU totals in the shared code space) less their
@@ -822,14 +827,7 @@ class BoundDesign:
                 totals = scaled if totals is None else totals + scaled
                 present[design.psu] = True
                 continue
-            if part.moments is not None:
-                a, b, c = part.moments
-            else:
-                strata = design.stratum_codes()
-                a = group_sums(part.rows, strata, H)
-                b = group_outer(part.rows, part.rows, strata, H) if H > 1 else \
-                    np.einsum("ij,ik->jk", part.rows, part.rows)[None]
-                c = np.bincount(strata, minlength=H).astype(float)
+            a, b, c = self._row_moments(sample, part)
             s1 += root[:, None] * a
             s2 += (root**2)[:, None, None] * b
             counts += c
