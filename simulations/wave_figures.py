@@ -1,7 +1,8 @@
 """Print the Monte Carlo figures that the GLM, M-estimator, predicted-covariate, bootstrap and
 label-shift tests assert, with the tests' own seeds and sizes (nominal 0.90 unless stated).
 
-    python simulations/wave_figures.py            # about 3 minutes on one core
+    python simulations/wave_figures.py            # about a minute on one core
+    python simulations/wave_figures.py glm        # one part: glm, m_estimator, predicted_covariates, ...
 
 Each figure is a coverage over seeded replications; its Monte Carlo standard error is
 sqrt(p (1 - p) / reps) (0.017 at 300 replications).
@@ -34,6 +35,18 @@ def glm() -> None:
              {**{f"coverage {k}": v for k, v in coverage.items()}, **{f"width {k}": v for k, v in widths.items()}})
 
 
+def m_estimator() -> None:
+    import test_mestimator as t
+
+    huber = t.run_coverage(t.huber_data, t.huber_score(1.5), np.array([0.5, 1.0, -0.5]),
+                           lambda labeled: np.linalg.lstsq(labeled[t.COLUMNS], labeled["y"], rcond=None)[0],
+                           200, seed=20_251_100)
+    show("MEstimator, Huber regression, t(3) errors (n=150, 200 reps): coverage per coefficient", huber)
+    iv = t.run_coverage(lambda rng: t.iv_data(rng, n=200, N=2000), t.iv_score, np.array([1.0, 2.0]),
+                        lambda labeled: np.zeros(2), 200, seed=20_251_200)
+    show("MEstimator, instrumental variables (n=200, N=2000, 200 reps): coverage per coefficient", iv)
+
+
 def predicted_covariates() -> None:
     import test_predicted_covariates as t
 
@@ -61,5 +74,7 @@ def label_shift() -> None:
 
 
 if __name__ == "__main__":
-    for part in (glm, predicted_covariates, bootstrap, label_shift):
-        part()
+    chosen = set(sys.argv[1:])
+    for part in (glm, m_estimator, predicted_covariates, bootstrap, label_shift):
+        if not chosen or part.__name__ in chosen:
+            part()
