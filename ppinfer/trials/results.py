@@ -14,7 +14,9 @@ from .contrasts import Contrast
 class TrialResults(PPIResults):
     """Results of :meth:`ppinfer.TreatmentEffect.fit`: one parameter per contrast of two arms.
 
-    Attributes (beyond :class:`~ppinfer.results.PPIResults`)
+    Everything :class:`~ppinfer.PPIResults` has, and the attributes below.
+
+    Attributes
     ----------
     contrast : Contrast
         The contrast estimated (``contrast.name`` is ``"diff"``, ``"rr"``, ...).
