@@ -224,8 +224,28 @@ RegressionModel.predict = lambda self, params, exog=None: _predict(self, params,
 RegressionModel.predict.__doc__ = "Fitted means at ``exog`` for coefficients ``params``."
 
 
+#: the data of the regressions' examples: an intercept and one covariate, 2,200 units
+_EXAMPLE_DATA = """
+    >>> import numpy as np, ppinfer
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.column_stack([np.ones(2200), rng.normal(size=2200)])"""
+
+
 class OLS(RegressionModel):
-    __doc__ = "Prediction-powered ordinary least squares.\n" + RegressionModel.__doc__.split("\n", 1)[1]
+    __doc__ = "Prediction-powered ordinary least squares.\n" + RegressionModel.__doc__.split("\n", 1)[1] + f"""
+    Examples
+    --------
+    Biased predictions for 2,000 unlabeled units and 200 labeled ones:
+{_EXAMPLE_DATA}
+    >>> y = X @ [1.0, 0.5] + rng.normal(size=2200)
+    >>> yhat = 0.2 + 0.9 * y + rng.normal(scale=0.5, size=2200)
+    >>> model = ppinfer.OLS(y[:200], X[:200], yhat[:200], X[200:], yhat[200:])
+    >>> res = model.fit()
+    >>> res.params.round(2).to_dict(), res.cov_type
+    ({{'x1': 1.02, 'x2': 0.48}}, 'HC3')
+    >>> bool(res.bse.iloc[1] < model.fit(method="classical").bse.iloc[1])
+    True
+    """
     _title = "OLS"
     _family = Gaussian()
 
@@ -233,7 +253,18 @@ class OLS(RegressionModel):
 class Logit(RegressionModel):
     __doc__ = (
         "Prediction-powered logistic regression: ``y`` in {0, 1}, ``yhat`` probabilities in [0, 1].\n"
-        + RegressionModel.__doc__.split("\n", 1)[1]
+        + RegressionModel.__doc__.split("\n", 1)[1] + f"""
+    Examples
+    --------
+    Noisy predicted probabilities; 300 labeled units:
+{_EXAMPLE_DATA}
+    >>> p = 1 / (1 + np.exp(-(X @ [-0.5, 1.0])))
+    >>> y = (rng.random(2200) < p).astype(float)
+    >>> phat = np.clip(p + rng.normal(scale=0.1, size=2200), 0, 1)
+    >>> res = ppinfer.Logit(y[:300], X[:300], phat[:300], X[300:], phat[300:]).fit()
+    >>> res.params.round(2).to_dict()
+    {{'x1': -0.43, 'x2': 1.07}}
+    """
     )
     _title = "Logit"
     _family = Binomial()
@@ -242,7 +273,18 @@ class Logit(RegressionModel):
 class Poisson(RegressionModel):
     __doc__ = (
         "Prediction-powered Poisson regression (log link): ``y`` counts, ``yhat`` >= 0.\n"
-        + RegressionModel.__doc__.split("\n", 1)[1]
+        + RegressionModel.__doc__.split("\n", 1)[1] + f"""
+    Examples
+    --------
+    Predicted rates with multiplicative noise; 300 labeled units:
+{_EXAMPLE_DATA}
+    >>> mu = np.exp(X @ [0.3, 0.4])
+    >>> y = rng.poisson(mu).astype(float)
+    >>> rate = mu * rng.lognormal(0, 0.2, 2200)
+    >>> res = ppinfer.Poisson(y[:300], X[:300], rate[:300], X[300:], rate[300:]).fit()
+    >>> res.params.round(2).to_dict()
+    {{'x1': 0.31, 'x2': 0.44}}
+    """
     )
     _title = "Poisson"
     _family = PoissonFamily()
