@@ -30,6 +30,8 @@ from ._options import choose, reject_unknown_keywords
 from ._progress import check_progress, progress as progress_bar
 from .data import as_variable
 
+__all__ = ["CrossFitPredictions", "cross_fit"]
+
 RESPONSES = {
     "auto": "auto",
     "predict": "predict",

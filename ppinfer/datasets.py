@@ -25,6 +25,8 @@ from scipy import special, stats
 
 from ._options import choose
 
+__all__ = ["ESTIMANDS", "SimulatedData", "predictions", "simulate"]
+
 ESTIMANDS = ("mean", "quantile", "ols", "logit", "poisson")
 
 #: coefficients of (Intercept, x1, x2, ...) in each simulated model

@@ -19,6 +19,8 @@ from ._options import choose, reject_unknown_keywords
 from .core.warnings import PPIWarning
 from .results import PPIResults, WaldInference
 
+__all__ = ["LabelShift"]
+
 METHODS = {"ppi": "ppi", "label-shift": "ppi", "label_shift": "ppi", "naive": "naive"}
 
 #: pseudo-count per cell of the frequencies at which multinomial variances are evaluated

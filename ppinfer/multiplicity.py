@@ -28,6 +28,16 @@ from scipy import optimize, special, stats
 from ._options import choose
 from .results import check_alpha
 
+__all__ = [
+    "adjusted_pvalues",
+    "simultaneous_conf_int",
+    "bonferroni",
+    "holm",
+    "max_z_critical_value",
+    "max_z_pvalues",
+    "max_z_coverage",
+]
+
 #: accepted spellings of each method
 ADJUSTMENTS = {
     "bonferroni": "bonferroni",

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "PPIWarning",
+    "SmallSampleWarning",
+    "FewClustersWarning",
+    "SeparationWarning",
+    "ConstantOutcomeWarning",
+]
+
 
 class PPIWarning(UserWarning):
     """A fit went ahead with a fallback or in conditions the user should know about."""

@@ -56,6 +56,8 @@ from ..core.options import choose, reject_unknown_keywords
 from ..core.validation import Sample, Variable, as_cluster_labels, as_variable, recode_clusters
 from ..core.warnings import FewClustersWarning, PPIWarning
 
+__all__ = ["Design", "BoundDesign", "DesignWarning", "design_from_keywords"]
+
 
 class DesignWarning(PPIWarning):
     """A sampling design was accepted with an assumption the user should check."""

@@ -33,6 +33,8 @@ from ..designs.base import LABELED, UNLABELED, Design, design_from_keywords
 from .base import with_design_keywords
 from .synthetic import TITLES, SyntheticModel, synthetic_data
 
+__all__ = ["MultipleImputation", "ImputationResults", "RubinCombination", "rubin_combine"]
+
 DF_OPTIONS = {"barnard-rubin": "barnard-rubin", "barnard_rubin": "barnard-rubin", "z": "z", "normal": "z"}
 
 

@@ -10,6 +10,8 @@ from ..designs.base import design_from_keywords
 from .base import with_design_keywords
 from .ppi import PPIModel
 
+__all__ = ["Mean", "Total", "Ratio"]
+
 
 class Mean(PPIModel):
     """Mean of an outcome, or of each column of a multi-column outcome.

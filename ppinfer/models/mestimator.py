@@ -27,6 +27,8 @@ from ..designs.base import LABELED, UNLABELED, design_from_keywords, group_sums
 from .base import with_design_keywords
 from .ppi import PPIModel
 
+__all__ = ["MEstimator"]
+
 
 def _frame(value, argument: str) -> tuple[pd.DataFrame, pd.Index]:
     """A data frame with positional rows (from a DataFrame or a mapping of columns) and its index."""

@@ -34,6 +34,8 @@ from ..designs.base import Design
 from .base import Estimator
 from .ppi import bootstrap_replicates
 
+__all__ = ["PPBoot", "ppboot"]
+
 INTERVALS = ("percentile", "basic")
 #: design options a bootstrap of a user's statistic can honour: how rows were drawn
 RESAMPLING_OPTIONS = ("clusters", "clusters_unlabeled", "strata", "strata_unlabeled")

@@ -14,6 +14,8 @@ from ..designs.base import LABELED, design_from_keywords
 from .base import with_design_keywords
 from .ppi import PPIModel
 
+__all__ = ["OLS", "Logit", "Poisson", "GLM"]
+
 #: fitted means this close to their bounds signal (quasi-)separation
 SEPARATION_TOLERANCE = 1e-6
 

@@ -37,6 +37,8 @@ from ..core.warnings import PPIWarning
 from ..designs.base import LABELED, UNLABELED, BoundDesign, Contributions, Design, DesignCollector, design_from_keywords
 from .base import Estimator, with_design_keywords
 
+__all__ = ["SyntheticGMM", "SyntheticGMMResults", "SyntheticModel", "synthetic_data"]
+
 #: estimands and the canonical-link family of their estimating equations
 ESTIMANDS = {"mean": "mean", "ols": "ols", "logit": "logit", "poisson": "poisson"}
 FAMILIES: dict[str, Family] = {"mean": Gaussian(), "ols": Gaussian(), "logit": Binomial(), "poisson": Poisson()}

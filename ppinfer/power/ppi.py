@@ -40,6 +40,8 @@ from ..regression import RegressionModel
 from ..results import ALTERNATIVES, check_alpha
 from ._checks import finite_number
 
+__all__ = ["ppi_power", "ppi_sample_size"]
+
 PLAN_METHODS = ("ppi++", "ppi", "classical")
 
 #: the largest labeled sample size searched

@@ -34,6 +34,8 @@ from .._options import choose
 from ..models.ppi import METHODS as MODEL_METHODS
 from .scenarios import process_name
 
+__all__ = ["BUILTIN_METHODS", "ProtocolError"]
+
 BUILTIN_METHODS = ("classical", "naive", "ppi", "ppi++")
 
 #: the exceptions a failed fit may raise and that are recorded as failures (not re-raised)

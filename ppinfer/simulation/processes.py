@@ -34,6 +34,8 @@ import pandas as pd
 from ..datasets import ESTIMANDS as CORE_ESTIMANDS
 from ..datasets import predictions, simulate
 
+__all__ = ["BUILTIN_ESTIMANDS", "CoreProcess", "TrialData", "simulate_trial"]
+
 #: the built-in estimands: the core's simulated designs and the trial with missing outcomes
 BUILTIN_ESTIMANDS = (*CORE_ESTIMANDS, "ate")
 

@@ -41,6 +41,8 @@ from .processes import simulate_trial
 from .scenarios import Scenario, ScenarioGrid
 from .study import Study, summarise
 
+__all__ = ["SimulationError", "run"]
+
 try:  # optional: pins BLAS to one thread per replication (small problems, many processes)
     from threadpoolctl import threadpool_limits
 except ImportError:  # pragma: no cover - without it BLAS keeps its default threads

@@ -23,6 +23,8 @@ import pandas as pd
 from .._options import choose
 from .processes import BUILTIN_ESTIMANDS, DEFAULT_BIAS, DEFAULT_QUALITY, builtin_process
 
+__all__ = ["PRESETS", "Scenario", "ScenarioGrid", "grid", "preset"]
+
 BUILTIN_OPTIONS = {"prediction_quality": DEFAULT_QUALITY, "prediction_bias": DEFAULT_BIAS}
 
 

@@ -42,6 +42,8 @@ from .._options import choose
 from ..results import METHOD_LABELS
 from .processes import FOCUS_PARAMETER
 
+__all__ = ["Study", "concat", "load"]
+
 #: metric names accepted by ``Study.plot``: (summary column, axis label)
 METRICS = {
     "coverage": ("coverage", "Coverage"),

@@ -57,6 +57,8 @@ from .missing import (
 from .randomisation import stratified_rows
 from .results import TrialResults
 
+__all__ = ["TreatmentEffect"]
+
 #: accepted spellings of each method
 METHODS = {
     "dm": "dm",

@@ -10,6 +10,8 @@ import pandas as pd
 from ..results import PPIResults
 from .contrasts import Contrast
 
+__all__ = ["TrialResults"]
+
 
 class TrialResults(PPIResults):
     """Results of :meth:`ppinfer.TreatmentEffect.fit`: one parameter per contrast of two arms.
