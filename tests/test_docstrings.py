@@ -101,7 +101,7 @@ def _section(doc: str, title: str) -> str | None:
     return None if match is None else match.group(1)
 
 
-@pytest.mark.parametrize("value", _public_callables())
+@pytest.mark.parametrize("value", list(_public_callables()))
 def test_public_objects_have_examples(value):
     doc = inspect.getdoc(value) or ""
     examples = _section(doc, "Examples")
