@@ -55,7 +55,18 @@ MAX_CHUNK = 50
 
 
 class SimulationError(RuntimeError):
-    """A process or method failed inside a replication (the message says which)."""
+    """A process or method failed inside a replication (the message says which).
+
+    Examples
+    --------
+    >>> from ppinfer import simulation as sim
+    >>> def broken(rng, n, N):
+    ...     raise ZeroDivisionError("no data today")
+    >>> sim.run(sim.grid(estimand=broken, n=10, N=10), reps=1, seed=0, progress=False)
+    Traceback (most recent call last):
+    ...
+    ppinfer.simulation.runner.SimulationError: the process of scenario 'broken|n=10|N=10|' failed on replication 0: ZeroDivisionError: no data today
+    """
 
 
 @dataclass
