@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ._options import choose, reject_unknown_keywords
 from ._progress import check_progress, progress as progress_bar
@@ -96,8 +97,9 @@ class CrossFitPredictions(_PredictionPair):
     >>> yhat, yhat_unlabeled = pred          # unpacks like a tuple
     """
 
-    def __new__(cls, yhat, yhat_unlabeled, *, folds=None, models=None, weights=None, response=None,
-                fold_disagreement=None):
+    def __new__(cls, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *, folds: ArrayLike | None = None,
+                models: list | None = None, weights: np.ndarray | None = None, response: str | None = None,
+                fold_disagreement: float | np.ndarray | None = None):
         self = super().__new__(cls, yhat, yhat_unlabeled)
         self.folds = folds
         self.models = models
@@ -321,15 +323,15 @@ def _output(values: np.ndarray, index, names: list[str], pandas: bool):
 
 
 def cross_fit(
-    estimator,
-    features,
-    y,
-    features_unlabeled,
+    estimator: Any,
+    features: ArrayLike,
+    y: ArrayLike,
+    features_unlabeled: ArrayLike,
     *,
-    folds=5,
-    seed=None,
+    folds: int | ArrayLike = 5,
+    seed: int | np.random.SeedSequence | np.random.Generator | None = None,
     response: str = "auto",
-    stratify=None,
+    stratify: bool | ArrayLike | None = None,
     progress: bool | str = "auto",
     **unknown,
 ) -> CrossFitPredictions:

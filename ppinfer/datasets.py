@@ -168,8 +168,8 @@ def simulate(
     quality: float = 0.8,
     bias: float = 0.5,
     n_covariates: int = 2,
-    q=0.5,
-    seed=None,
+    q: float | list[float] = 0.5,
+    seed: int | np.random.SeedSequence | np.random.Generator | None = None,
 ) -> SimulatedData:
     """Draw a labeled and an unlabeled sample from one population.
 

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import optimize, special, stats
 
 from ._options import choose
-from .results import check_alpha
+from .results import PPIResults, check_alpha
 
 __all__ = [
     "adjusted_pvalues",
@@ -67,7 +68,7 @@ def _check_pvalues(pvalues) -> np.ndarray:
     return values
 
 
-def bonferroni(pvalues) -> np.ndarray:
+def bonferroni(pvalues: ArrayLike) -> np.ndarray:
     """Bonferroni-adjusted p-values ``min(1, J p_j)``.
 
     Parameters
@@ -89,7 +90,7 @@ def bonferroni(pvalues) -> np.ndarray:
     return np.minimum(1.0, values.size * values)
 
 
-def holm(pvalues) -> np.ndarray:
+def holm(pvalues: ArrayLike) -> np.ndarray:
     """Holm's (1979) step-down adjusted p-values.
 
     With the p-values sorted, ``p_(1) <= ... <= p_(J)``, the adjusted value of
@@ -133,7 +134,7 @@ def _correlation(covariance) -> np.ndarray:
 
 
 def max_z_coverage(
-    bound: float, correlation: np.ndarray, alternative: str = "two-sided", df: float | None = None
+    bound: float, correlation: ArrayLike, alternative: str = "two-sided", df: float | None = None
 ) -> float:
     """``P(max_k |Z_k| <= bound)`` (two-sided) or ``P(max_k Z_k <= bound)`` (one-sided).
 
@@ -210,7 +211,7 @@ def _bivariate_coverage(bound: float, rho: float, alternative: str) -> float:
 
 
 def max_z_critical_value(
-    correlation, alpha: float = 0.05, alternative: str = "two-sided", df: float | None = None
+    correlation: ArrayLike, alpha: float = 0.05, alternative: str = "two-sided", df: float | None = None
 ) -> float:
     """The ``c`` with ``P(max_k |Z_k| <= c) = 1 - alpha``: the simultaneous critical value.
 
@@ -260,7 +261,9 @@ def max_z_critical_value(
     return float(optimize.brentq(objective, single, union, xtol=1e-5))
 
 
-def max_z_pvalues(statistics, correlation, alternative: str = "two-sided", df: float | None = None) -> np.ndarray:
+def max_z_pvalues(
+    statistics: ArrayLike, correlation: ArrayLike, alternative: str = "two-sided", df: float | None = None
+) -> np.ndarray:
     """Single-step adjusted p-values ``P(max_k |Z_k| >= |z_j|)`` under the joint null.
 
     They are kept between the unadjusted and the Bonferroni p-values, which bound
@@ -311,7 +314,7 @@ def _common_df(results) -> float | None:
     return float(np.min(np.asarray(df, dtype=float)))
 
 
-def adjusted_pvalues(results, method: str = "holm", *, alternative: str = "two-sided") -> pd.Series:
+def adjusted_pvalues(results: PPIResults, method: str = "holm", *, alternative: str = "two-sided") -> pd.Series:
     """p-values of every parameter of a fit, adjusted for testing them all.
 
     Parameters
@@ -357,7 +360,7 @@ def adjusted_pvalues(results, method: str = "holm", *, alternative: str = "two-s
 
 
 def simultaneous_conf_int(
-    results, alpha: float = 0.05, method: str = "max-z", alternative: str = "two-sided"
+    results: PPIResults, alpha: float = 0.05, method: str = "max-z", alternative: str = "two-sided"
 ) -> pd.DataFrame:
     """Confidence intervals that cover every parameter of a fit at once.
 

@@ -7,6 +7,7 @@ obtained is delegated to an inference object (:mod:`ppinfer.core.inference`).
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -125,7 +126,7 @@ class PPIResults:
         params: pd.Series,
         inference: Inference,
         method: str,
-        lam,
+        lam: float | pd.Series | pd.DataFrame | None,
         nobs: int,
         nobs_unlabeled: int,
         classical_bse: np.ndarray,
@@ -135,7 +136,7 @@ class PPIResults:
         notes: list[str] | None = None,
         method_label: str | None = None,
         cov_type: str | None = None,
-        model=None,
+        model: Any = None,
     ):
         self._params = params
         self._inference = inference

@@ -47,10 +47,13 @@ within labeling strata if any).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ..core.options import choose, reject_unknown_keywords
 from ..core.validation import Sample, Variable, as_cluster_labels, as_variable, recode_clusters
@@ -163,17 +166,17 @@ class Design:
     def __init__(
         self,
         *,
-        weights=None,
-        weights_unlabeled=None,
-        clusters=None,
-        clusters_unlabeled=None,
-        strata=None,
-        strata_unlabeled=None,
-        fpc=None,
-        fpc_unlabeled=None,
-        label_prob=None,
-        label_strata=None,
-        stratum_weights=None,
+        weights: ArrayLike | str | None = None,
+        weights_unlabeled: ArrayLike | str | None = None,
+        clusters: ArrayLike | str | None = None,
+        clusters_unlabeled: ArrayLike | str | None = None,
+        strata: ArrayLike | str | None = None,
+        strata_unlabeled: ArrayLike | str | None = None,
+        fpc: ArrayLike | str | None = None,
+        fpc_unlabeled: ArrayLike | str | None = None,
+        label_prob: ArrayLike | str | None = None,
+        label_strata: ArrayLike | str | None = None,
+        stratum_weights: Mapping[Any, float] | pd.Series | None = None,
         nest: bool = False,
         lambda_by_stratum: bool = False,
     ):

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ..core.families import Binomial, Gaussian
 from ..core.fitting import fit_glm
@@ -69,7 +71,7 @@ class RubinCombination:
     imputations: int
 
 
-def rubin_combine(estimates, covariances, *, df_complete: float | None = None) -> RubinCombination:
+def rubin_combine(estimates: ArrayLike, covariances: ArrayLike, *, df_complete: float | None = None) -> RubinCombination:
     """Combine M completed-data estimates and covariances by Rubin's rules.
 
     Parameters
@@ -245,9 +247,10 @@ class MultipleImputation(SyntheticModel):
     METHOD_LABELS = {"mi": "Multiple imputation"}
 
     @with_design_keywords
-    def __init__(self, y, yhat=None, yhat_unlabeled=None, *, X=None, X_unlabeled=None, estimand=None,
-                 imputation_X=None, imputation_X_unlabeled=None, missing: str = "raise",
-                 design: Design | None = None, **design_options):
+    def __init__(self, y: ArrayLike, yhat: ArrayLike | None = None, yhat_unlabeled: ArrayLike | None = None, *,
+                 X: ArrayLike | None = None, X_unlabeled: ArrayLike | None = None, estimand: str | None = None,
+                 imputation_X: ArrayLike | None = None, imputation_X_unlabeled: ArrayLike | None = None,
+                 missing: str = "raise", design: Design | None = None, **design_options: Any):
         if (yhat is None) != (yhat_unlabeled is None):
             raise ValueError("give both yhat and yhat_unlabeled, or neither.")
         if (imputation_X is None) != (imputation_X_unlabeled is None):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..core.fitting import Fit, fit_mean
 from ..core.validation import as_variable
-from ..designs.base import design_from_keywords
+from ..designs.base import Design, design_from_keywords
 from .base import with_design_keywords
 from .ppi import PPIModel
 
@@ -96,7 +99,8 @@ class Mean(PPIModel):
     _df_params = 1
 
     @with_design_keywords
-    def __init__(self, y, yhat, yhat_unlabeled, *, design=None, missing: str = "raise", **design_options):
+    def __init__(self, y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *, design: Design | None = None,
+                 missing: str = "raise", **design_options: Any):
         outcome = as_variable(y, "y", ndim=2, default_name="y")
         self._setup(
             {"y": outcome, "yhat": as_variable(yhat, "yhat", ndim=2, default_name="yhat")},
@@ -203,8 +207,9 @@ class Total(Mean):
     _title = "Total"
 
     @with_design_keywords
-    def __init__(self, y, yhat, yhat_unlabeled, *, population_size=None, design=None, missing: str = "raise",
-                 **design_options):
+    def __init__(self, y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *,
+                 population_size: float | None = None, design: Design | None = None, missing: str = "raise",
+                 **design_options: Any):
         design = design_from_keywords("Total", design, design_options)
         self._population_size = None
         if population_size is not None:
@@ -330,8 +335,9 @@ class Ratio(Mean):
     _title = "Ratio"
 
     @with_design_keywords
-    def __init__(self, y, x, yhat, x_unlabeled, yhat_unlabeled, *, design=None, missing: str = "raise",
-                 **design_options):
+    def __init__(self, y: ArrayLike, x: ArrayLike, yhat: ArrayLike, x_unlabeled: ArrayLike,
+                 yhat_unlabeled: ArrayLike, *, design: Design | None = None, missing: str = "raise",
+                 **design_options: Any):
         outcome = as_variable(y, "y", ndim=1, default_name="y")
         denominator = as_variable(x, "x", ndim=1, default_name="x")
         self._setup(

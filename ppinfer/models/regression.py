@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..core.families import Binomial, Family, Gaussian, GLMFamily, Poisson as PoissonFamily
 from ..core.fitting import Fit, fit_glm
 from ..core.validation import Variable, as_variable, check_full_rank, match_columns
 from ..core.warnings import SeparationWarning
-from ..designs.base import LABELED, design_from_keywords
+from ..designs.base import LABELED, Design, design_from_keywords
 from .base import with_design_keywords
 from .ppi import PPIModel
+
+if TYPE_CHECKING:
+    from statsmodels.genmod.families import Family as StatsmodelsFamily
 
 __all__ = ["OLS", "Logit", "Poisson", "GLM"]
 
@@ -121,8 +126,9 @@ class RegressionModel(PPIModel):
     _default_cov_type = "HC3"
 
     @with_design_keywords
-    def __init__(self, y, X, yhat, X_unlabeled, yhat_unlabeled, *, X_predicted=None, design=None,
-                 missing: str = "raise", **design_options):
+    def __init__(self, y: ArrayLike, X: ArrayLike, yhat: ArrayLike, X_unlabeled: ArrayLike,
+                 yhat_unlabeled: ArrayLike, *, X_predicted: ArrayLike | None = None, design: Design | None = None,
+                 missing: str = "raise", **design_options: Any):
         labeled, unlabeled = self._variables(y, X, yhat, X_unlabeled, yhat_unlabeled, X_predicted=X_predicted)
         # _setup and _warn_design are called here, not in a helper, so that warnings point at the caller
         self._setup(labeled, unlabeled, missing=missing,
@@ -479,9 +485,12 @@ class GLM(RegressionModel):
     _title = "GLM"
 
     @with_design_keywords
-    def __init__(self, y, X, yhat, X_unlabeled, yhat_unlabeled, *, family=None, offset=None, offset_unlabeled=None,
-                 exposure=None, exposure_unlabeled=None, hessian: str = "observed", X_predicted=None,
-                 design=None, missing: str = "raise", **design_options):
+    def __init__(self, y: ArrayLike, X: ArrayLike, yhat: ArrayLike, X_unlabeled: ArrayLike,
+                 yhat_unlabeled: ArrayLike, *, family: StatsmodelsFamily | None = None,
+                 offset: ArrayLike | None = None, offset_unlabeled: ArrayLike | None = None,
+                 exposure: ArrayLike | None = None, exposure_unlabeled: ArrayLike | None = None,
+                 hessian: str = "observed", X_predicted: ArrayLike | None = None, design: Design | None = None,
+                 missing: str = "raise", **design_options: Any):
         if family is None:
             import statsmodels.api as sm
 

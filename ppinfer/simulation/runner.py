@@ -28,6 +28,7 @@ import importlib
 import os
 import time
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
@@ -174,8 +175,8 @@ def _entropy(seed) -> int:
 
 
 def run(
-    scenarios,
-    methods=("classical", "naive", "ppi", "ppi++"),
+    scenarios: ScenarioGrid | Scenario,
+    methods: Sequence[str | Callable] | Mapping[str, str | Callable] = ("classical", "naive", "ppi", "ppi++"),
     *,
     reps: int = 1000,
     seed: int | None = None,

@@ -233,12 +233,12 @@ def _accepted_options(process: Callable, name: str, options: Sequence[str]) -> N
 
 def grid(
     *,
-    estimand,
-    n,
-    N,
-    prediction_quality=None,
-    prediction_bias=None,
-    **options,
+    estimand: str | Callable | Sequence[str | Callable],
+    n: int | Sequence[int],
+    N: int | Sequence[int],
+    prediction_quality: float | Sequence[float] | None = None,
+    prediction_bias: float | Sequence[float] | None = None,
+    **options: Any,
 ) -> ScenarioGrid:
     """Every combination of the given settings, as a :class:`ScenarioGrid`.
 
@@ -342,7 +342,7 @@ PRESETS = {
 }
 
 
-def preset(name: str, *, estimand=None) -> tuple[ScenarioGrid, int]:
+def preset(name: str, *, estimand: str | Sequence[str] | None = None) -> tuple[ScenarioGrid, int]:
     """The scenarios and replications of a named study (``"quick"`` or ``"paper"``).
 
     Parameters

@@ -32,7 +32,9 @@ in the ``*_mcse`` column):
 from __future__ import annotations
 
 import json
+import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -521,7 +523,7 @@ class Study:
         return f"<p>{self!r}</p>" + self.summary(parameter="focus").to_html(index=False, float_format="{:.4g}".format)
 
 
-def load(path) -> Study:
+def load(path: str | os.PathLike) -> Study:
     """Read a study written by :meth:`Study.to_csv`.
 
     Parameters
@@ -563,7 +565,7 @@ def load(path) -> Study:
         return Study(summary, **settings)
 
 
-def concat(studies) -> Study:
+def concat(studies: Iterable[Study]) -> Study:
     """One study from several run with the same settings (for example one per estimand).
 
     Parameters
