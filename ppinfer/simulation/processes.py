@@ -160,6 +160,7 @@ def simulate_trial(
     Parameters
     ----------
     rng : numpy.random.Generator
+        The replication's random numbers.
     n : int
         Units whose outcome is measured (chosen at random, whatever their arm).
     N : int
