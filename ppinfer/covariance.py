@@ -2,3 +2,5 @@
 
 from .core.covariance import PPIComponents  # noqa: F401
 from .core.warnings import PPIWarning  # noqa: F401
+
+__all__ = ["PPIComponents", "PPIWarning"]

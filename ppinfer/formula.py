@@ -6,7 +6,19 @@ One-line aliases of the models' ``from_formula``; the parsing is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from numpy.typing import ArrayLike
+
+from .designs.base import Design
 from .models.base import with_design_keywords
+
+if TYPE_CHECKING:
+    from statsmodels.genmod.families import Family as StatsmodelsFamily
+
+    from .models.regression import GLM, OLS, Logit, Poisson
 
 _FORMULA_DOC = """Prediction-powered {title} from a formula.
 
@@ -75,27 +87,30 @@ _FORMULA_DOC = """Prediction-powered {title} from a formula.
     """
 
 
-@with_design_keywords
-def ols(formula: str, data, unlabeled, yhat=None, yhat_unlabeled=None, *, predicted=None,
-        missing: str = "raise", design=None, **design_options):
+@with_design_keywords(column_names=True)
+def ols(formula: str, data: pd.DataFrame, unlabeled: pd.DataFrame, yhat: str | ArrayLike | None = None,
+        yhat_unlabeled: str | ArrayLike | None = None, *, predicted: Mapping[str, str] | None = None,
+        missing: str = "raise", design: Design | None = None, **design_options: Any) -> OLS:
     from .models.regression import OLS
 
     return OLS.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, predicted=predicted, missing=missing,
                             design=design, **design_options)
 
 
-@with_design_keywords
-def logit(formula: str, data, unlabeled, yhat=None, yhat_unlabeled=None, *, predicted=None,
-          missing: str = "raise", design=None, **design_options):
+@with_design_keywords(column_names=True)
+def logit(formula: str, data: pd.DataFrame, unlabeled: pd.DataFrame, yhat: str | ArrayLike | None = None,
+          yhat_unlabeled: str | ArrayLike | None = None, *, predicted: Mapping[str, str] | None = None,
+          missing: str = "raise", design: Design | None = None, **design_options: Any) -> Logit:
     from .models.regression import Logit
 
     return Logit.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, predicted=predicted, missing=missing,
                               design=design, **design_options)
 
 
-@with_design_keywords
-def poisson(formula: str, data, unlabeled, yhat=None, yhat_unlabeled=None, *, predicted=None,
-            missing: str = "raise", design=None, **design_options):
+@with_design_keywords(column_names=True)
+def poisson(formula: str, data: pd.DataFrame, unlabeled: pd.DataFrame, yhat: str | ArrayLike | None = None,
+            yhat_unlabeled: str | ArrayLike | None = None, *, predicted: Mapping[str, str] | None = None,
+            missing: str = "raise", design: Design | None = None, **design_options: Any) -> Poisson:
     from .models.regression import Poisson
 
     return Poisson.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, predicted=predicted, missing=missing,
@@ -109,10 +124,13 @@ poisson.__doc__ = _FORMULA_DOC.format(title="Poisson regression", cls="ppinfer.P
                                       function="poisson")
 
 
-@with_design_keywords
-def glm(formula: str, data, unlabeled, yhat, yhat_unlabeled=None, *, family=None, offset=None, offset_unlabeled=None,
-        exposure=None, exposure_unlabeled=None, hessian: str = "observed", missing: str = "raise", design=None,
-        **design_options):
+@with_design_keywords(column_names=True)
+def glm(formula: str, data: pd.DataFrame, unlabeled: pd.DataFrame, yhat: str | ArrayLike,
+        yhat_unlabeled: str | ArrayLike | None = None, *, family: StatsmodelsFamily | None = None,
+        offset: str | ArrayLike | None = None, offset_unlabeled: str | ArrayLike | None = None,
+        exposure: str | ArrayLike | None = None, exposure_unlabeled: str | ArrayLike | None = None,
+        hessian: str = "observed", missing: str = "raise", design: Design | None = None,
+        **design_options: Any) -> GLM:
     from .models.regression import GLM
 
     return GLM.from_formula(formula, data, unlabeled, yhat, yhat_unlabeled, family=family, offset=offset,

@@ -1,3 +1,5 @@
 """Compatibility alias of :mod:`ppinfer.models.quantile`."""
 
 from .models.quantile import Quantile, QuantileInversion  # noqa: F401
+
+__all__ = ["Quantile", "QuantileInversion"]

@@ -47,18 +47,40 @@ within labeling strata if any).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ..core.options import choose, reject_unknown_keywords
 from ..core.validation import Sample, Variable, as_cluster_labels, as_variable, recode_clusters
 from ..core.warnings import FewClustersWarning, PPIWarning
 
+__all__ = ["Design", "BoundDesign", "DesignWarning", "design_from_keywords"]
+
 
 class DesignWarning(PPIWarning):
-    """A sampling design was accepted with an assumption the user should check."""
+    """A sampling design was accepted with an assumption the user should check.
+
+    A :class:`~ppinfer.PPIWarning`, so filtering that filters this one too.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from ppinfer import PPIWarning
+    >>> from ppinfer.designs import DesignWarning
+    >>> issubclass(DesignWarning, PPIWarning)
+    True
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", DesignWarning)   # make design assumptions fatal
+    ...     warnings.warn("an assumption", DesignWarning)
+    Traceback (most recent call last):
+    ...
+    ppinfer.designs.base.DesignWarning: an assumption
+    """
 
 
 #: the options of a design, labeled argument -> unlabeled counterpart (None: labeled rows only)
@@ -144,17 +166,17 @@ class Design:
     def __init__(
         self,
         *,
-        weights=None,
-        weights_unlabeled=None,
-        clusters=None,
-        clusters_unlabeled=None,
-        strata=None,
-        strata_unlabeled=None,
-        fpc=None,
-        fpc_unlabeled=None,
-        label_prob=None,
-        label_strata=None,
-        stratum_weights=None,
+        weights: ArrayLike | str | None = None,
+        weights_unlabeled: ArrayLike | str | None = None,
+        clusters: ArrayLike | str | None = None,
+        clusters_unlabeled: ArrayLike | str | None = None,
+        strata: ArrayLike | str | None = None,
+        strata_unlabeled: ArrayLike | str | None = None,
+        fpc: ArrayLike | str | None = None,
+        fpc_unlabeled: ArrayLike | str | None = None,
+        label_prob: ArrayLike | str | None = None,
+        label_strata: ArrayLike | str | None = None,
+        stratum_weights: Mapping[Any, float] | pd.Series | None = None,
         nest: bool = False,
         lambda_by_stratum: bool = False,
     ):
@@ -280,6 +302,37 @@ def design_from_keywords(function: str, design: "Design | None", keywords: dict)
     ``groups`` / ``groups_unlabeled`` are the older names of ``clusters`` /
     ``clusters_unlabeled``. The ``strata`` shorthand asks for one lambda per
     stratum by default (stratified PPI, as before designs were objects).
+
+    Parameters
+    ----------
+    function : str
+        The estimator's name, for messages.
+    design : Design or None
+        The ``design=`` argument.
+    keywords : dict
+        The design keywords passed (None values are ignored).
+
+    Returns
+    -------
+    Design
+
+    Raises
+    ------
+    TypeError
+        An unknown keyword (the message suggests near misses) or a ``design``
+        that is not a :class:`Design`.
+    ValueError
+        Both ``design`` and keywords, or an option under both of its names.
+
+    Examples
+    --------
+    >>> from ppinfer.designs import design_from_keywords
+    >>> design_from_keywords("Mean", None, {"strata": "region", "weights": None})
+    Design(strata='region', lambda_by_stratum=True)
+    >>> design_from_keywords("Mean", None, {"wieghts": [1.0, 2.0]})
+    Traceback (most recent call last):
+    ...
+    TypeError: Mean() got an unexpected keyword argument 'wieghts'. Did you mean 'weights'? ...
     """
     given = {key: value for key, value in keywords.items() if value is not None}
     unknown = {key: value for key, value in given.items() if key not in KEYWORDS}
@@ -454,7 +507,27 @@ def _fraction(values: np.ndarray, strata: np.ndarray, units: np.ndarray, nstrata
 
 @dataclass
 class BoundDesign:
-    """A :class:`Design` validated against a model's rows."""
+    """A :class:`Design` validated against a model's rows.
+
+    Built by :meth:`Design.bind` when a model is created (the model's ``design``
+    attribute): the options as integer codes aligned with the validated rows,
+    the numbers of PSUs and strata, and the stratum shares.
+
+    Examples
+    --------
+    Forty schools (PSUs) in two regions (strata):
+
+    >>> import numpy as np, ppinfer
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.normal(size=120); yhat = y + rng.normal(size=120)
+    >>> school = np.repeat(np.arange(40), 3); school_unlabeled = rng.integers(0, 40, 1000)
+    >>> model = ppinfer.Mean(y, yhat, rng.normal(size=1000),
+    ...                      clusters=school, clusters_unlabeled=school_unlabeled,
+    ...                      strata=school % 2, strata_unlabeled=school_unlabeled % 2)
+    >>> design = model.design
+    >>> design.npsu, design.nstrata, design.stratum_names, design.two_phase
+    (40, 2, ['0', '1'], False)
+    """
 
     labeled: SampleDesign
     unlabeled: SampleDesign

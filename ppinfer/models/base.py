@@ -128,17 +128,27 @@ class Estimator:
         return f"<ppinfer.{type(self).__name__} {self.endog_name!r} ({sizes}): {names}>"
 
 
-def with_design_keywords(init):
+def with_design_keywords(init=None, *, column_names: bool = False):
     """Give an ``__init__(..., **design_options)`` an explicit signature listing the design
     keywords (:data:`ppinfer.designs.base.KEYWORDS`), so ``help()`` and IDEs show them; the
     keywords themselves are checked, with suggestions for near misses, by
-    :func:`ppinfer.designs.base.design_from_keywords`."""
+    :func:`ppinfer.designs.base.design_from_keywords`.
+
+    Used bare (``@with_design_keywords``) or with ``column_names=True`` for the entry
+    points that also take column names (the formula functions), which only changes the
+    keywords' annotations.
+    """
     import inspect
 
     from ..designs.base import KEYWORDS
 
+    if init is None:
+        return lambda function: with_design_keywords(function, column_names=column_names)
+    row_option = "ArrayLike | str | None" if column_names else "ArrayLike | None"
+    annotations = {"stratum_weights": "Mapping[Any, float] | None", "nest": "bool | None"}
     signature = inspect.signature(init)
     kept = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None) for name in KEYWORDS]
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                               annotation=annotations.get(name, row_option)) for name in KEYWORDS]
     init.__signature__ = signature.replace(parameters=kept + extra)
     return init

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ..core.families import Binomial, Gaussian
 from ..core.fitting import fit_glm
@@ -32,6 +34,8 @@ from ..core.validation import check_full_rank
 from ..designs.base import LABELED, UNLABELED, Design, design_from_keywords
 from .base import with_design_keywords
 from .synthetic import TITLES, SyntheticModel, synthetic_data
+
+__all__ = ["MultipleImputation", "ImputationResults", "RubinCombination", "rubin_combine"]
 
 DF_OPTIONS = {"barnard-rubin": "barnard-rubin", "barnard_rubin": "barnard-rubin", "z": "z", "normal": "z"}
 
@@ -67,13 +71,15 @@ class RubinCombination:
     imputations: int
 
 
-def rubin_combine(estimates, covariances, *, df_complete: float | None = None) -> RubinCombination:
+def rubin_combine(estimates: ArrayLike, covariances: ArrayLike, *, df_complete: float | None = None) -> RubinCombination:
     """Combine M completed-data estimates and covariances by Rubin's rules.
 
     Parameters
     ----------
     estimates : array-like, shape (M, p)
+        The p estimates of each of the M completed-data analyses (M >= 2).
     covariances : array-like, shape (M, p, p)
+        Their covariance matrices, one per analysis.
     df_complete : float, optional
         Degrees of freedom of the completed-data analysis (``n_complete - p``);
         None for large samples (``inf``).
@@ -93,6 +99,20 @@ def rubin_combine(estimates, covariances, *, df_complete: float | None = None) -
         nu     = nu_old nu_obs / (nu_old + nu_obs)
 
     ``nu_old = inf`` when ``B = 0``; ``nu_obs = inf`` when ``df_complete`` is None.
+
+    Examples
+    --------
+    Three imputations, two coefficients:
+
+    >>> import numpy as np
+    >>> from ppinfer import rubin_combine
+    >>> estimates = [[1.0, 0.50], [1.2, 0.45], [0.9, 0.55]]
+    >>> covariances = [np.diag([0.04, 0.01])] * 3
+    >>> combined = rubin_combine(estimates, covariances, df_complete=100)
+    >>> combined.params.round(3), np.sqrt(np.diag(combined.covariance)).round(3)
+    (array([1.033, 0.5  ]), array([0.267, 0.115]))
+    >>> combined.riv.round(2), combined.df.round(1)
+    (array([0.78, 0.33]), array([ 8.8, 22.3]))
     """
     Q = np.asarray(estimates, dtype=float)
     U = np.asarray(covariances, dtype=float)
@@ -227,9 +247,10 @@ class MultipleImputation(SyntheticModel):
     METHOD_LABELS = {"mi": "Multiple imputation"}
 
     @with_design_keywords
-    def __init__(self, y, yhat=None, yhat_unlabeled=None, *, X=None, X_unlabeled=None, estimand=None,
-                 imputation_X=None, imputation_X_unlabeled=None, missing: str = "raise",
-                 design: Design | None = None, **design_options):
+    def __init__(self, y: ArrayLike, yhat: ArrayLike | None = None, yhat_unlabeled: ArrayLike | None = None, *,
+                 X: ArrayLike | None = None, X_unlabeled: ArrayLike | None = None, estimand: str | None = None,
+                 imputation_X: ArrayLike | None = None, imputation_X_unlabeled: ArrayLike | None = None,
+                 missing: str = "raise", design: Design | None = None, **design_options: Any):
         if (yhat is None) != (yhat_unlabeled is None):
             raise ValueError("give both yhat and yhat_unlabeled, or neither.")
         if (imputation_X is None) != (imputation_X_unlabeled is None):

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..core.fitting import Fit, fit_mean
 from ..core.validation import as_variable
-from ..designs.base import design_from_keywords
+from ..designs.base import Design, design_from_keywords
 from .base import with_design_keywords
 from .ppi import PPIModel
+
+__all__ = ["Mean", "Total", "Ratio"]
 
 
 class Mean(PPIModel):
@@ -25,17 +30,42 @@ class Mean(PPIModel):
     yhat_unlabeled : array-like, shape (N,), (N, k) or (N, K)
         Predictions for the unlabeled units.
     design : ppinfer.Design, optional
-        The sampling design (weights, clusters, strata, fpc, two-phase labeling).
-        Or give its options as keywords: ``weights``, ``weights_unlabeled``,
-        ``clusters`` (alias ``groups``), ``clusters_unlabeled``
-        (``groups_unlabeled``), ``strata``, ``strata_unlabeled``, ``fpc``,
-        ``fpc_unlabeled``, ``label_prob``, ``label_strata``, ``stratum_weights``,
-        ``nest``; see :class:`ppinfer.Design`. The ``strata`` keywords tune one
-        lambda per stratum by default (stratified PPI).
+        The sampling design as one object (weights, clusters, strata, fpc,
+        two-phase labeling), or None for two independent simple random samples.
+        Give it or the design keywords below, not both.
     missing : {"raise", "drop"}
         What to do with rows holding NaN or infinite values: raise (default) or
         drop them (from every array of their sample together, design columns
         included).
+    weights, weights_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: sampling weights of each sample's rows (inverse inclusion
+        probabilities, or any positive weights); both or neither.
+    clusters, clusters_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: the cluster (primary sampling unit) of each row; a label
+        present in both samples is one cluster. Cluster-robust variances
+        (``cov_type="CR2"`` by default) follow.
+    strata, strata_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: the sampling stratum of each row. Without weights each
+        stratum counts with its share of the unlabeled sample (or
+        ``stratum_weights``), and ``fit`` tunes one lambda per stratum by
+        default (stratified PPI).
+    fpc, fpc_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: finite population correction of each row's stratum, its
+        population size or its sampling fraction in [0, 1].
+    label_prob : array-like, shape (n,), optional
+        Design keyword (two-phase design): the known probability, in (0, 1], with
+        which each labeled row was chosen for labeling from the first-phase
+        sample that the labeled and unlabeled rows make up together.
+    label_strata : array-like, shape (n,), optional
+        Design keyword (two-phase design): the strata within which the labeled
+        rows were drawn.
+    groups, groups_unlabeled : array-like, shape (n,) and (N,), optional
+        Older names of ``clusters`` and ``clusters_unlabeled``.
+    stratum_weights : mapping, optional
+        Design keyword: the population share of each stratum, setting the weights
+        of a stratified design (instead of ``weights``).
+    nest : bool, optional
+        Design keyword: cluster labels are unique only within strata.
 
     Notes
     -----
@@ -69,7 +99,8 @@ class Mean(PPIModel):
     _df_params = 1
 
     @with_design_keywords
-    def __init__(self, y, yhat, yhat_unlabeled, *, design=None, missing: str = "raise", **design_options):
+    def __init__(self, y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *, design: Design | None = None,
+                 missing: str = "raise", **design_options: Any):
         outcome = as_variable(y, "y", ndim=2, default_name="y")
         self._setup(
             {"y": outcome, "yhat": as_variable(yhat, "yhat", ndim=2, default_name="yhat")},
@@ -103,14 +134,56 @@ class Total(Mean):
 
     Parameters
     ----------
-    y, yhat, yhat_unlabeled, design, missing
-        As in :class:`Mean`. The weights of each sample must expand it to the
-        population (sampling weights: inverse inclusion probabilities), or give
-        ``population_size``.
+    y : array-like or pandas object, shape (n,) or (n, k)
+        Gold-standard outcomes of the labeled units.
+    yhat : array-like, same shape as ``y``
+        Predictions for the labeled units (an (n, K) array: K synthetic draws per
+        unit, as in :class:`Mean`).
+    yhat_unlabeled : array-like, shape (N,), (N, k) or (N, K)
+        Predictions for the unlabeled units.
     population_size : float, optional
         The number of units in the population, when the samples have no weights:
         each labeled row then weighs ``population_size / n`` and each unlabeled
-        row ``population_size / N`` (two simple random samples).
+        row ``population_size / N`` (two simple random samples). Otherwise the
+        weights of each sample must expand it to the population (sampling
+        weights: inverse inclusion probabilities).
+    design : ppinfer.Design, optional
+        The sampling design as one object (weights, clusters, strata, fpc,
+        two-phase labeling), or None for two independent simple random samples.
+        Give it or the design keywords below, not both.
+    missing : {"raise", "drop"}
+        What to do with rows holding NaN or infinite values: raise (default) or
+        drop them (from every array of their sample together, design columns
+        included).
+    weights, weights_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: sampling weights of each sample's rows (inverse inclusion
+        probabilities, or any positive weights); both or neither.
+    clusters, clusters_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: the cluster (primary sampling unit) of each row; a label
+        present in both samples is one cluster. Cluster-robust variances
+        (``cov_type="CR2"`` by default) follow.
+    strata, strata_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: the sampling stratum of each row. Without weights each
+        stratum counts with its share of the unlabeled sample (or
+        ``stratum_weights``), and ``fit`` tunes one lambda per stratum by
+        default (stratified PPI).
+    fpc, fpc_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: finite population correction of each row's stratum, its
+        population size or its sampling fraction in [0, 1].
+    label_prob : array-like, shape (n,), optional
+        Design keyword (two-phase design): the known probability, in (0, 1], with
+        which each labeled row was chosen for labeling from the first-phase
+        sample that the labeled and unlabeled rows make up together.
+    label_strata : array-like, shape (n,), optional
+        Design keyword (two-phase design): the strata within which the labeled
+        rows were drawn.
+    groups, groups_unlabeled : array-like, shape (n,) and (N,), optional
+        Older names of ``clusters`` and ``clusters_unlabeled``.
+    stratum_weights : mapping, optional
+        Design keyword: the population share of each stratum, setting the weights
+        of a stratified design (instead of ``weights``).
+    nest : bool, optional
+        Design keyword: cluster labels are unique only within strata.
 
     Notes
     -----
@@ -134,8 +207,9 @@ class Total(Mean):
     _title = "Total"
 
     @with_design_keywords
-    def __init__(self, y, yhat, yhat_unlabeled, *, population_size=None, design=None, missing: str = "raise",
-                 **design_options):
+    def __init__(self, y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *,
+                 population_size: float | None = None, design: Design | None = None, missing: str = "raise",
+                 **design_options: Any):
         design = design_from_keywords("Total", design, design_options)
         self._population_size = None
         if population_size is not None:
@@ -201,8 +275,43 @@ class Ratio(Mean):
         Predictions of ``y`` for the labeled units.
     x_unlabeled, yhat_unlabeled : array-like, shape (N,)
         The denominator variable and the predictions of the unlabeled units.
-    design, missing
-        As in :class:`Mean`.
+    design : ppinfer.Design, optional
+        The sampling design as one object (weights, clusters, strata, fpc,
+        two-phase labeling), or None for two independent simple random samples.
+        Give it or the design keywords below, not both.
+    missing : {"raise", "drop"}
+        What to do with rows holding NaN or infinite values: raise (default) or
+        drop them (from every array of their sample together, design columns
+        included).
+    weights, weights_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: sampling weights of each sample's rows (inverse inclusion
+        probabilities, or any positive weights); both or neither.
+    clusters, clusters_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: the cluster (primary sampling unit) of each row; a label
+        present in both samples is one cluster. Cluster-robust variances
+        (``cov_type="CR2"`` by default) follow.
+    strata, strata_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: the sampling stratum of each row. Without weights each
+        stratum counts with its share of the unlabeled sample (or
+        ``stratum_weights``), and ``fit`` tunes one lambda per stratum by
+        default (stratified PPI).
+    fpc, fpc_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: finite population correction of each row's stratum, its
+        population size or its sampling fraction in [0, 1].
+    label_prob : array-like, shape (n,), optional
+        Design keyword (two-phase design): the known probability, in (0, 1], with
+        which each labeled row was chosen for labeling from the first-phase
+        sample that the labeled and unlabeled rows make up together.
+    label_strata : array-like, shape (n,), optional
+        Design keyword (two-phase design): the strata within which the labeled
+        rows were drawn.
+    groups, groups_unlabeled : array-like, shape (n,) and (N,), optional
+        Older names of ``clusters`` and ``clusters_unlabeled``.
+    stratum_weights : mapping, optional
+        Design keyword: the population share of each stratum, setting the weights
+        of a stratified design (instead of ``weights``).
+    nest : bool, optional
+        Design keyword: cluster labels are unique only within strata.
 
     Notes
     -----
@@ -226,8 +335,9 @@ class Ratio(Mean):
     _title = "Ratio"
 
     @with_design_keywords
-    def __init__(self, y, x, yhat, x_unlabeled, yhat_unlabeled, *, design=None, missing: str = "raise",
-                 **design_options):
+    def __init__(self, y: ArrayLike, x: ArrayLike, yhat: ArrayLike, x_unlabeled: ArrayLike,
+                 yhat_unlabeled: ArrayLike, *, design: Design | None = None, missing: str = "raise",
+                 **design_options: Any):
         outcome = as_variable(y, "y", ndim=1, default_name="y")
         denominator = as_variable(x, "x", ndim=1, default_name="x")
         self._setup(

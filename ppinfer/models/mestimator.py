@@ -14,18 +14,22 @@ bootstrap are those of every other ppinfer estimator
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ..core.covariance import LEVERAGE_POWER, _sqrt_bread, parse_cov_type
 from ..core.fitting import EstimatingRows, Fit, chunks, fit_estimating_equations
 from ..core.formula import _frame as positional_frame, resolve_design
 from ..core.validation import MISSING_OPTIONS, Variable, as_variable
 from ..core.options import choose
-from ..designs.base import LABELED, UNLABELED, design_from_keywords, group_sums
+from ..designs.base import LABELED, UNLABELED, Design, design_from_keywords, group_sums
 from .base import with_design_keywords
 from .ppi import PPIModel
+
+__all__ = ["MEstimator"]
 
 
 def _frame(value, argument: str) -> tuple[pd.DataFrame, pd.Index]:
@@ -204,10 +208,12 @@ class MEstimator(PPIModel):
 
     _title = "M-estimator"
 
-    @with_design_keywords
-    def __init__(self, score: Callable, data, unlabeled, predicted: Mapping[str, str], *, start,
-                 jacobian: Callable | None = None, param_names: list[str] | None = None, design=None,
-                 missing: str = "raise", **design_options):
+    @with_design_keywords(column_names=True)
+    def __init__(self, score: Callable, data: pd.DataFrame | Mapping[str, ArrayLike],
+                 unlabeled: pd.DataFrame | Mapping[str, ArrayLike], predicted: Mapping[str, str], *,
+                 start: ArrayLike | pd.Series | Mapping[str, float], jacobian: Callable | None = None,
+                 param_names: list[str] | None = None, design: Design | None = None, missing: str = "raise",
+                 **design_options: Any):
         if not callable(score):
             raise TypeError(f"score must be a function score(params, rows) returning per-row scores; got {score!r}.")
         if jacobian is not None and not callable(jacobian):

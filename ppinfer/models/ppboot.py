@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ..core.covariance import LambdaRule, PPIComponents, TUNING
 from ..core.inference import BootstrapInference
@@ -33,6 +34,8 @@ from ..core.validation import Variable, make_sample
 from ..designs.base import Design
 from .base import Estimator
 from .ppi import bootstrap_replicates
+
+__all__ = ["PPBoot", "ppboot"]
 
 INTERVALS = ("percentile", "basic")
 #: design options a bootstrap of a user's statistic can honour: how rows were drawn
@@ -157,8 +160,9 @@ class PPBoot(Estimator):
     _title = "PPBoot"
     METHOD_LABELS = METHOD_LABELS
 
-    def __init__(self, statistic: Callable, labeled, unlabeled, *, predicted: Mapping[str, str] | None = None,
-                 yhat=None, design: Design | None = None):
+    def __init__(self, statistic: Callable, labeled: pd.DataFrame | ArrayLike, unlabeled: pd.DataFrame | ArrayLike,
+                 *, predicted: Mapping[str, str] | None = None, yhat: ArrayLike | None = None,
+                 design: Design | None = None):
         if not callable(statistic):
             raise TypeError(f"statistic must be a function of the data; got {type(statistic).__name__}.")
         self.statistic = statistic
@@ -393,18 +397,18 @@ def _rule(lam, k: int) -> LambdaRule:
 
 def ppboot(
     statistic: Callable,
-    labeled,
-    unlabeled,
+    labeled: pd.DataFrame | ArrayLike,
+    unlabeled: pd.DataFrame | ArrayLike,
     *,
     predicted: Mapping[str, str] | None = None,
-    yhat=None,
+    yhat: ArrayLike | None = None,
     n_boot: int = 1000,
-    lam=None,
+    lam: float | None = None,
     ci: str = "percentile",
     design: Design | None = None,
     n_jobs: int = 1,
-    progress="auto",
-    seed=None,
+    progress: bool | str = "auto",
+    seed: int | np.random.SeedSequence | np.random.Generator | None = None,
 ) -> PPIResults:
     """Prediction-powered bootstrap of any statistic; see :class:`PPBoot` (and its ``fit``).
 

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..core.families import Binomial, Family, Gaussian, GLMFamily, Poisson as PoissonFamily
 from ..core.fitting import Fit, fit_glm
 from ..core.validation import Variable, as_variable, check_full_rank, match_columns
 from ..core.warnings import SeparationWarning
-from ..designs.base import LABELED, design_from_keywords
+from ..designs.base import LABELED, Design, design_from_keywords
 from .base import with_design_keywords
 from .ppi import PPIModel
+
+if TYPE_CHECKING:
+    from statsmodels.genmod.families import Family as StatsmodelsFamily
+
+__all__ = ["OLS", "Logit", "Poisson", "GLM"]
 
 #: fitted means this close to their bounds signal (quasi-)separation
 SEPARATION_TOLERANCE = 1e-6
@@ -44,15 +51,41 @@ class RegressionModel(PPIModel):
         model codes the text, a classifier reads the image); columns measured on
         every unit are the same as in ``X``. Default: ``X`` (measured covariates).
     design : ppinfer.Design, optional
-        The sampling design (weights, clusters, strata, fpc, two-phase labeling).
-        Or give its options as keywords: ``weights``, ``weights_unlabeled``,
-        ``clusters`` (alias ``groups``), ``clusters_unlabeled``
-        (``groups_unlabeled``), ``strata``, ``strata_unlabeled``, ``fpc``,
-        ``fpc_unlabeled``, ``label_prob``, ``label_strata``, ``stratum_weights``,
-        ``nest``; see :class:`ppinfer.Design`.
+        The sampling design as one object (weights, clusters, strata, fpc,
+        two-phase labeling), or None for two independent simple random samples.
+        Give it or the design keywords below, not both.
     missing : {"raise", "drop"}
         Rows with NaN or infinite values: raise (default), or drop them from every
         array of their sample (design columns included).
+    weights, weights_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: sampling weights of each sample's rows (inverse inclusion
+        probabilities, or any positive weights); both or neither.
+    clusters, clusters_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: the cluster (primary sampling unit) of each row; a label
+        present in both samples is one cluster. Cluster-robust variances
+        (``cov_type="CR2"`` by default) follow.
+    strata, strata_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: the sampling stratum of each row. Without weights each
+        stratum counts with its share of the unlabeled sample (or
+        ``stratum_weights``), and ``fit`` tunes one lambda per stratum by
+        default (stratified PPI).
+    fpc, fpc_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: finite population correction of each row's stratum, its
+        population size or its sampling fraction in [0, 1].
+    label_prob : array-like, shape (n,), optional
+        Design keyword (two-phase design): the known probability, in (0, 1], with
+        which each labeled row was chosen for labeling from the first-phase
+        sample that the labeled and unlabeled rows make up together.
+    label_strata : array-like, shape (n,), optional
+        Design keyword (two-phase design): the strata within which the labeled
+        rows were drawn.
+    groups, groups_unlabeled : array-like, shape (n,) and (N,), optional
+        Older names of ``clusters`` and ``clusters_unlabeled``.
+    stratum_weights : mapping, optional
+        Design keyword: the population share of each stratum, setting the weights
+        of a stratified design (instead of ``weights``).
+    nest : bool, optional
+        Design keyword: cluster labels are unique only within strata.
 
     Notes
     -----
@@ -93,8 +126,9 @@ class RegressionModel(PPIModel):
     _default_cov_type = "HC3"
 
     @with_design_keywords
-    def __init__(self, y, X, yhat, X_unlabeled, yhat_unlabeled, *, X_predicted=None, design=None,
-                 missing: str = "raise", **design_options):
+    def __init__(self, y: ArrayLike, X: ArrayLike, yhat: ArrayLike, X_unlabeled: ArrayLike,
+                 yhat_unlabeled: ArrayLike, *, X_predicted: ArrayLike | None = None, design: Design | None = None,
+                 missing: str = "raise", **design_options: Any):
         labeled, unlabeled = self._variables(y, X, yhat, X_unlabeled, yhat_unlabeled, X_predicted=X_predicted)
         # _setup and _warn_design are called here, not in a helper, so that warnings point at the caller
         self._setup(labeled, unlabeled, missing=missing,
@@ -224,68 +258,96 @@ RegressionModel.predict = lambda self, params, exog=None: _predict(self, params,
 RegressionModel.predict.__doc__ = "Fitted means at ``exog`` for coefficients ``params``."
 
 
-#: the data of the regressions' examples: an intercept and one covariate, 2,200 units
-_EXAMPLE_DATA = """
-    >>> import numpy as np, ppinfer
-    >>> rng = np.random.default_rng(0)
-    >>> X = np.column_stack([np.ones(2200), rng.normal(size=2200)])"""
+def _model_doc(title: str, examples: str) -> str:
+    """A subclass's docstring: its title, the shared Parameters and Notes, its own Examples."""
+    return f"{title}\n" + RegressionModel.__doc__.split("\n", 1)[1].rstrip() + "\n\n" + examples
 
 
 class OLS(RegressionModel):
-    __doc__ = "Prediction-powered ordinary least squares.\n" + RegressionModel.__doc__.split("\n", 1)[1] + f"""
-    Examples
+    __doc__ = _model_doc("Prediction-powered ordinary least squares.", """    Examples
     --------
-    Biased predictions for 2,000 unlabeled units and 200 labeled ones:
-{_EXAMPLE_DATA}
-    >>> y = X @ [1.0, 0.5] + rng.normal(size=2200)
-    >>> yhat = 0.2 + 0.9 * y + rng.normal(scale=0.5, size=2200)
-    >>> model = ppinfer.OLS(y[:200], X[:200], yhat[:200], X[200:], yhat[200:])
-    >>> res = model.fit()
-    >>> res.params.round(2).to_dict(), res.cov_type
-    ({{'x1': 1.02, 'x2': 0.48}}, 'HC3')
-    >>> bool(res.bse.iloc[1] < model.fit(method="classical").bse.iloc[1])
-    True
-    """
+    >>> import numpy as np, pandas as pd, ppinfer
+    >>> rng = np.random.default_rng(0)
+    >>> def draw(size):
+    ...     x = rng.normal(size=size)
+    ...     y = 1.0 + 2.0 * x + rng.normal(size=size)
+    ...     yhat = y + rng.normal(0.3, 0.5, size=size)   # biased, noisy predictions
+    ...     return pd.DataFrame({"const": 1.0, "x": x}), y, yhat
+    >>> X, y, yhat = draw(200)
+    >>> X_unlabeled, _, yhat_unlabeled = draw(5000)
+    >>> model = ppinfer.OLS(y, X, yhat, X_unlabeled, yhat_unlabeled)
+    >>> model
+    <ppinfer.OLS 'y' (n=200, N=5000): const, x>
+    >>> res = model.fit()                     # PPI++: lambda tuned
+    >>> res.params.round(1).to_dict()
+    {'const': 1.0, 'x': 2.0}
+    >>> print(res.conf_int().round(1))
+           lower  upper
+    const    0.9    1.1
+    x        1.9    2.0
+
+    The predictions halve the standard errors of the labeled-only fit:
+
+    >>> classical = model.fit(method="classical")
+    >>> (res.bse / classical.bse).round(1).to_dict()
+    {'const': 0.5, 'x': 0.4}
+    """)
     _title = "OLS"
     _family = Gaussian()
 
 
 class Logit(RegressionModel):
-    __doc__ = (
-        "Prediction-powered logistic regression: ``y`` in {0, 1}, ``yhat`` probabilities in [0, 1].\n"
-        + RegressionModel.__doc__.split("\n", 1)[1] + f"""
-    Examples
+    __doc__ = _model_doc(
+        "Prediction-powered logistic regression: ``y`` in {0, 1}, ``yhat`` probabilities in [0, 1].",
+        """    Examples
     --------
-    Noisy predicted probabilities; 300 labeled units:
-{_EXAMPLE_DATA}
-    >>> p = 1 / (1 + np.exp(-(X @ [-0.5, 1.0])))
-    >>> y = (rng.random(2200) < p).astype(float)
-    >>> phat = np.clip(p + rng.normal(scale=0.1, size=2200), 0, 1)
-    >>> res = ppinfer.Logit(y[:300], X[:300], phat[:300], X[300:], phat[300:]).fit()
+    The classifier's probabilities use a feature ``z`` that is not in the regression:
+
+    >>> import numpy as np, pandas as pd, ppinfer
+    >>> rng = np.random.default_rng(0)
+    >>> def draw(size):
+    ...     x, z = rng.normal(size=(2, size))
+    ...     eta = -0.5 + x + 2.0 * z
+    ...     y = (rng.uniform(size=size) < 1 / (1 + np.exp(-eta))).astype(float)
+    ...     yhat = 1 / (1 + np.exp(-eta - rng.normal(0.0, 0.5, size)))
+    ...     return pd.DataFrame({"const": 1.0, "x": x}), y, yhat
+    >>> X, y, yhat = draw(300)
+    >>> X_unlabeled, _, yhat_unlabeled = draw(3000)
+    >>> model = ppinfer.Logit(y, X, yhat, X_unlabeled, yhat_unlabeled)
+    >>> res = model.fit()
     >>> res.params.round(2).to_dict()
-    {{'x1': -0.43, 'x2': 1.07}}
-    """
-    )
+    {'const': -0.32, 'x': 0.69}
+    >>> bool((res.bse < model.fit(method="classical").bse).all())
+    True
+    """)
     _title = "Logit"
     _family = Binomial()
 
 
 class Poisson(RegressionModel):
-    __doc__ = (
-        "Prediction-powered Poisson regression (log link): ``y`` counts, ``yhat`` >= 0.\n"
-        + RegressionModel.__doc__.split("\n", 1)[1] + f"""
-    Examples
+    __doc__ = _model_doc(
+        "Prediction-powered Poisson regression (log link): ``y`` counts, ``yhat`` >= 0.",
+        """    Examples
     --------
-    Predicted rates with multiplicative noise; 300 labeled units:
-{_EXAMPLE_DATA}
-    >>> mu = np.exp(X @ [0.3, 0.4])
-    >>> y = rng.poisson(mu).astype(float)
-    >>> rate = mu * rng.lognormal(0, 0.2, 2200)
-    >>> res = ppinfer.Poisson(y[:300], X[:300], rate[:300], X[300:], rate[300:]).fit()
-    >>> res.params.round(2).to_dict()
-    {{'x1': 0.31, 'x2': 0.44}}
-    """
-    )
+    Counts from a cluster sample of 40 sites; the design keywords ``clusters``
+    and ``clusters_unlabeled`` give cluster-robust (CR2) standard errors:
+
+    >>> import numpy as np, pandas as pd, ppinfer
+    >>> rng = np.random.default_rng(0)
+    >>> def draw(size):
+    ...     x, z = rng.normal(size=(2, size))
+    ...     mu = np.exp(0.5 + 0.4 * x + 0.5 * z)
+    ...     y = rng.poisson(mu).astype(float)
+    ...     yhat = mu * rng.lognormal(0.0, 0.1, size)
+    ...     return pd.DataFrame({"const": 1.0, "x": x}), y, yhat, rng.integers(0, 40, size)
+    >>> X, y, yhat, site = draw(400)
+    >>> X_unlabeled, _, yhat_unlabeled, site_unlabeled = draw(4000)
+    >>> model = ppinfer.Poisson(y, X, yhat, X_unlabeled, yhat_unlabeled,
+    ...                         clusters=site, clusters_unlabeled=site_unlabeled)
+    >>> res = model.fit()
+    >>> res.cov_type, res.params.round(1).to_dict()
+    ('CR2', {'const': 0.6, 'x': 0.4})
+    """)
     _title = "Poisson"
     _family = PoissonFamily()
 
@@ -332,13 +394,45 @@ class GLM(RegressionModel):
         model is misspecified, as it is for the fits of predictions;
         ``"expected"`` (the Fisher information) assumes the mean model is
         correct. The two coincide for canonical links. See Notes.
+    X_predicted : array-like or DataFrame, shape (n, p), optional
+        Predicted covariates of the labeled units, with the columns of ``X``
+        (see :class:`ppinfer.OLS`). Default: ``X``.
     design : ppinfer.Design, optional
-        The sampling design, or its options as keywords (``weights``,
-        ``clusters``, ``strata``, ``fpc``, ``label_prob``, ...; see
-        :class:`ppinfer.Design`).
+        The sampling design as one object (weights, clusters, strata, fpc,
+        two-phase labeling), or None for two independent simple random samples.
+        Give it or the design keywords below, not both.
     missing : {"raise", "drop"}
         Rows with NaN or infinite values (offsets and exposures included): raise
         (default), or drop them from every array of their sample.
+    weights, weights_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: sampling weights of each sample's rows (inverse inclusion
+        probabilities, or any positive weights); both or neither.
+    clusters, clusters_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: the cluster (primary sampling unit) of each row; a label
+        present in both samples is one cluster. Cluster-robust variances
+        (``cov_type="CR2"`` by default) follow.
+    strata, strata_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: the sampling stratum of each row. Without weights each
+        stratum counts with its share of the unlabeled sample (or
+        ``stratum_weights``), and ``fit`` tunes one lambda per stratum by
+        default (stratified PPI).
+    fpc, fpc_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: finite population correction of each row's stratum, its
+        population size or its sampling fraction in [0, 1].
+    label_prob : array-like, shape (n,), optional
+        Design keyword (two-phase design): the known probability, in (0, 1], with
+        which each labeled row was chosen for labeling from the first-phase
+        sample that the labeled and unlabeled rows make up together.
+    label_strata : array-like, shape (n,), optional
+        Design keyword (two-phase design): the strata within which the labeled
+        rows were drawn.
+    groups, groups_unlabeled : array-like, shape (n,) and (N,), optional
+        Older names of ``clusters`` and ``clusters_unlabeled``.
+    stratum_weights : mapping, optional
+        Design keyword: the population share of each stratum, setting the weights
+        of a stratified design (instead of ``weights``).
+    nest : bool, optional
+        Design keyword: cluster labels are unique only within strata.
 
     Notes
     -----
@@ -391,9 +485,12 @@ class GLM(RegressionModel):
     _title = "GLM"
 
     @with_design_keywords
-    def __init__(self, y, X, yhat, X_unlabeled, yhat_unlabeled, *, family=None, offset=None, offset_unlabeled=None,
-                 exposure=None, exposure_unlabeled=None, hessian: str = "observed", X_predicted=None,
-                 design=None, missing: str = "raise", **design_options):
+    def __init__(self, y: ArrayLike, X: ArrayLike, yhat: ArrayLike, X_unlabeled: ArrayLike,
+                 yhat_unlabeled: ArrayLike, *, family: StatsmodelsFamily | None = None,
+                 offset: ArrayLike | None = None, offset_unlabeled: ArrayLike | None = None,
+                 exposure: ArrayLike | None = None, exposure_unlabeled: ArrayLike | None = None,
+                 hessian: str = "observed", X_predicted: ArrayLike | None = None, design: Design | None = None,
+                 missing: str = "raise", **design_options: Any):
         if family is None:
             import statsmodels.api as sm
 

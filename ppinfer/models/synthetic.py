@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 
 from ..core.covariance import parse_cov_type
@@ -36,6 +38,8 @@ from ..core.validation import Sample, Variable, as_variable, check_full_rank, ma
 from ..core.warnings import PPIWarning
 from ..designs.base import LABELED, UNLABELED, BoundDesign, Contributions, Design, DesignCollector, design_from_keywords
 from .base import Estimator, with_design_keywords
+
+__all__ = ["SyntheticGMM", "SyntheticGMMResults", "SyntheticModel", "synthetic_data"]
 
 #: estimands and the canonical-link family of their estimating equations
 ESTIMANDS = {"mean": "mean", "ols": "ols", "logit": "logit", "poisson": "poisson"}
@@ -618,8 +622,10 @@ class SyntheticGMM(SyntheticModel):
     METHOD_LABELS = GMM_LABELS
 
     @with_design_keywords
-    def __init__(self, y, synthetic, synthetic_unlabeled, *, X=None, X_unlabeled=None, estimand=None,
-                 missing: str = "raise", design: Design | None = None, **design_options):
+    def __init__(self, y: ArrayLike, synthetic: ArrayLike | list[ArrayLike],
+                 synthetic_unlabeled: ArrayLike | list[ArrayLike], *, X: ArrayLike | None = None,
+                 X_unlabeled: ArrayLike | None = None, estimand: str | None = None, missing: str = "raise",
+                 design: Design | None = None, **design_options: Any):
         self._setup(synthetic_data(
             y, synthetic, synthetic_unlabeled, X=X, X_unlabeled=X_unlabeled, estimand=estimand, missing=missing,
             design=design_from_keywords("SyntheticGMM", design, design_options),

@@ -31,14 +31,18 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import optimize, stats
 
 from .._options import choose
 from ..regression import RegressionModel
 from ..results import ALTERNATIVES, check_alpha
 from ._checks import finite_number
+
+__all__ = ["ppi_power", "ppi_sample_size"]
 
 PLAN_METHODS = ("ppi++", "ppi", "classical")
 
@@ -562,11 +566,11 @@ def ppi_sample_size(
     width: float | None = None,
     power: float | None = None,
     effect: float | None = None,
-    N=None,
+    N: float | None = None,
     rho: float | None = None,
     sd: float | None = None,
     sd_prediction: float | None = None,
-    pilot=None,
+    pilot: tuple | Mapping | Any | None = None,
     parameter: str | None = None,
     method: str = "ppi++",
     alpha: float = 0.05,
@@ -700,19 +704,19 @@ def ppi_sample_size(
 
 
 def ppi_power(
-    n,
+    n: int | ArrayLike,
     *,
-    N,
+    N: float,
     effect: float,
     rho: float | None = None,
     sd: float | None = None,
     sd_prediction: float | None = None,
-    pilot=None,
+    pilot: tuple | Mapping | Any | None = None,
     parameter: str | None = None,
     method: str = "ppi++",
     alpha: float = 0.05,
     alternative: str = "two-sided",
-):
+) -> float | np.ndarray:
     """Power of the level-``alpha`` z test with ``n`` labeled and ``N`` unlabeled units.
 
     Parameters

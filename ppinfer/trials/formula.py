@@ -9,4 +9,6 @@ from __future__ import annotations
 
 from .model import TreatmentEffect
 
+__all__ = ["treatment_effect"]
+
 treatment_effect = TreatmentEffect.from_formula

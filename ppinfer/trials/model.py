@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ..core.covariance import PPIComponents, parse_cov_type
 from ..core.families import Binomial, Gaussian, Poisson
@@ -56,6 +58,8 @@ from .missing import (
 )
 from .randomisation import stratified_rows
 from .results import TrialResults
+
+__all__ = ["TreatmentEffect"]
 
 #: accepted spellings of each method
 METHODS = {
@@ -370,19 +374,19 @@ class TreatmentEffect(Estimator):
 
     def __init__(
         self,
-        y,
-        treatment,
-        X=None,
-        prognostic=None,
-        propensity=None,
+        y: ArrayLike,
+        treatment: ArrayLike,
+        X: ArrayLike | None = None,
+        prognostic: ArrayLike | None = None,
+        propensity: float | ArrayLike | None = None,
         *,
-        treated=None,
-        control=None,
-        strata=None,
-        clusters=None,
-        weights=None,
+        treated: Any = None,
+        control: Any = None,
+        strata: ArrayLike | None = None,
+        clusters: ArrayLike | None = None,
+        weights: ArrayLike | None = None,
         design: Design | None = None,
-        observed_prob=None,
+        observed_prob: ArrayLike | None = None,
         family: str | None = None,
         lin_variance: str = "superpopulation",
         missing: str = "raise",
