@@ -50,6 +50,7 @@ DOCUMENTED_CONSTRUCTORS = (
     "ppinfer.Logit",
     "ppinfer.Poisson",
     "ppinfer.GLM",
+    "ppinfer.Quantile",
 )
 #: developer files that are not part of the distribution
 DEVELOPER_FILES = ("METHODS.md", "ARCHITECTURE.md", "STYLE.md", "../shared")

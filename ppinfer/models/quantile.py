@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..core.covariance import LambdaRule, PPIComponents, satterthwaite_df
 from ..core.fitting import Fit, fit_mean
@@ -12,10 +15,12 @@ from ..core.inference import critical_value
 from ..core.results import PPIResults
 from ..core.validation import as_variable
 from ..core.warnings import PPIWarning
-from ..designs.base import LABELED, UNLABELED, design_from_keywords
+from ..designs.base import LABELED, UNLABELED, Design, design_from_keywords
 from .base import with_design_keywords
 from .ppi import PPIModel
 from .rectified_cdf import RectifiedCDF
+
+__all__ = ["Quantile", "QuantileInversion"]
 
 #: breakpoints evaluated per chunk (bounds the memory of a scan)
 SCAN_CHUNK = 1 << 16
@@ -234,16 +239,41 @@ class Quantile(PPIModel):
     q : float or sequence of floats in (0, 1)
         Quantile level(s); the results hold one row per level.
     design : ppinfer.Design, optional
-        The sampling design (weights, clusters, strata, fpc, two-phase labeling).
-        Or give its options as keywords: ``weights``, ``weights_unlabeled``,
-        ``clusters`` (alias ``groups``), ``clusters_unlabeled``
-        (``groups_unlabeled``), ``strata``, ``strata_unlabeled``, ``fpc``,
-        ``fpc_unlabeled``, ``label_prob``, ``label_strata``, ``stratum_weights``,
-        ``nest``; see :class:`ppinfer.Design`. The ``strata`` keywords tune one
-        lambda per stratum by default (stratified PPI, Fisch et al. 2024).
+        The sampling design as one object (weights, clusters, strata, fpc,
+        two-phase labeling), or None for two independent simple random samples.
+        Give it or the design keywords below, not both.
     missing : {"raise", "drop"}
         Rows with NaN or infinite values: raise (default) or drop them (with
         their design columns).
+    weights, weights_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: sampling weights of each sample's rows (inverse inclusion
+        probabilities, or any positive weights); both or neither.
+    clusters, clusters_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: the cluster (primary sampling unit) of each row; a label
+        present in both samples is one cluster. Cluster-robust variances
+        (``cov_type="CR2"`` by default) follow.
+    strata, strata_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: the sampling stratum of each row. Without weights each
+        stratum counts with its share of the unlabeled sample (or
+        ``stratum_weights``), and ``fit`` tunes one lambda per stratum by
+        default (stratified PPI, Fisch et al. 2024).
+    fpc, fpc_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: finite population correction of each row's stratum, its
+        population size or its sampling fraction in [0, 1].
+    label_prob : array-like, shape (n,), optional
+        Design keyword (two-phase design): the known probability, in (0, 1], with
+        which each labeled row was chosen for labeling from the first-phase
+        sample that the labeled and unlabeled rows make up together.
+    label_strata : array-like, shape (n,), optional
+        Design keyword (two-phase design): the strata within which the labeled
+        rows were drawn.
+    groups, groups_unlabeled : array-like, shape (n,) and (N,), optional
+        Older names of ``clusters`` and ``clusters_unlabeled``.
+    stratum_weights : mapping, optional
+        Design keyword: the population share of each stratum, setting the weights
+        of a stratified design (instead of ``weights``).
+    nest : bool, optional
+        Design keyword: cluster labels are unique only within strata.
 
     Notes
     -----
@@ -357,7 +387,8 @@ class Quantile(PPIModel):
     _df_params = 1
 
     @with_design_keywords
-    def __init__(self, y, yhat, yhat_unlabeled, q=0.5, *, design=None, missing: str = "raise", **design_options):
+    def __init__(self, y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, q: float | Sequence[float] = 0.5, *,
+                 design: Design | None = None, missing: str = "raise", **design_options: Any):
         levels = _levels(q)
         outcome = as_variable(y, "y", ndim=1, default_name="y")
         self._setup(
