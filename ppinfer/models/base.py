@@ -128,6 +128,50 @@ class Estimator:
         return f"<ppinfer.{type(self).__name__} {self.endog_name!r} ({sizes}): {names}>"
 
 
+
+#: the design keywords' Parameters entries, shared by every estimator's docstring
+DESIGN_KEYWORDS_DOC = """    weights, weights_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: sampling weights of each sample's rows (inverse inclusion
+        probabilities, or any positive weights); both or neither.
+    clusters, clusters_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: the cluster (primary sampling unit) of each row; a label
+        present in both samples is one cluster. Cluster-robust variances
+        (``cov_type="CR2"`` by default) follow.
+    strata, strata_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: the sampling stratum of each row. Without weights each
+        stratum counts with its share of the unlabeled sample (or
+        ``stratum_weights``), and ``fit`` tunes one lambda per stratum by
+        default (stratified PPI).
+    fpc, fpc_unlabeled : array-like, shape (n,) and (N,), optional
+        Design keyword: finite population correction of each row's stratum, its
+        population size or its sampling fraction in [0, 1].
+    label_prob : array-like, shape (n,), optional
+        Design keyword (two-phase design): the known probability, in (0, 1], with
+        which each labeled row was chosen for labeling from the first-phase
+        sample that the labeled and unlabeled rows make up together.
+    label_strata : array-like, shape (n,), optional
+        Design keyword (two-phase design): the strata within which the labeled
+        rows were drawn.
+    groups, groups_unlabeled : array-like, shape (n,) and (N,), optional
+        Older names of ``clusters`` and ``clusters_unlabeled``.
+    stratum_weights : mapping, optional
+        Design keyword: the population share of each stratum, setting the weights
+        of a stratified design (instead of ``weights``).
+    nest : bool, optional
+        Design keyword: cluster labels are unique only within strata.
+"""
+_DESIGN_KEYWORDS_MARKER = "    [design keywords]\n"
+
+
+def document_design_keywords(cls):
+    """Class decorator: put the design keywords' Parameters entries where the docstring
+    has the line ``[design keywords]``."""
+    if cls.__doc__ is None or _DESIGN_KEYWORDS_MARKER not in cls.__doc__:
+        raise ValueError(f"{cls.__name__}'s docstring has no '[design keywords]' line to fill")
+    cls.__doc__ = cls.__doc__.replace(_DESIGN_KEYWORDS_MARKER, DESIGN_KEYWORDS_DOC)
+    return cls
+
+
 def with_design_keywords(init=None, *, column_names: bool = False):
     """Give an ``__init__(..., **design_options)`` an explicit signature listing the design
     keywords (:data:`ppinfer.designs.base.KEYWORDS`), so ``help()`` and IDEs show them; the

@@ -10,12 +10,13 @@ from numpy.typing import ArrayLike
 from ..core.fitting import Fit, fit_mean
 from ..core.validation import as_variable
 from ..designs.base import Design, design_from_keywords
-from .base import with_design_keywords
+from .base import document_design_keywords, with_design_keywords
 from .ppi import PPIModel
 
 __all__ = ["Mean", "Total", "Ratio"]
 
 
+@document_design_keywords
 class Mean(PPIModel):
     """Mean of an outcome, or of each column of a multi-column outcome.
 
@@ -37,35 +38,7 @@ class Mean(PPIModel):
         What to do with rows holding NaN or infinite values: raise (default) or
         drop them (from every array of their sample together, design columns
         included).
-    weights, weights_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: sampling weights of each sample's rows (inverse inclusion
-        probabilities, or any positive weights); both or neither.
-    clusters, clusters_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: the cluster (primary sampling unit) of each row; a label
-        present in both samples is one cluster. Cluster-robust variances
-        (``cov_type="CR2"`` by default) follow.
-    strata, strata_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: the sampling stratum of each row. Without weights each
-        stratum counts with its share of the unlabeled sample (or
-        ``stratum_weights``), and ``fit`` tunes one lambda per stratum by
-        default (stratified PPI).
-    fpc, fpc_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: finite population correction of each row's stratum, its
-        population size or its sampling fraction in [0, 1].
-    label_prob : array-like, shape (n,), optional
-        Design keyword (two-phase design): the known probability, in (0, 1], with
-        which each labeled row was chosen for labeling from the first-phase
-        sample that the labeled and unlabeled rows make up together.
-    label_strata : array-like, shape (n,), optional
-        Design keyword (two-phase design): the strata within which the labeled
-        rows were drawn.
-    groups, groups_unlabeled : array-like, shape (n,) and (N,), optional
-        Older names of ``clusters`` and ``clusters_unlabeled``.
-    stratum_weights : mapping, optional
-        Design keyword: the population share of each stratum, setting the weights
-        of a stratified design (instead of ``weights``).
-    nest : bool, optional
-        Design keyword: cluster labels are unique only within strata.
+    [design keywords]
 
     Notes
     -----
@@ -129,6 +102,7 @@ class Mean(PPIModel):
         return None
 
 
+@document_design_keywords
 class Total(Mean):
     """Population total of an outcome (Horvitz-Thompson), or of each column.
 
@@ -155,35 +129,7 @@ class Total(Mean):
         What to do with rows holding NaN or infinite values: raise (default) or
         drop them (from every array of their sample together, design columns
         included).
-    weights, weights_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: sampling weights of each sample's rows (inverse inclusion
-        probabilities, or any positive weights); both or neither.
-    clusters, clusters_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: the cluster (primary sampling unit) of each row; a label
-        present in both samples is one cluster. Cluster-robust variances
-        (``cov_type="CR2"`` by default) follow.
-    strata, strata_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: the sampling stratum of each row. Without weights each
-        stratum counts with its share of the unlabeled sample (or
-        ``stratum_weights``), and ``fit`` tunes one lambda per stratum by
-        default (stratified PPI).
-    fpc, fpc_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: finite population correction of each row's stratum, its
-        population size or its sampling fraction in [0, 1].
-    label_prob : array-like, shape (n,), optional
-        Design keyword (two-phase design): the known probability, in (0, 1], with
-        which each labeled row was chosen for labeling from the first-phase
-        sample that the labeled and unlabeled rows make up together.
-    label_strata : array-like, shape (n,), optional
-        Design keyword (two-phase design): the strata within which the labeled
-        rows were drawn.
-    groups, groups_unlabeled : array-like, shape (n,) and (N,), optional
-        Older names of ``clusters`` and ``clusters_unlabeled``.
-    stratum_weights : mapping, optional
-        Design keyword: the population share of each stratum, setting the weights
-        of a stratified design (instead of ``weights``).
-    nest : bool, optional
-        Design keyword: cluster labels are unique only within strata.
+    [design keywords]
 
     Notes
     -----
@@ -262,6 +208,7 @@ class Total(Mean):
         return fit.params[None, :] / total
 
 
+@document_design_keywords
 class Ratio(Mean):
     """Ratio of two means (or totals), ``R = sum w y / sum w x``, with ``x`` known for every unit.
 
@@ -283,35 +230,7 @@ class Ratio(Mean):
         What to do with rows holding NaN or infinite values: raise (default) or
         drop them (from every array of their sample together, design columns
         included).
-    weights, weights_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: sampling weights of each sample's rows (inverse inclusion
-        probabilities, or any positive weights); both or neither.
-    clusters, clusters_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: the cluster (primary sampling unit) of each row; a label
-        present in both samples is one cluster. Cluster-robust variances
-        (``cov_type="CR2"`` by default) follow.
-    strata, strata_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: the sampling stratum of each row. Without weights each
-        stratum counts with its share of the unlabeled sample (or
-        ``stratum_weights``), and ``fit`` tunes one lambda per stratum by
-        default (stratified PPI).
-    fpc, fpc_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: finite population correction of each row's stratum, its
-        population size or its sampling fraction in [0, 1].
-    label_prob : array-like, shape (n,), optional
-        Design keyword (two-phase design): the known probability, in (0, 1], with
-        which each labeled row was chosen for labeling from the first-phase
-        sample that the labeled and unlabeled rows make up together.
-    label_strata : array-like, shape (n,), optional
-        Design keyword (two-phase design): the strata within which the labeled
-        rows were drawn.
-    groups, groups_unlabeled : array-like, shape (n,) and (N,), optional
-        Older names of ``clusters`` and ``clusters_unlabeled``.
-    stratum_weights : mapping, optional
-        Design keyword: the population share of each stratum, setting the weights
-        of a stratified design (instead of ``weights``).
-    nest : bool, optional
-        Design keyword: cluster labels are unique only within strata.
+    [design keywords]
 
     Notes
     -----

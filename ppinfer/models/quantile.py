@@ -16,7 +16,7 @@ from ..core.results import PPIResults
 from ..core.validation import as_variable
 from ..core.warnings import PPIWarning
 from ..designs.base import LABELED, UNLABELED, Design, design_from_keywords
-from .base import with_design_keywords
+from .base import document_design_keywords, with_design_keywords
 from .ppi import PPIModel
 from .rectified_cdf import RectifiedCDF
 
@@ -224,6 +224,7 @@ def _levels(q) -> np.ndarray:
     return levels
 
 
+@document_design_keywords
 class Quantile(PPIModel):
     """Quantile(s) of an outcome by prediction-powered inference, under any sampling design.
 
@@ -245,35 +246,7 @@ class Quantile(PPIModel):
     missing : {"raise", "drop"}
         Rows with NaN or infinite values: raise (default) or drop them (with
         their design columns).
-    weights, weights_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: sampling weights of each sample's rows (inverse inclusion
-        probabilities, or any positive weights); both or neither.
-    clusters, clusters_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: the cluster (primary sampling unit) of each row; a label
-        present in both samples is one cluster. Cluster-robust variances
-        (``cov_type="CR2"`` by default) follow.
-    strata, strata_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: the sampling stratum of each row. Without weights each
-        stratum counts with its share of the unlabeled sample (or
-        ``stratum_weights``), and ``fit`` tunes one lambda per stratum by
-        default (stratified PPI, Fisch et al. 2024).
-    fpc, fpc_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: finite population correction of each row's stratum, its
-        population size or its sampling fraction in [0, 1].
-    label_prob : array-like, shape (n,), optional
-        Design keyword (two-phase design): the known probability, in (0, 1], with
-        which each labeled row was chosen for labeling from the first-phase
-        sample that the labeled and unlabeled rows make up together.
-    label_strata : array-like, shape (n,), optional
-        Design keyword (two-phase design): the strata within which the labeled
-        rows were drawn.
-    groups, groups_unlabeled : array-like, shape (n,) and (N,), optional
-        Older names of ``clusters`` and ``clusters_unlabeled``.
-    stratum_weights : mapping, optional
-        Design keyword: the population share of each stratum, setting the weights
-        of a stratified design (instead of ``weights``).
-    nest : bool, optional
-        Design keyword: cluster labels are unique only within strata.
+    [design keywords]
 
     Notes
     -----

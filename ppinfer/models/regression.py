@@ -13,7 +13,7 @@ from ..core.fitting import Fit, fit_glm
 from ..core.validation import Variable, as_variable, check_full_rank, match_columns
 from ..core.warnings import SeparationWarning
 from ..designs.base import LABELED, Design, design_from_keywords
-from .base import with_design_keywords
+from .base import document_design_keywords, with_design_keywords
 from .ppi import PPIModel
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ __all__ = ["OLS", "Logit", "Poisson", "GLM"]
 SEPARATION_TOLERANCE = 1e-6
 
 
+@document_design_keywords
 class RegressionModel(PPIModel):
     """Prediction-powered GLM with canonical link (base of OLS, Logit, Poisson).
 
@@ -57,35 +58,7 @@ class RegressionModel(PPIModel):
     missing : {"raise", "drop"}
         Rows with NaN or infinite values: raise (default), or drop them from every
         array of their sample (design columns included).
-    weights, weights_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: sampling weights of each sample's rows (inverse inclusion
-        probabilities, or any positive weights); both or neither.
-    clusters, clusters_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: the cluster (primary sampling unit) of each row; a label
-        present in both samples is one cluster. Cluster-robust variances
-        (``cov_type="CR2"`` by default) follow.
-    strata, strata_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: the sampling stratum of each row. Without weights each
-        stratum counts with its share of the unlabeled sample (or
-        ``stratum_weights``), and ``fit`` tunes one lambda per stratum by
-        default (stratified PPI).
-    fpc, fpc_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: finite population correction of each row's stratum, its
-        population size or its sampling fraction in [0, 1].
-    label_prob : array-like, shape (n,), optional
-        Design keyword (two-phase design): the known probability, in (0, 1], with
-        which each labeled row was chosen for labeling from the first-phase
-        sample that the labeled and unlabeled rows make up together.
-    label_strata : array-like, shape (n,), optional
-        Design keyword (two-phase design): the strata within which the labeled
-        rows were drawn.
-    groups, groups_unlabeled : array-like, shape (n,) and (N,), optional
-        Older names of ``clusters`` and ``clusters_unlabeled``.
-    stratum_weights : mapping, optional
-        Design keyword: the population share of each stratum, setting the weights
-        of a stratified design (instead of ``weights``).
-    nest : bool, optional
-        Design keyword: cluster labels are unique only within strata.
+    [design keywords]
 
     Notes
     -----
@@ -356,6 +329,7 @@ class Poisson(RegressionModel):
 _OFFSET_ARGUMENTS = (("offset", "offset_unlabeled"), ("exposure", "exposure_unlabeled"))
 
 
+@document_design_keywords
 class GLM(RegressionModel):
     """Prediction-powered generalised linear model with any statsmodels family and link.
 
@@ -404,35 +378,7 @@ class GLM(RegressionModel):
     missing : {"raise", "drop"}
         Rows with NaN or infinite values (offsets and exposures included): raise
         (default), or drop them from every array of their sample.
-    weights, weights_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: sampling weights of each sample's rows (inverse inclusion
-        probabilities, or any positive weights); both or neither.
-    clusters, clusters_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: the cluster (primary sampling unit) of each row; a label
-        present in both samples is one cluster. Cluster-robust variances
-        (``cov_type="CR2"`` by default) follow.
-    strata, strata_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: the sampling stratum of each row. Without weights each
-        stratum counts with its share of the unlabeled sample (or
-        ``stratum_weights``), and ``fit`` tunes one lambda per stratum by
-        default (stratified PPI).
-    fpc, fpc_unlabeled : array-like, shape (n,) and (N,), optional
-        Design keyword: finite population correction of each row's stratum, its
-        population size or its sampling fraction in [0, 1].
-    label_prob : array-like, shape (n,), optional
-        Design keyword (two-phase design): the known probability, in (0, 1], with
-        which each labeled row was chosen for labeling from the first-phase
-        sample that the labeled and unlabeled rows make up together.
-    label_strata : array-like, shape (n,), optional
-        Design keyword (two-phase design): the strata within which the labeled
-        rows were drawn.
-    groups, groups_unlabeled : array-like, shape (n,) and (N,), optional
-        Older names of ``clusters`` and ``clusters_unlabeled``.
-    stratum_weights : mapping, optional
-        Design keyword: the population share of each stratum, setting the weights
-        of a stratified design (instead of ``weights``).
-    nest : bool, optional
-        Design keyword: cluster labels are unique only within strata.
+    [design keywords]
 
     Notes
     -----
