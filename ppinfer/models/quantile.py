@@ -378,7 +378,8 @@ class Quantile(PPIModel):
         self._warn_design()
 
     def fit(self, *, method: str = "ppi++", lam=None, cov_type: str | None = None, use_t: bool | None = None,
-            ci: str = "analytic", n_boot: int = 1000, seed=None, kind: str = "percentile", **unknown) -> PPIResults:
+            ci: str = "analytic", n_boot: int = 1000, seed=None, kind: str = "percentile", n_jobs: int = 1,
+            progress="auto", **unknown) -> PPIResults:
         """Estimate the quantiles with prediction-powered inference or a baseline.
 
         Parameters
@@ -409,6 +410,12 @@ class Quantile(PPIModel):
             Seed of the bootstrap (``ci="bootstrap"`` only).
         kind : {"percentile", "basic"}
             Bootstrap interval (``ci="bootstrap"`` only).
+        n_jobs : int
+            Processes for the bootstrap replicates (-1: all cores); the replicates are
+            the same for any ``n_jobs`` (one seed per replicate).
+        progress : {"auto", True, False}
+            A progress bar of the bootstrap replicates ("auto": on a terminal or in a
+            notebook only).
 
         Returns
         -------
@@ -417,7 +424,7 @@ class Quantile(PPIModel):
             diagonal (covariances between levels are not estimated).
         """
         return super().fit(method=method, lam=lam, cov_type=cov_type, use_t=use_t, ci=ci, n_boot=n_boot, seed=seed,
-                           kind=kind, **unknown)
+                           kind=kind, n_jobs=n_jobs, progress=progress, **unknown)
 
     # -- the fit of a mean: the degrees of freedom of the labeled part ---------------------------
     def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False,
