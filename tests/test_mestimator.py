@@ -395,9 +395,9 @@ def test_bad_inputs_raise_clear_errors():
         build(jacobian=lambda b, rows: np.zeros(3)).fit()
     with pytest.raises(TypeError, match="predicted must map"):
         build(predicted="yhat")
-    with pytest.raises(ValueError, match="'yy' is not a column of data"):
+    with pytest.raises(ValueError, match="'yy', which is not a column of data"):
         build(predicted={"yy": "yhat"})
-    with pytest.raises(ValueError, match="'yhat' of 'y' is not a column of unlabeled"):
+    with pytest.raises(ValueError, match="'yhat' is not a column of unlabeled"):
         build(unlabeled=unlabeled.drop(columns="yhat"))
     with pytest.raises(ValueError, match="KeyError 'x2' on the rows of unlabeled"):
         build(unlabeled=unlabeled.drop(columns="x2"))

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -37,7 +36,7 @@ import patsy
 
 from ..designs.base import PAIRED_OPTIONS, Design, design_from_keywords
 from .options import choose
-from .validation import MISSING_OPTIONS
+from .validation import MISSING_OPTIONS, check_predicted
 
 
 def _frame(value, argument: str) -> tuple[pd.DataFrame, pd.Index]:
@@ -208,36 +207,6 @@ def resolve_design(
     return design.with_options(resolved)
 
 
-def _check_predicted(predicted, frames: tuple[pd.DataFrame, pd.DataFrame], used: list[str]) -> dict[str, str]:
-    """The ``predicted`` mapping, checked: measured variables the formula uses, mapped to
-    prediction columns present in both data frames."""
-    if not isinstance(predicted, Mapping) or not predicted:
-        raise TypeError(
-            "predicted must be a non-empty mapping from each measured variable to its prediction column, "
-            f"e.g. predicted={{'y': 'y_llm', 'x2': 'x2_llm'}}; got {predicted!r}."
-        )
-    mapping = {}
-    for measured, prediction in predicted.items():
-        if not isinstance(measured, str) or not isinstance(prediction, str):
-            raise TypeError(
-                f"predicted maps column names to column names; got {measured!r}: {prediction!r}."
-            )
-        if measured not in frames[0].columns:
-            raise ValueError(f"predicted maps {measured!r}, which is not a column of data (the measured values).")
-        if measured not in used:
-            raise ValueError(
-                f"predicted maps {measured!r}, which the formula does not use; the formula's variables are {used}."
-            )
-        for frame, name in zip(frames, ("data", "unlabeled")):
-            if prediction not in frame.columns:
-                raise ValueError(
-                    f"predicted[{measured!r}] = {prediction!r} is not a column of {name}: the prediction of "
-                    f"{measured!r} is needed for every row of both data frames."
-                )
-        mapping[measured] = prediction
-    return mapping
-
-
 def _substituted(frame: pd.DataFrame, mapping: dict[str, str]) -> pd.DataFrame:
     """The data with each measured variable replaced by its prediction."""
     out = frame.copy(deep=False)
@@ -342,8 +311,8 @@ def model_arguments(
                 "prediction column in predicted (e.g. predicted={'y': 'y_llm', 'x2': 'x2_llm'})."
             )
         frames, indexes = (labeled_frame, unlabeled_frame), (labeled_index, unlabeled_index)
-        mapping = _check_predicted(predicted, frames, _formula_columns([outcome.design_info, X.design_info],
-                                                                       labeled_frame))
+        used = _formula_columns([outcome.design_info, X.design_info], labeled_frame)
+        mapping = check_predicted(predicted, frames[0], frames[1], used=used, example="{'y': 'y_llm', 'x2': 'x2_llm'}")
         arguments = _predicted_designs(outcome, X, mapping, frames, missing)
         _check_levels(arguments["X"], arguments["X_unlabeled"])
         rows = (arguments["X"].index, arguments["X_unlabeled"].index)

@@ -217,6 +217,38 @@ def check_full_rank(X: np.ndarray, names: Sequence[str], argument: str) -> None:
         )
 
 
+
+def check_predicted(predicted, labeled: pd.DataFrame, unlabeled: pd.DataFrame, *,
+                    names: tuple[str, str] = ("data", "unlabeled"), used: Sequence[str] | None = None,
+                    example: str = "{'y': 'y_llm'}") -> dict[str, str]:
+    """The ``predicted`` mapping (measured column -> prediction column), checked: each measured
+    column is one of ``labeled`` (and of ``used``, the variables a formula reads), each
+    prediction column is in both data frames and is not itself a measured column."""
+    if not isinstance(predicted, Mapping) or not predicted:
+        raise TypeError(
+            "predicted must map each measured column to its prediction column (a non-empty mapping), "
+            f"e.g. predicted={example}; got {predicted!r}."
+        )
+    for measured, prediction in predicted.items():
+        if not isinstance(measured, str) or not isinstance(prediction, str):
+            raise TypeError(f"predicted maps column names to column names; got {measured!r}: {prediction!r}.")
+        if measured not in labeled.columns:
+            raise ValueError(f"predicted maps {measured!r}, which is not a column of {names[0]} (the measured values).")
+        if used is not None and measured not in used:
+            raise ValueError(
+                f"predicted maps {measured!r}, which the formula does not use; the formula's variables are {list(used)}."
+            )
+        for frame, name in zip((labeled, unlabeled), names):
+            if prediction not in frame.columns:
+                raise ValueError(
+                    f"predicted[{measured!r}] = {prediction!r} is not a column of {name}: the prediction of "
+                    f"{measured!r} is needed for every row of both data frames."
+                )
+        if prediction in predicted or prediction == measured:
+            raise ValueError(f"predicted: the prediction column {prediction!r} is itself a measured column.")
+    return dict(predicted)
+
+
 def check_range(values: np.ndarray, argument: str, *, low: float, high: float, what: str) -> None:
     """Raise if any value lies outside [low, high]."""
     bad = (values < low) | (values > high)

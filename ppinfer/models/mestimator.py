@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike
 from ..core.covariance import LEVERAGE_POWER, _sqrt_bread, parse_cov_type
 from ..core.fitting import EstimatingRows, Fit, chunks, fit_estimating_equations
 from ..core.formula import _frame as positional_frame, resolve_design
-from ..core.validation import MISSING_OPTIONS, Variable, as_variable
+from ..core.validation import MISSING_OPTIONS, Variable, as_variable, check_predicted
 from ..core.options import choose
 from ..designs.base import LABELED, UNLABELED, Design, design_from_keywords, group_sums
 from .base import with_design_keywords
@@ -224,7 +224,7 @@ class MEstimator(PPIModel):
         self._start, self.param_names = _start_values(start, param_names)
         labeled_frame, labeled_index = _frame(data, "data")
         unlabeled_frame, unlabeled_index = _frame(unlabeled, "unlabeled")
-        self._predicted = self._check_predicted(predicted, labeled_frame, unlabeled_frame)
+        self._predicted = check_predicted(predicted, labeled_frame, unlabeled_frame, example="{'y': 'yhat'}")
         true_columns, prediction_columns = list(self._predicted), list(self._predicted.values())
         truth = as_variable(labeled_frame[true_columns], "data", ndim=2, default_name="y")
         predictions = as_variable(labeled_frame[prediction_columns], "data", ndim=2, default_name="yhat")
@@ -261,24 +261,6 @@ class MEstimator(PPIModel):
         self._warn_design()
 
     # -- validation ---------------------------------------------------------------------------
-    @staticmethod
-    def _check_predicted(predicted, labeled: pd.DataFrame, unlabeled: pd.DataFrame) -> dict[str, str]:
-        if not isinstance(predicted, Mapping) or not predicted:
-            raise TypeError(
-                "predicted must map each predicted column of data to its prediction column, e.g. "
-                f"{{'y': 'yhat'}}; got {predicted!r}."
-            )
-        for column, prediction in predicted.items():
-            if column not in labeled.columns:
-                raise ValueError(f"predicted: {column!r} is not a column of data (the labeled rows' true values).")
-            for frame, name in ((labeled, "data"), (unlabeled, "unlabeled")):
-                if prediction not in frame.columns:
-                    raise ValueError(f"predicted: the prediction column {prediction!r} of {column!r} is not a column "
-                                     f"of {name}.")
-            if prediction in predicted or prediction == column:
-                raise ValueError(f"predicted: the prediction column {prediction!r} is itself a predicted column.")
-        return dict(predicted)
-
     @staticmethod
     def _check_finite(variable: Variable, name: str) -> None:
         """Raise on NaN or infinite values, naming the data frame's column."""

@@ -30,7 +30,7 @@ from ..core.covariance import LambdaRule, PPIComponents, TUNING
 from ..core.inference import BootstrapInference
 from ..core.options import choose
 from ..core.results import PPIResults
-from ..core.validation import Variable, make_sample
+from ..core.validation import Variable, check_predicted, make_sample
 from ..designs.base import Design
 from .base import Estimator
 from .ppi import bootstrap_replicates
@@ -236,22 +236,7 @@ class PPBoot(Estimator):
                 "with data frames, name the predictions with predicted= (a mapping from each measured variable to "
                 "its prediction column, e.g. predicted={'y': 'y_llm'}); yhat= is for arrays."
             )
-        if not isinstance(predicted, Mapping) or not predicted:
-            raise TypeError(
-                "predicted must be a non-empty mapping from each measured variable to its prediction column, "
-                f"e.g. predicted={{'y': 'y_llm'}}; got {predicted!r}."
-            )
-        for measured, prediction in predicted.items():
-            if measured not in labeled.columns:
-                raise ValueError(
-                    f"predicted maps {measured!r}, which is not a column of labeled (the measured values)."
-                )
-            for frame, name in ((labeled, "labeled"), (unlabeled, "unlabeled")):
-                if prediction not in frame.columns:
-                    raise ValueError(
-                        f"predicted[{measured!r}] = {prediction!r} is not a column of {name}: the prediction of "
-                        f"{measured!r} is needed for every row of both data frames."
-                    )
+        check_predicted(predicted, labeled, unlabeled, names=("labeled", "unlabeled"))
         measured_frame = labeled.reset_index(drop=True)
         predicted_frame, unlabeled_frame = measured_frame.copy(), unlabeled.reset_index(drop=True).copy()
         for measured, prediction in predicted.items():
