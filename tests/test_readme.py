@@ -20,7 +20,7 @@ def test_the_readme_has_examples():
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_readme_example_runs(index, tmp_path, monkeypatch):
+def test_readme_example_runs(index, tmp_path, monkeypatch, capsys):
     import matplotlib.pyplot as plt
 
     monkeypatch.chdir(tmp_path)
@@ -28,3 +28,6 @@ def test_readme_example_runs(index, tmp_path, monkeypatch):
         warnings.simplefilter("ignore")
         exec(compile(BLOCKS[index], f"README.md python block {index + 1}", "exec"), {"__name__": "__readme__"})
     plt.close("all")
+    # every example shows its results; an example that printed nothing did not do what the README says
+    printed = capsys.readouterr().out
+    assert printed.strip(), f"README python block {index + 1} printed nothing"
