@@ -777,17 +777,24 @@ class BoundDesign:
 
     def psu_counts(self, sample: str) -> np.ndarray:
         """PSUs (units without clusters) per stratum code with rows of ``sample`` ("all": both)."""
+        H = self.nstrata
         if sample == "all":
-            units = self._units(np.arange(self.labeled.nrows + self.unlabeled.nrows), both=True)
-            strata = np.concatenate([self.labeled.stratum_codes(), self.unlabeled.stratum_codes()])
-        else:
-            design = self.sample(sample)
-            strata = design.stratum_codes()
-            if design.psu is None:
-                return np.bincount(strata, minlength=self.nstrata).astype(float)
-            units = design.psu
-        unique = np.unique(units * self.nstrata + strata)
-        return np.bincount(unique % self.nstrata, minlength=self.nstrata).astype(float)
+            # rows without PSUs are units of their own; PSUs are shared by code across samples
+            counts, codes = np.zeros(H), []
+            for design in (self.labeled, self.unlabeled):
+                strata = design.stratum_codes()
+                if design.psu is None:
+                    counts += np.bincount(strata, minlength=H)
+                else:
+                    codes.append(design.psu * H + strata)
+            if codes:
+                counts += np.bincount(np.unique(np.concatenate(codes)) % H, minlength=H)
+            return counts
+        design = self.sample(sample)
+        strata = design.stratum_codes()
+        if design.psu is None:
+            return np.bincount(strata, minlength=H).astype(float)
+        return np.bincount(np.unique(design.psu * H + strata) % H, minlength=H).astype(float)
 
     def _fraction(self, sample: str) -> np.ndarray:
         return self.labeled.fraction if sample in ("all", LABELED) else self.unlabeled.fraction
