@@ -16,24 +16,30 @@ from .core.warnings import (
     ConstantOutcomeWarning, FewClustersWarning, PPIWarning, SeparationWarning, SmallSampleWarning,
 )
 from .designs import Design
-from .formula import logit, ols, poisson
+from .formula import glm, logit, ols, poisson
 from .mean import Mean
 from .models.mean import Ratio, Total
 from .quantile import Quantile
-from .regression import OLS, Logit, Poisson
+from .models.mestimator import MEstimator
+from .regression import GLM, OLS, Logit, Poisson
 from .results import PPIResults
 
 __version__ = "0.1.0"
 
 #: names imported on first use (heavier modules, and subpackages)
 _LAZY = {
-    "TreatmentEffect": "ppinfer.treatment",
-    "treatment_effect": "ppinfer.treatment",
+    "TreatmentEffect": "ppinfer.trials",
+    "treatment_effect": "ppinfer.trials",
+    "TrialResults": "ppinfer.trials",
     "cross_fit": "ppinfer.crossfit",
     "CrossFitPredictions": "ppinfer.crossfit",
-    "SyntheticGMM": "ppinfer.synthetic",
-    "MultipleImputation": "ppinfer.imputation",
-    "rubin_combine": "ppinfer.imputation",
+    "SyntheticGMM": "ppinfer.models.synthetic",
+    "MultipleImputation": "ppinfer.models.imputation",
+    "rubin_combine": "ppinfer.models.imputation",
+    "ppboot": "ppinfer.models.ppboot",
+    "PPBoot": "ppinfer.models.ppboot",
+    "LabelShift": "ppinfer.label_shift",
+    "multiplicity": None,
     "power": None,
     "simulation": None,
     "datasets": None,
@@ -58,9 +64,12 @@ __all__ = [
     "OLS",
     "Logit",
     "Poisson",
+    "GLM",
+    "MEstimator",
     "ols",
     "logit",
     "poisson",
+    "glm",
     "PPIResults",
     "Design",
     "read_parquet",

@@ -25,10 +25,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ._options import choose, reject_unknown_keywords
 from ._progress import check_progress, progress as progress_bar
 from .data import as_variable
+
+__all__ = ["CrossFitPredictions", "cross_fit"]
 
 RESPONSES = {
     "auto": "auto",
@@ -66,10 +69,37 @@ class CrossFitPredictions(_PredictionPair):
         spread around their average, in outcome units (per column). Compare it
         with the standard deviation of ``yhat_unlabeled``: a large ratio means
         the learner is unstable, the case the theory of cross-prediction leaves out.
+
+    Examples
+    --------
+    With a learner that predicts the average outcome of its training rows, each
+    labeled row gets the other fold's average and each unlabeled row the mean of
+    the two fold averages:
+
+    >>> import numpy as np, ppinfer
+    >>> class Average:
+    ...     def fit(self, X, y):
+    ...         self.value = float(np.mean(y))
+    ...         return self
+    ...     def predict(self, X):
+    ...         return np.full(len(X), self.value)
+    >>> rng = np.random.default_rng(0)
+    >>> pred = ppinfer.cross_fit(Average(), rng.normal(size=(10, 1)), np.arange(10.0),
+    ...                          rng.normal(size=(4, 1)), folds=2, seed=0, progress=False)
+    >>> pred
+    CrossFitPredictions(yhat: 10, yhat_unlabeled: 4, folds=2, response='predict')
+    >>> pred.folds
+    array([1, 1, 0, 0, 0, 1, 1, 1, 0, 0])
+    >>> pred.yhat.round(1)
+    array([5.2, 5.2, 3.8, 3.8, 3.8, 5.2, 5.2, 5.2, 3.8, 3.8])
+    >>> pred.weights, pred.yhat_unlabeled.round(1)
+    (array([0.5, 0.5]), array([4.5, 4.5, 4.5, 4.5]))
+    >>> yhat, yhat_unlabeled = pred          # unpacks like a tuple
     """
 
-    def __new__(cls, yhat, yhat_unlabeled, *, folds=None, models=None, weights=None, response=None,
-                fold_disagreement=None):
+    def __new__(cls, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *, folds: ArrayLike | None = None,
+                models: list | None = None, weights: np.ndarray | None = None, response: str | None = None,
+                fold_disagreement: float | np.ndarray | None = None):
         self = super().__new__(cls, yhat, yhat_unlabeled)
         self.folds = folds
         self.models = models
@@ -293,15 +323,15 @@ def _output(values: np.ndarray, index, names: list[str], pandas: bool):
 
 
 def cross_fit(
-    estimator,
-    features,
-    y,
-    features_unlabeled,
+    estimator: Any,
+    features: ArrayLike,
+    y: ArrayLike,
+    features_unlabeled: ArrayLike,
     *,
-    folds=5,
-    seed=None,
+    folds: int | ArrayLike = 5,
+    seed: int | np.random.SeedSequence | np.random.Generator | None = None,
     response: str = "auto",
-    stratify=None,
+    stratify: bool | ArrayLike | None = None,
     progress: bool | str = "auto",
     **unknown,
 ) -> CrossFitPredictions:
@@ -415,10 +445,25 @@ def cross_fit(
 
     Examples
     --------
-    >>> from sklearn.ensemble import RandomForestRegressor            # doctest: +SKIP
-    >>> yhat, yhat_unlabeled = ppinfer.cross_fit(
-    ...     RandomForestRegressor(random_state=0), features, y, features_unlabeled, seed=1)  # doctest: +SKIP
-    >>> ppinfer.OLS(y, X, yhat, X_unlabeled, yhat_unlabeled).fit().summary()           # doctest: +SKIP
+    Any object with ``fit`` and ``predict`` works; here a small least-squares
+    learner (a scikit-learn estimator such as
+    ``RandomForestRegressor(random_state=0)`` is used the same way):
+
+    >>> import numpy as np, ppinfer
+    >>> class LeastSquares:
+    ...     def fit(self, X, y):
+    ...         self.coef_ = np.linalg.lstsq(np.column_stack([np.ones(len(X)), X]), y, rcond=None)[0]
+    ...         return self
+    ...     def predict(self, X):
+    ...         return np.column_stack([np.ones(len(X)), X]) @ self.coef_
+    >>> rng = np.random.default_rng(0)
+    >>> features = rng.normal(size=(3300, 3))
+    >>> y = features @ [1.0, 0.5, -0.5] + rng.normal(size=3300)
+    >>> yhat, yhat_unlabeled = ppinfer.cross_fit(LeastSquares(), features[:300], y[:300], features[300:],
+    ...                                          seed=0, progress=False)
+    >>> model = ppinfer.Mean(y[:300], yhat, yhat_unlabeled)
+    >>> (model.fit().bse / model.fit(method="classical").bse).round(2).to_dict()
+    {'y': 0.68}
     """
     reject_unknown_keywords("cross_fit", unknown, ("folds", "seed", "response", "stratify", "progress"))
     response = choose(response, RESPONSES, "response")

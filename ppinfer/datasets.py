@@ -25,6 +25,8 @@ from scipy import special, stats
 
 from ._options import choose
 
+__all__ = ["ESTIMANDS", "SimulatedData", "predictions", "simulate"]
+
 ESTIMANDS = ("mean", "quantile", "ols", "logit", "poisson")
 
 #: coefficients of (Intercept, x1, x2, ...) in each simulated model
@@ -52,6 +54,17 @@ class SimulatedData:
         The population value of each parameter the matching model estimates.
     q : float or list
         Quantile level(s) (quantile estimand only).
+
+    Examples
+    --------
+    >>> from ppinfer.datasets import simulate
+    >>> data = simulate("logit", n=200, N=2000, seed=0)
+    >>> data.labeled.columns.tolist(), data.unlabeled.columns.tolist()
+    (['y', 'Intercept', 'x1', 'x2', 'yhat'], ['Intercept', 'x1', 'x2', 'yhat'])
+    >>> data.truth.to_dict()
+    {'Intercept': -0.5, 'x1': 1.0, 'x2': 0.5}
+    >>> data.model()          # the matching estimator on these data
+    <ppinfer.Logit 'y' (n=200, N=2000): Intercept, x1, x2>
     """
 
     estimand: str
@@ -111,7 +124,37 @@ def _population_moments(estimand: str, beta: tuple[float, ...]) -> tuple[float, 
 def predictions(
     y: np.ndarray, quality: float, bias: float, rng: np.random.Generator, *, mean: float, sd: float
 ) -> np.ndarray:
-    """Predictions of ``y`` with population correlation ``quality`` and the given bias."""
+    """Predictions of ``y`` with population correlation ``quality`` and the given bias.
+
+    Parameters
+    ----------
+    y : ndarray
+        Outcomes.
+    quality : float in [0, 1]
+        Correlation of the predictions with ``y`` (for a ``y`` with mean ``mean``
+        and standard deviation ``sd``).
+    bias : float
+        Level shift, in standard deviations of ``y``, and slope inflation
+        ``1 + bias`` (see the module's formula).
+    rng : numpy.random.Generator
+        Draws the noise.
+    mean, sd : float
+        The outcome's population mean and standard deviation.
+
+    Returns
+    -------
+    ndarray, shape of ``y``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ppinfer.datasets import predictions
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.normal(size=100_000)
+    >>> yhat = predictions(y, 0.8, 0.5, rng, mean=0.0, sd=1.0)
+    >>> round(float(np.corrcoef(y, yhat)[0, 1]), 2), round(float(yhat.mean()), 1), round(float(yhat.std()), 1)
+    (0.8, 0.5, 1.5)
+    """
     z = (y - mean) / sd
     noise = rng.normal(size=y.shape)
     return mean + sd * ((1.0 + bias) * (quality * z + np.sqrt(1.0 - quality**2) * noise) + bias)
@@ -125,8 +168,8 @@ def simulate(
     quality: float = 0.8,
     bias: float = 0.5,
     n_covariates: int = 2,
-    q=0.5,
-    seed=None,
+    q: float | list[float] = 0.5,
+    seed: int | np.random.SeedSequence | np.random.Generator | None = None,
 ) -> SimulatedData:
     """Draw a labeled and an unlabeled sample from one population.
 
@@ -148,10 +191,21 @@ def simulate(
     q : float or list
         Quantile level(s) whose truth to report (quantile estimand).
     seed : int, SeedSequence or Generator
+        Random numbers of the draw.
 
     Returns
     -------
     SimulatedData
+
+    Examples
+    --------
+    >>> from ppinfer.datasets import simulate
+    >>> data = simulate("mean", n=300, N=3000, quality=0.9, bias=0.5, seed=1)
+    >>> len(data.labeled), len(data.unlabeled), data.truth.to_dict()
+    (300, 3000, {'y': 1.0})
+    >>> res = data.model().fit()
+    >>> bool(res.conf_int().loc["y", "lower"] < 1.0 < res.conf_int().loc["y", "upper"])
+    True
     """
     estimand = choose(estimand, ESTIMANDS, "estimand")
     if not 0.0 <= quality <= 1.0:

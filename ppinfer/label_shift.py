@@ -11,13 +11,17 @@ Lipton, Wang & Smola 2018, black-box shift estimation).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ._options import choose, reject_unknown_keywords
-from .covariance import PPIWarning
+from .core.warnings import PPIWarning
 from .results import PPIResults, WaldInference
+
+__all__ = ["LabelShift"]
 
 METHODS = {"ppi": "ppi", "label-shift": "ppi", "label_shift": "ppi", "naive": "naive"}
 
@@ -173,7 +177,7 @@ class LabelShift:
 
     _title = "Label shift (class proportions)"
 
-    def __init__(self, y, yhat, yhat_unlabeled, classes=None):
+    def __init__(self, y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, classes: Sequence | None = None):
         y, name = _labels(y, "y")
         yhat, _ = _labels(yhat, "yhat")
         yhat_unlabeled, _ = _labels(yhat_unlabeled, "yhat_unlabeled")

@@ -23,10 +23,21 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import optimize, special, stats
 
 from ._options import choose
-from .results import check_alpha
+from .results import PPIResults, check_alpha
+
+__all__ = [
+    "adjusted_pvalues",
+    "simultaneous_conf_int",
+    "bonferroni",
+    "holm",
+    "max_z_critical_value",
+    "max_z_pvalues",
+    "max_z_coverage",
+]
 
 #: accepted spellings of each method
 ADJUSTMENTS = {
@@ -57,19 +68,51 @@ def _check_pvalues(pvalues) -> np.ndarray:
     return values
 
 
-def bonferroni(pvalues) -> np.ndarray:
-    """Bonferroni-adjusted p-values ``min(1, J p_j)``."""
+def bonferroni(pvalues: ArrayLike) -> np.ndarray:
+    """Bonferroni-adjusted p-values ``min(1, J p_j)``.
+
+    Parameters
+    ----------
+    pvalues : array-like, shape (J,)
+        Unadjusted p-values in [0, 1].
+
+    Returns
+    -------
+    ndarray, shape (J,)
+
+    Examples
+    --------
+    >>> from ppinfer.multiplicity import bonferroni
+    >>> bonferroni([0.01, 0.04, 0.03, 0.20])
+    array([0.04, 0.16, 0.12, 0.8 ])
+    """
     values = _check_pvalues(pvalues)
     return np.minimum(1.0, values.size * values)
 
 
-def holm(pvalues) -> np.ndarray:
+def holm(pvalues: ArrayLike) -> np.ndarray:
     """Holm's (1979) step-down adjusted p-values.
 
     With the p-values sorted, ``p_(1) <= ... <= p_(J)``, the adjusted value of
     ``p_(k)`` is ``max_{i <= k} min(1, (J - i + 1) p_(i))``. It controls the
     familywise error rate under any dependence and rejects at least what
     Bonferroni rejects.
+
+    Parameters
+    ----------
+    pvalues : array-like, shape (J,)
+        Unadjusted p-values in [0, 1].
+
+    Returns
+    -------
+    ndarray, shape (J,)
+        Adjusted p-values, in the order given.
+
+    Examples
+    --------
+    >>> from ppinfer.multiplicity import holm
+    >>> holm([0.01, 0.04, 0.03, 0.20])
+    array([0.04, 0.09, 0.09, 0.2 ])
     """
     values = _check_pvalues(pvalues)
     order = np.argsort(values, kind="stable")
@@ -91,7 +134,7 @@ def _correlation(covariance) -> np.ndarray:
 
 
 def max_z_coverage(
-    bound: float, correlation: np.ndarray, alternative: str = "two-sided", df: float | None = None
+    bound: float, correlation: ArrayLike, alternative: str = "two-sided", df: float | None = None
 ) -> float:
     """``P(max_k |Z_k| <= bound)`` (two-sided) or ``P(max_k Z_k <= bound)`` (one-sided).
 
@@ -102,6 +145,32 @@ def max_z_coverage(
     quasi-Monte Carlo integration (Genz & Bretz 2009) with a fixed seed, to about
     1e-5 (its cost grows quickly with the number of estimates: about 0.1 s for
     3, several seconds for 9).
+
+    Parameters
+    ----------
+    bound : float
+        The bound on the statistics.
+    correlation : array-like, shape (J, J)
+        Correlation matrix of ``Z``.
+    alternative : {"two-sided", "larger", "smaller"}
+        Two-sided: the bound applies to ``|Z_k|``; one-sided: to ``Z_k``.
+    df : float, optional
+        Degrees of freedom of a multivariate t (None: normal).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    Two independent estimates: ``0.95 ** 2``.
+
+    >>> import numpy as np
+    >>> from ppinfer.multiplicity import max_z_coverage
+    >>> round(max_z_coverage(1.959964, np.eye(2)), 4)
+    0.9025
+    >>> round(max_z_coverage(2.21, [[1.0, 0.5], [0.5, 1.0]]), 3)
+    0.95
     """
     correlation = np.atleast_2d(np.asarray(correlation, dtype=float))
     dim = correlation.shape[0]
@@ -142,7 +211,7 @@ def _bivariate_coverage(bound: float, rho: float, alternative: str) -> float:
 
 
 def max_z_critical_value(
-    correlation, alpha: float = 0.05, alternative: str = "two-sided", df: float | None = None
+    correlation: ArrayLike, alpha: float = 0.05, alternative: str = "two-sided", df: float | None = None
 ) -> float:
     """The ``c`` with ``P(max_k |Z_k| <= c) = 1 - alpha``: the simultaneous critical value.
 
@@ -192,11 +261,37 @@ def max_z_critical_value(
     return float(optimize.brentq(objective, single, union, xtol=1e-5))
 
 
-def max_z_pvalues(statistics, correlation, alternative: str = "two-sided", df: float | None = None) -> np.ndarray:
+def max_z_pvalues(
+    statistics: ArrayLike, correlation: ArrayLike, alternative: str = "two-sided", df: float | None = None
+) -> np.ndarray:
     """Single-step adjusted p-values ``P(max_k |Z_k| >= |z_j|)`` under the joint null.
 
     They are kept between the unadjusted and the Bonferroni p-values, which bound
     them for any correlation.
+
+    Parameters
+    ----------
+    statistics : array-like, shape (J,)
+        The z (or t) statistics.
+    correlation : array-like, shape (J, J)
+        Their correlation matrix.
+    alternative : {"two-sided", "larger", "smaller"}
+        The alternative of every test.
+    df : float, optional
+        Degrees of freedom of a multivariate t (None: normal).
+
+    Returns
+    -------
+    ndarray, shape (J,)
+
+    Examples
+    --------
+    Correlated statistics need a smaller adjustment than Bonferroni's
+    (``2 * 0.0124 = 0.0248`` and ``2 * 0.3173 = 0.6346``):
+
+    >>> from ppinfer.multiplicity import max_z_pvalues
+    >>> max_z_pvalues([2.5, 1.0], [[1.0, 0.5], [0.5, 1.0]]).round(3)
+    array([0.023, 0.502])
     """
     alternative = choose(alternative, ALTERNATIVES, "alternative")
     statistics = np.asarray(statistics, dtype=float)
@@ -219,7 +314,7 @@ def _common_df(results) -> float | None:
     return float(np.min(np.asarray(df, dtype=float)))
 
 
-def adjusted_pvalues(results, method: str = "holm", *, alternative: str = "two-sided") -> pd.Series:
+def adjusted_pvalues(results: PPIResults, method: str = "holm", *, alternative: str = "two-sided") -> pd.Series:
     """p-values of every parameter of a fit, adjusted for testing them all.
 
     Parameters
@@ -265,7 +360,7 @@ def adjusted_pvalues(results, method: str = "holm", *, alternative: str = "two-s
 
 
 def simultaneous_conf_int(
-    results, alpha: float = 0.05, method: str = "max-z", alternative: str = "two-sided"
+    results: PPIResults, alpha: float = 0.05, method: str = "max-z", alternative: str = "two-sided"
 ) -> pd.DataFrame:
     """Confidence intervals that cover every parameter of a fit at once.
 

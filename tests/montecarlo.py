@@ -36,7 +36,7 @@ ESTIMANDS = ("mean", "quantile", *REGRESSIONS)
 #: quantile levels checked: the median and an upper tail level
 QUANTILE_LEVELS = (0.5, 0.8)
 #: labeled and unlabeled sample sizes, and replications per (estimator, design) cell
-N_LABELED, N_UNLABELED, REPS = 300, 3000, 1000
+N_LABELED, N_UNLABELED, REPS = 300, 3000, 400
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ import pytest
 from scipy.special import expit
 
 import ppinfer
-from ppinfer.covariance import PPIWarning
+from ppinfer import PPIWarning
 
 NOMINAL = 0.90
 ALPHA = 1.0 - NOMINAL
@@ -169,7 +169,7 @@ def clustered_scenario(rng: np.random.Generator) -> dict:
 @functools.cache
 def clustered() -> Runs:
     truth = {"mean": np.array([1.0]), "ols": np.array([1.0, 1.0])}
-    return simulate("clustered", clustered_scenario, truth, reps=500, seed=5_000_001)
+    return simulate("clustered", clustered_scenario, truth, reps=400, seed=5_000_001)
 
 
 # --------------------------------------------------------------------------------------
@@ -207,7 +207,7 @@ def label_prob_scenario(rng: np.random.Generator) -> dict:
 def label_prob() -> Runs:
     # population: E[Y] = 1; OLS of Y on (1, x) with z independent of x: (1, 1)
     truth = {"mean": np.array([1.0]), "ols": np.array([1.0, 1.0])}
-    return simulate("label_prob", label_prob_scenario, truth, reps=500, seed=5_000_002)
+    return simulate("label_prob", label_prob_scenario, truth, reps=400, seed=5_000_002)
 
 
 # --------------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ def stratified_scenario(rng: np.random.Generator) -> dict:
 
 @functools.cache
 def stratified() -> Runs:
-    return simulate("stratified", stratified_scenario, stratified_truth(), reps=500, seed=5_000_003)
+    return simulate("stratified", stratified_scenario, stratified_truth(), reps=400, seed=5_000_003)
 
 
 # --------------------------------------------------------------------------------------
@@ -301,13 +301,13 @@ def draws_scenario(rng: np.random.Generator) -> dict:
 @functools.cache
 def synthetic_draws() -> Runs:
     truth = {"mean": np.array([1.0]), "ols": np.array([1.0, 1.0])}
-    return simulate("draws", draws_scenario, truth, reps=500, seed=5_000_004)
+    return simulate("draws", draws_scenario, truth, reps=400, seed=5_000_004)
 
 
 # --------------------------------------------------------------------------------------
 # (e) bootstrap percentile intervals
 # --------------------------------------------------------------------------------------
-BOOT_REPS, N_BOOT = 200, 200
+BOOT_REPS, N_BOOT = 120, 120
 
 
 def bootstrap_scenario(rng: np.random.Generator) -> dict:
@@ -374,7 +374,7 @@ def survey_scenario(rng: np.random.Generator) -> dict:
 def survey() -> Runs:
     # population: E[Y] = 1; OLS of Y on (1, x) with z independent of x: (1, 1)
     truth = {"mean": np.array([1.0]), "ols": np.array([1.0, 1.0])}
-    return simulate("survey", survey_scenario, truth, reps=500, seed=5_000_006)
+    return simulate("survey", survey_scenario, truth, reps=400, seed=5_000_006)
 
 
 DESIGNS = {

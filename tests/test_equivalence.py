@@ -466,13 +466,13 @@ def test_quantile_matches_brute_force_inversion(ties, lam, alternative):
             lams.append(hand_quantile_lambda(y, yhat, yhat_unlabeled, t0))
         # the formula itself must be exercised (at q = 0.1 the lambda is clipped at 0 here)
         assert sum(0.0 < value < 1.0 for value in lams) >= 4
-        results = [ppinfer.Quantile(y, yhat, yhat_unlabeled, q=q).fit() for q in QUANTILE_LEVELS]
+        results = [ppinfer.Quantile(y, yhat, yhat_unlabeled, q=q).fit(**HC0) for q in QUANTILE_LEVELS]
         np.testing.assert_allclose([result.lam for result in results], lams, rtol=1e-10)
         params = pd.concat([result.params for result in results])
         interval = pd.concat([result.conf_int(alpha=alpha, alternative=alternative) for result in results])
     else:
         lams = [lam] * len(QUANTILE_LEVELS)
-        result = ppinfer.Quantile(y, yhat, yhat_unlabeled, q=QUANTILE_LEVELS).fit(lam=float(lam))
+        result = ppinfer.Quantile(y, yhat, yhat_unlabeled, q=QUANTILE_LEVELS).fit(**HC0, lam=float(lam))
         params, interval = result.params, result.conf_int(alpha=alpha, alternative=alternative)
     for k, q in enumerate(QUANTILE_LEVELS):
         point, lower, upper = brute_force_quantile(y, yhat, yhat_unlabeled, q, lams[k], alpha, alternative)
@@ -483,8 +483,8 @@ def test_quantile_matches_brute_force_inversion(ties, lam, alternative):
 
 def test_quantile_levels_fitted_together_equal_levels_fitted_alone():
     y, yhat, yhat_unlabeled = quantile_data(12, 41, 203, ties=False)
-    joint = ppinfer.Quantile(y, yhat, yhat_unlabeled, q=[0.1, 0.5]).fit()
-    alone = ppinfer.Quantile(y, yhat, yhat_unlabeled, q=0.1).fit()
+    joint = ppinfer.Quantile(y, yhat, yhat_unlabeled, q=[0.1, 0.5]).fit(**HC0)
+    alone = ppinfer.Quantile(y, yhat, yhat_unlabeled, q=0.1).fit(**HC0)
     assert joint.lam["q=0.1"] == alone.lam == 0.0 and joint.lam["q=0.5"] > 0
     pd.testing.assert_frame_equal(joint.conf_int().loc[["q=0.1"]], alone.conf_int())
 
@@ -519,7 +519,7 @@ def test_quantile_point_estimate_when_rectified_cdf_equals_q_exactly():
         model = ppinfer.Quantile(y, yhat, yhat_unlabeled, q=levels)
         for lam in (Fraction(1), Fraction(2, 5), Fraction(1, 2)):
             expected = exact_point_estimates(y, yhat, yhat_unlabeled, levels, lam)
-            actual = model.fit(lam=float(lam)).params.to_numpy()
+            actual = model.fit(**HC0, lam=float(lam)).params.to_numpy()
             wrong += [(seed, str(lam), q) for q, a, e in zip(levels, actual, expected) if a != e]
     assert not wrong, f"point estimates off by a breakpoint at (seed, lambda, q) = {wrong}"
 
@@ -533,7 +533,7 @@ def test_quantile_classical_is_textbook_inversion_of_the_empirical_cdf(q):
     n, order = len(y), np.sort(y)
     z = stats.norm.ppf(0.975)
     accepted = [k for k in range(1, n + 1) if abs(k / n - q) <= z * math.sqrt(k / n * (1 - k / n) / n)]
-    result = ppinfer.Quantile(y, yhat, yhat_unlabeled, q=q).fit(method="classical")
+    result = ppinfer.Quantile(y, yhat, yhat_unlabeled, q=q).fit(**HC0, method="classical")
     assert result.params.iloc[0] == order[math.ceil(n * q) - 1]
     interval = result.conf_int().iloc[0]
     assert (interval["lower"], interval["upper"]) == (order[accepted[0] - 1], order[accepted[-1]])
@@ -544,7 +544,7 @@ def test_quantile_naive_is_classical_on_pooled_data():
     y, yhat, yhat_unlabeled = quantile_data(14, 41, 203, ties=True)
     pooled = np.concatenate([y, yhat_unlabeled])
     levels = [0.25, 0.5, 0.9]
-    naive = ppinfer.Quantile(y, yhat, yhat_unlabeled, q=levels).fit(method="naive")
+    naive = ppinfer.Quantile(y, yhat, yhat_unlabeled, q=levels).fit(**HC0, method="naive")
     assert naive.lam is None
     for alternative in ("two-sided", "larger", "smaller"):
         interval = naive.conf_int(alpha=0.1, alternative=alternative)
@@ -560,7 +560,7 @@ def test_quantile_test_statistic_is_the_rectified_cdf_z_score(lam):
     larger of that and (F(t-; lam) - q) / s(t-; lam) (the left limit), signed."""
     y, yhat, yhat_unlabeled = quantile_data(15, 41, 203, ties=False)
     q = 0.5
-    result = ppinfer.Quantile(y, yhat, yhat_unlabeled, q=q).fit(lam=lam)
+    result = ppinfer.Quantile(y, yhat, yhat_unlabeled, q=q).fit(**HC0, lam=lam)
     n, N = len(y), len(yhat_unlabeled)
 
     def z_score(t, below):
@@ -614,7 +614,7 @@ def test_quantile_ppi_interval_matches_ppi_python(ppi_python):
     data = arrays(ppi_python["quantile"])
     for case in ppi_python["quantile"]["intervals"]:
         model = ppinfer.Quantile(data["y"], data["yhat"], data["yhat_unlabeled"], q=case["q"])
-        interval = model.fit(method="ppi").conf_int(alpha=case["alpha"]).iloc[0]
+        interval = model.fit(**HC0, method="ppi").conf_int(alpha=case["alpha"]).iloc[0]
         assert interval["lower"] == case["lower"]
         # ppi-python reports the largest accepted breakpoint; ppinfer the supremum of the
         # accepted values, the next breakpoint of F (constant in between)

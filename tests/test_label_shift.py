@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from ppinfer.covariance import PPIWarning
+from ppinfer import PPIWarning
 from ppinfer.label_shift import LabelShift
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "ppi_python_label_shift.json").read_text())

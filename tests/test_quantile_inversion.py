@@ -18,9 +18,11 @@ import pytest
 from scipy import stats
 
 import ppinfer
-import ppinfer.quantile
+import ppinfer.models.quantile
 
 FIXTURES = Path(__file__).parent / "fixtures"
+#: the references below use 1/n-normalised variances (HC0) and normal critical values
+HC0 = dict(cov_type="HC0", use_t=False)
 LEVELS = [0.1, 0.25, 0.5, 0.75, 0.9]
 
 
@@ -82,14 +84,14 @@ def tied_data(seed, n=41, N=203, *, scale=2.0, anticorrelated=False):
     return y[:n], f[:n], f[n:]
 
 
-@pytest.mark.parametrize("chunk", [1, 5, ppinfer.quantile.SCAN_CHUNK], ids=["chunk1", "chunk5", "default"])
+@pytest.mark.parametrize("chunk", [1, 5, ppinfer.models.quantile.SCAN_CHUNK], ids=["chunk1", "chunk5", "default"])
 def test_interval_is_the_set_the_test_accepts(monkeypatch, chunk):
-    monkeypatch.setattr(ppinfer.quantile, "SCAN_CHUNK", chunk)
+    monkeypatch.setattr(ppinfer.models.quantile, "SCAN_CHUNK", chunk)
     alpha, differs = 0.1, 0
     for data in (tied_data(3), tied_data(4, anticorrelated=True), tied_data(1, scale=0.7)):
         model = ppinfer.Quantile(*data, q=LEVELS)
         for lam in (0.0, 0.4, 1.0):
-            result = model.fit(lam=lam)
+            result = model.fit(**HC0, lam=lam)
             for alternative in ("two-sided", "larger", "smaller"):
                 interval = result.conf_int(alpha=alpha, alternative=alternative)
                 for q in LEVELS:
@@ -106,7 +108,7 @@ def test_large_atom_gives_the_atom():
     only t = 2 is accepted. The test of F(t) = q alone accepts nothing."""
     y = np.repeat([1.0, 2.0, 3.0], [20, 60, 21])
     model = ppinfer.Quantile(y, y, y, q=0.5)
-    result = model.fit(method="classical")
+    result = model.fit(**HC0, method="classical")
     assert result.params.iloc[0] == 2.0
     assert tuple(result.conf_int().iloc[0]) == (2.0, 2.0)
     # by hand: at t = 1, F = 20/101 is below 0.5 - 1.96 s; at t = 3, F(3-) = 80/101 above 0.5 + 1.96 s
@@ -128,7 +130,7 @@ def test_classical_interval_is_the_order_statistic_interval_with_ties(q):
     half = z * np.sqrt(ranks * (1 - ranks) / n)
     a = np.flatnonzero(ranks >= q - half)[0] + 1
     b = np.flatnonzero(ranks <= q + half)[-1] + 1
-    result = ppinfer.Quantile(y, f, fu, q=q).fit(method="classical")
+    result = ppinfer.Quantile(y, f, fu, q=q).fit(**HC0, method="classical")
     lower, upper = result.conf_int().iloc[0]
     assert (lower, upper) == (order[a - 1], order[b])
     assert np.unique(y).size < n / 3, "heavily tied"
@@ -142,7 +144,7 @@ def test_classical_interval_is_the_order_statistic_interval_with_ties(q):
 def test_statistics_are_the_two_one_sided_z_scores(lam):
     y, f, fu = tied_data(9)
     q = 0.5
-    result = ppinfer.Quantile(y, f, fu, q=q).fit(lam=lam)
+    result = ppinfer.Quantile(y, f, fu, q=q).fit(**HC0, lam=lam)
     inference = result._inference
     median = np.median(y)
     for t in (median, median + 0.25, median - 1.0, np.max(y) + 1.0, np.sort(f)[10]):
@@ -202,7 +204,7 @@ def replicate(y, f, q, seed):
         data = (y[labeled], f[labeled], f[unlabeled])
         model = ppinfer.Quantile(*data, q=q)
         for method in counts:
-            result = model.fit(method=method)
+            result = model.fit(**HC0, method=method)
             lower, upper = result.conf_int(1 - NOMINAL).iloc[0]
             new = accepts(*data, theta, q, float(result.lam), z, "two-sided")
             old = accepts(*data, theta, q, float(result.lam), z, "two-sided", rule="old")

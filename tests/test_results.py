@@ -291,9 +291,10 @@ def test_effective_nobs_for_quantiles():
     model = ppinfer.Quantile(y, yhat, yhat_unlabeled, q=[0.25, 0.5])
     classical, tuned = model.fit(method="classical"), model.fit()
     np.testing.assert_allclose(tuned.effective_nobs, 300 * (classical.bse / tuned.bse) ** 2, rtol=1e-12)
-    # interval-implied standard errors: 95% width / (2 z_0.975)
+    # interval-implied standard errors: 95% width / (2 t_0.975(df)), the critical value used
     interval = tuned.conf_int(0.05)
-    np.testing.assert_allclose(tuned.bse, (interval["upper"] - interval["lower"]) / (2 * stats.norm.ppf(0.975)), rtol=1e-12)
+    critical = stats.t.ppf(0.975, tuned.df)
+    np.testing.assert_allclose(tuned.bse, (interval["upper"] - interval["lower"]) / (2 * critical), rtol=1e-12)
     covariance = tuned.cov_params()
     assert list(covariance.index) == ["q=0.25", "q=0.5"]
     np.testing.assert_allclose(np.diag(covariance), tuned.bse**2, rtol=1e-12)

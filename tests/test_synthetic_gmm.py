@@ -20,7 +20,7 @@ from scipy.special import expit
 from statsmodels.sandbox.regression.gmm import GMM
 
 import ppinfer
-from ppinfer.covariance import PPIWarning
+from ppinfer import PPIWarning
 from ppinfer.synthetic import SyntheticGMM
 
 NOMINAL = 0.90

@@ -1,9 +1,9 @@
 """Tests of ppinfer.treatment: treatment effects in randomised trials.
 
 Reference values come from statsmodels (the regression-based methods) and from
-the closed forms of METHODS.md, section 5 (difference in means, PPCT, AIPW) and
-section 1 (the per-arm prediction-powered means of the missing-outcome design),
-computed here with NumPy. The Monte Carlo tests at the end are seeded; their
+closed forms (difference in means, PPCT of Poulet et al. 2025, AIPW, and the
+per-arm prediction-powered means of the missing-outcome design, Angelopoulos et
+al. 2023), computed here with NumPy. The Monte Carlo tests at the end are seeded; their
 tolerances are 3.5 Monte Carlo standard errors.
 """
 

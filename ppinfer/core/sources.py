@@ -203,6 +203,11 @@ def is_dask(value) -> bool:
     return type(value).__module__.split(".")[0] in ("dask", "dask_expr") and hasattr(value, "__dask_graph__")
 
 
+def is_dask_frame(value) -> bool:
+    """A Dask DataFrame (not a Series, whose newer versions also answer to ``columns``)."""
+    return is_dask(value) and type(value).__name__ == "DataFrame"
+
+
 def dask_client():
     """The active ``dask.distributed`` client, or None (Dask's default scheduler is used)."""
     try:
@@ -603,6 +608,6 @@ def total_of(results: Sequence) -> object:
 
 __all__ = [
     "PARTITION_ROWS", "Partition", "RowSource", "MemorySource", "DaskSource", "ParquetSource", "ParquetTable",
-    "ParquetColumns", "read_parquet", "Column", "reduce_rows", "add_partials", "is_dask", "dask_client",
+    "ParquetColumns", "read_parquet", "Column", "reduce_rows", "add_partials", "is_dask", "is_dask_frame", "dask_client",
     "positions", "current_position", "describe_position",
 ]

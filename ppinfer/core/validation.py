@@ -24,7 +24,7 @@ import scipy.linalg
 from .options import choose
 from .sources import (
     Column, DaskSource, MemorySource, ParquetColumns, ParquetSource, Partition, RowSource, add_partials,
-    current_position, is_dask, positions,
+    current_position, is_dask, is_dask_frame, positions,
 )
 
 #: rows per chunk of the checks of a sample held in memory
@@ -76,7 +76,7 @@ class ChunkedInput:
         value = self.value
         if isinstance(value, ParquetColumns):
             value = ParquetColumns(value.table, [value.names[k] for k in order], value.one_dimensional)
-        elif is_dask(value) and hasattr(value, "columns"):
+        elif is_dask_frame(value):
             value = value[names]
         else:
             value = value[:, order]
@@ -103,7 +103,7 @@ def _chunked_variable(value, argument: str, *, ndim: int, default_name: str) -> 
     if isinstance(value, ParquetColumns):
         names, named = list(value.names), True
         shape = (None,) if value.one_dimensional else (None, len(value.names))
-    elif is_dask(value) and hasattr(value, "columns"):  # a Dask DataFrame
+    elif is_dask_frame(value):  # a Dask DataFrame
         names, named = [str(c) for c in value.columns], True
         for column, dtype in value.dtypes.items():
             if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
@@ -635,8 +635,8 @@ def _source_of(items: Mapping[str, Variable]) -> tuple[RowSource, dict[str, str]
     return MemorySource({**values, **arrays}), keys
 
 
-def match_columns(X: Variable, X_unlabeled: Variable) -> Variable:
-    """Return ``X_unlabeled`` with the columns of ``X``, or raise if they differ.
+def match_columns(X: Variable, X_unlabeled: Variable, argument: str = "X_unlabeled") -> Variable:
+    """Return ``X_unlabeled`` (named ``argument`` in messages) with the columns of ``X``, or raise if they differ.
 
     Two pandas designs (or a pandas design and a Dask DataFrame or Parquet
     columns) are matched by column name (and reordered if needed); otherwise
@@ -649,8 +649,8 @@ def match_columns(X: Variable, X_unlabeled: Variable) -> Variable:
         extra = [c for c in X_unlabeled.names if c not in X.names]
         if missing or extra or len(X.names) != len(X_unlabeled.names):
             raise ValueError(
-                "X and X_unlabeled have different columns: "
-                f"missing from X_unlabeled {missing}, not in X {extra}."
+                f"X and {argument} have different columns: "
+                f"missing from {argument} {missing}, not in X {extra}."
             )
         if X_unlabeled.names != X.names:
             order = [X_unlabeled.names.index(c) for c in X.names]
@@ -661,7 +661,7 @@ def match_columns(X: Variable, X_unlabeled: Variable) -> Variable:
         width = X_unlabeled.values.ncols if chunked else X_unlabeled.values.shape[1]
         if X.values.shape[1] != width:
             raise ValueError(
-                f"X has {X.values.shape[1]} columns but X_unlabeled has {width}; "
+                f"X has {X.values.shape[1]} columns but {argument} has {width}; "
                 "both designs must have the same columns."
             )
     return Variable(X_unlabeled.values, X.names, X_unlabeled.index)
@@ -720,6 +720,38 @@ def check_gram(gram: np.ndarray, nrows: int, names: Sequence[str], argument: str
             f"{argument} is rank deficient (rank {rank} < {ncols} columns): column(s) {dependent} are "
             "linear combinations of the others (collinear design). Drop them."
         )
+
+
+
+def check_predicted(predicted, labeled: pd.DataFrame, unlabeled: pd.DataFrame, *,
+                    names: tuple[str, str] = ("data", "unlabeled"), used: Sequence[str] | None = None,
+                    example: str = "{'y': 'y_llm'}") -> dict[str, str]:
+    """The ``predicted`` mapping (measured column -> prediction column), checked: each measured
+    column is one of ``labeled`` (and of ``used``, the variables a formula reads), each
+    prediction column is in both data frames and is not itself a measured column."""
+    if not isinstance(predicted, Mapping) or not predicted:
+        raise TypeError(
+            "predicted must map each measured column to its prediction column (a non-empty mapping), "
+            f"e.g. predicted={example}; got {predicted!r}."
+        )
+    for measured, prediction in predicted.items():
+        if not isinstance(measured, str) or not isinstance(prediction, str):
+            raise TypeError(f"predicted maps column names to column names; got {measured!r}: {prediction!r}.")
+        if measured not in labeled.columns:
+            raise ValueError(f"predicted maps {measured!r}, which is not a column of {names[0]} (the measured values).")
+        if used is not None and measured not in used:
+            raise ValueError(
+                f"predicted maps {measured!r}, which the formula does not use; the formula's variables are {list(used)}."
+            )
+        for frame, name in zip((labeled, unlabeled), names):
+            if prediction not in frame.columns:
+                raise ValueError(
+                    f"predicted[{measured!r}] = {prediction!r} is not a column of {name}: the prediction of "
+                    f"{measured!r} is needed for every row of both data frames."
+                )
+        if prediction in predicted or prediction == measured:
+            raise ValueError(f"predicted: the prediction column {prediction!r} is itself a measured column.")
+    return dict(predicted)
 
 
 def check_range(values: np.ndarray, argument: str, *, low: float, high: float, what: str) -> None:
@@ -806,7 +838,7 @@ def _chunked_labels(value, argument: str, known: np.ndarray) -> ChunkedInput:
     if isinstance(value, ParquetColumns):
         if len(value.names) != 1:
             raise ValueError(f"{argument} must be one column of labels; got {value.names}.")
-    elif is_dask(value) and hasattr(value, "columns"):
+    elif is_dask_frame(value):
         if len(value.columns) != 1:
             raise ValueError(f"{argument} must be one column of labels; got {len(value.columns)} columns.")
     elif getattr(value, "ndim", 1) != 1:

@@ -47,10 +47,13 @@ within labeling strata if any).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ..core.options import choose, reject_unknown_keywords
 from ..core.sources import Column
@@ -59,9 +62,28 @@ from ..core.validation import (
 )
 from ..core.warnings import FewClustersWarning, PPIWarning
 
+__all__ = ["Design", "BoundDesign", "DesignWarning", "design_from_keywords"]
+
 
 class DesignWarning(PPIWarning):
-    """A sampling design was accepted with an assumption the user should check."""
+    """A sampling design was accepted with an assumption the user should check.
+
+    A :class:`~ppinfer.PPIWarning`, so filtering that filters this one too.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from ppinfer import PPIWarning
+    >>> from ppinfer.designs import DesignWarning
+    >>> issubclass(DesignWarning, PPIWarning)
+    True
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", DesignWarning)   # make design assumptions fatal
+    ...     warnings.warn("an assumption", DesignWarning)
+    Traceback (most recent call last):
+    ...
+    ppinfer.designs.base.DesignWarning: an assumption
+    """
 
 
 #: the options of a design, labeled argument -> unlabeled counterpart (None: labeled rows only)
@@ -147,17 +169,17 @@ class Design:
     def __init__(
         self,
         *,
-        weights=None,
-        weights_unlabeled=None,
-        clusters=None,
-        clusters_unlabeled=None,
-        strata=None,
-        strata_unlabeled=None,
-        fpc=None,
-        fpc_unlabeled=None,
-        label_prob=None,
-        label_strata=None,
-        stratum_weights=None,
+        weights: ArrayLike | str | None = None,
+        weights_unlabeled: ArrayLike | str | None = None,
+        clusters: ArrayLike | str | None = None,
+        clusters_unlabeled: ArrayLike | str | None = None,
+        strata: ArrayLike | str | None = None,
+        strata_unlabeled: ArrayLike | str | None = None,
+        fpc: ArrayLike | str | None = None,
+        fpc_unlabeled: ArrayLike | str | None = None,
+        label_prob: ArrayLike | str | None = None,
+        label_strata: ArrayLike | str | None = None,
+        stratum_weights: Mapping[Any, float] | pd.Series | None = None,
         nest: bool = False,
         lambda_by_stratum: bool = False,
     ):
@@ -305,6 +327,37 @@ def design_from_keywords(function: str, design: "Design | None", keywords: dict)
     ``groups`` / ``groups_unlabeled`` are the older names of ``clusters`` /
     ``clusters_unlabeled``. The ``strata`` shorthand asks for one lambda per
     stratum by default (stratified PPI, as before designs were objects).
+
+    Parameters
+    ----------
+    function : str
+        The estimator's name, for messages.
+    design : Design or None
+        The ``design=`` argument.
+    keywords : dict
+        The design keywords passed (None values are ignored).
+
+    Returns
+    -------
+    Design
+
+    Raises
+    ------
+    TypeError
+        An unknown keyword (the message suggests near misses) or a ``design``
+        that is not a :class:`Design`.
+    ValueError
+        Both ``design`` and keywords, or an option under both of its names.
+
+    Examples
+    --------
+    >>> from ppinfer.designs import design_from_keywords
+    >>> design_from_keywords("Mean", None, {"strata": "region", "weights": None})
+    Design(strata='region', lambda_by_stratum=True)
+    >>> design_from_keywords("Mean", None, {"wieghts": [1.0, 2.0]})
+    Traceback (most recent call last):
+    ...
+    TypeError: Mean() got an unexpected keyword argument 'wieghts'. Did you mean 'weights'? ...
     """
     given = {key: value for key, value in keywords.items() if value is not None}
     unknown = {key: value for key, value in given.items() if key not in KEYWORDS}
@@ -518,11 +571,17 @@ class Contributions:
     sample; ``psu`` (npsu, q) PSU totals in the shared PSU code space;
     ``moments`` = (S1 (H, q), S2 (H, q, q), counts (H,)) of an unclustered
     sample's rows reduced by stratum.
+
+    ``centred``: the rows (or PSU totals) were centred within strata before a
+    leverage adjustment (HC2, HC3, CR2) scaled them; the sample's own variance
+    then takes their outer products as they are (centring the scaled rows again
+    would take ``n zbar zbar'`` out of an unbiased variance).
     """
 
     rows: np.ndarray | None = None
     psu: np.ndarray | None = None
     moments: tuple | None = None
+    centred: bool = False
 
     @property
     def width(self) -> int:
@@ -537,8 +596,9 @@ class DesignCollector:
     """Reduces a sample's scores to what the design's variance needs, chunk by chunk.
 
     Clustered sample: score totals of each PSU and, for the CR2 adjustment, each
-    PSU's Hessian (sum of ``c_i x_i x_i'``). Unclustered: per stratum the count,
-    the sum and the sum of outer products of the scores.
+    PSU's Hessian (sum of ``c_i x_i x_i'``, or of the rows' Hessians when they
+    come as (m, p, p)). Unclustered: per stratum the count, the sum and the sum
+    of outer products of the scores.
     """
 
     def __init__(self, psu, strata, npsu: int, nstrata: int):
@@ -560,9 +620,12 @@ class DesignCollector:
             codes = self.psu[rows]
             if self.totals is None:
                 self.totals = np.zeros((self.npsu, q))
-                self.jacobians = np.zeros((self.npsu,)) if X is None else np.zeros((self.npsu, q, q))
+                mean = X is None and curvature.ndim == 1
+                self.jacobians = np.zeros((self.npsu,)) if mean else np.zeros((self.npsu, q, q))
             self.totals += group_sums(scores, codes, self.npsu)
-            if X is None:
+            if X is None and curvature.ndim == 3:
+                self.jacobians += group_sums(curvature.reshape(len(curvature), -1), codes, self.npsu).reshape(-1, q, q)
+            elif X is None:
                 self.jacobians += np.bincount(codes, weights=curvature, minlength=self.npsu)
             else:
                 self.jacobians += group_outer(X * curvature[:, None], X, codes, self.npsu)
@@ -661,7 +724,27 @@ def _fraction(low: np.ndarray, high: np.ndarray, units: np.ndarray, argument: st
 
 @dataclass
 class BoundDesign:
-    """A :class:`Design` validated against a model's rows."""
+    """A :class:`Design` validated against a model's rows.
+
+    Built by :meth:`Design.bind` when a model is created (the model's ``design``
+    attribute): the options as integer codes aligned with the validated rows,
+    the numbers of PSUs and strata, and the stratum shares.
+
+    Examples
+    --------
+    Forty schools (PSUs) in two regions (strata):
+
+    >>> import numpy as np, ppinfer
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.normal(size=120); yhat = y + rng.normal(size=120)
+    >>> school = np.repeat(np.arange(40), 3); school_unlabeled = rng.integers(0, 40, 1000)
+    >>> model = ppinfer.Mean(y, yhat, rng.normal(size=1000),
+    ...                      clusters=school, clusters_unlabeled=school_unlabeled,
+    ...                      strata=school % 2, strata_unlabeled=school_unlabeled % 2)
+    >>> design = model.design
+    >>> design.npsu, design.nstrata, design.stratum_names, design.two_phase
+    (40, 2, ['0', '1'], False)
+    """
 
     labeled: SampleDesign
     unlabeled: SampleDesign
@@ -1046,16 +1129,41 @@ class BoundDesign:
         if design.psu is not None:
             totals = part.psu if part.psu is not None else group_sums(part.rows, design.psu, self.npsu)
             present = design.present_psu(self.npsu)
+            if part.centred:
+                kept = totals[present]
+                return group_outer(kept, kept, self.psu_strata[present], H)
             return _psu_moments(totals[present], self.psu_strata[present], H)
-        if part.moments is not None:
-            s1, s2, counts = part.moments
-        else:
-            strata = design.stratum_codes()
-            s1 = group_sums(part.rows, strata, H)
-            s2 = group_outer(part.rows, part.rows, strata, H) if H > 1 else \
-                np.einsum("ij,ik->jk", part.rows, part.rows)[None]
-            counts = np.bincount(strata, minlength=H).astype(float)
+        s1, s2, counts = self._row_moments(sample, part)
+        if part.centred and part.moments is None:
+            return s2
         return s2 - np.einsum("hi,hj->hij", s1, s1) / np.maximum(counts, 1.0)[:, None, None]
+
+    def _row_moments(self, sample: str, part: Contributions) -> tuple:
+        """Per stratum the sum, the sum of outer products and the count of an unclustered
+        sample's contributions (as given, or from its rows)."""
+        if part.moments is not None:
+            return part.moments
+        H = self.nstrata
+        strata = self.sample(sample).stratum_codes()
+        s1 = group_sums(part.rows, strata, H)
+        s2 = group_outer(part.rows, part.rows, strata, H) if H > 1 else \
+            np.einsum("ij,ik->jk", part.rows, part.rows)[None]
+        return s1, s2, np.bincount(strata, minlength=H).astype(float)
+
+    def centre_within_strata(self, sample: str, values: np.ndarray, psu: bool = False) -> np.ndarray:
+        """``values`` (a sample's rows, or PSU totals in the shared code space) less their
+        stratum means (over the sample's PSUs for totals)."""
+        H = self.nstrata
+        if psu:
+            present = self.sample(sample).present_psu(self.npsu)
+            strata = self.psu_strata
+            counts = np.bincount(strata[present], minlength=H).astype(float)
+            means = group_sums(values[present], strata[present], H) / np.maximum(counts, 1.0)[:, None]
+            return np.where(present[:, None], values - means[strata], values)
+        strata = self.sample(sample).stratum_codes()
+        counts = np.bincount(strata, minlength=H).astype(float)
+        means = group_sums(values, strata, H) / np.maximum(counts, 1.0)[:, None]
+        return values - means[strata]
 
     def _combined_variance(self, parts, factors, out) -> None:
         """One design over the given samples: PSU totals added across samples (each part
@@ -1073,14 +1181,7 @@ class BoundDesign:
                 totals = scaled if totals is None else totals + scaled
                 present |= design.present_psu(self.npsu)
                 continue
-            if part.moments is not None:
-                a, b, c = part.moments
-            else:
-                strata = design.stratum_codes()
-                a = group_sums(part.rows, strata, H)
-                b = group_outer(part.rows, part.rows, strata, H) if H > 1 else \
-                    np.einsum("ij,ik->jk", part.rows, part.rows)[None]
-                c = np.bincount(strata, minlength=H).astype(float)
+            a, b, c = self._row_moments(sample, part)
             s1 += root[:, None] * a
             s2 += (root**2)[:, None, None] * b
             counts += c

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
 
 from ..core.fitting import Fit, ResponseSums, fit_mean
 from ..core.sources import Column, reduce_rows
 from ..core.validation import as_variable
-from ..designs.base import design_from_keywords
-from .base import with_design_keywords
+from ..designs.base import Design, design_from_keywords
+from .base import document_design_keywords, with_design_keywords
 from .ppi import PPIModel
+
+__all__ = ["Mean", "Total", "Ratio"]
 
 
 def weights_key(design) -> str | None:
@@ -19,6 +23,7 @@ def weights_key(design) -> str | None:
     return "weights_unlabeled" if "weights_unlabeled" in design.options else None
 
 
+@document_design_keywords
 class Mean(PPIModel):
     """Mean of an outcome, or of each column of a multi-column outcome.
 
@@ -33,17 +38,14 @@ class Mean(PPIModel):
     yhat_unlabeled : array-like, shape (N,), (N, k) or (N, K)
         Predictions for the unlabeled units.
     design : ppinfer.Design, optional
-        The sampling design (weights, clusters, strata, fpc, two-phase labeling).
-        Or give its options as keywords: ``weights``, ``weights_unlabeled``,
-        ``clusters`` (alias ``groups``), ``clusters_unlabeled``
-        (``groups_unlabeled``), ``strata``, ``strata_unlabeled``, ``fpc``,
-        ``fpc_unlabeled``, ``label_prob``, ``label_strata``, ``stratum_weights``,
-        ``nest``; see :class:`ppinfer.Design`. The ``strata`` keywords tune one
-        lambda per stratum by default (stratified PPI).
+        The sampling design as one object (weights, clusters, strata, fpc,
+        two-phase labeling), or None for two independent simple random samples.
+        Give it or the design keywords below, not both.
     missing : {"raise", "drop"}
         What to do with rows holding NaN or infinite values: raise (default) or
         drop them (from every array of their sample together, design columns
         included).
+    [design keywords]
 
     Notes
     -----
@@ -77,7 +79,8 @@ class Mean(PPIModel):
     _df_params = 1
 
     @with_design_keywords
-    def __init__(self, y, yhat, yhat_unlabeled, *, design=None, missing: str = "raise", **design_options):
+    def __init__(self, y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *, design: Design | None = None,
+                 missing: str = "raise", **design_options: Any):
         outcome = as_variable(y, "y", ndim=2, default_name="y")
         design = design_from_keywords(type(self).__name__, design, design_options)
         self._setup(
@@ -93,7 +96,8 @@ class Mean(PPIModel):
         self.endog_name = ", ".join(outcome.names)
         self._warn_design()
 
-    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False) -> Fit:
+    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False,
+                    predicted: bool = False) -> Fit:
         responses = [response if isinstance(response, Column) else np.asarray(response).reshape(response.shape[0], -1)
                      for _, response, _, _ in blocks]
         prepared = []
@@ -112,23 +116,38 @@ class Mean(PPIModel):
             prepared=prepared,
         )
 
-    def _design_rows(self, sample: str):
+    def _design_rows(self, sample: str, predicted: bool = False):
         return None
 
 
+@document_design_keywords
 class Total(Mean):
     """Population total of an outcome (Horvitz-Thompson), or of each column.
 
     Parameters
     ----------
-    y, yhat, yhat_unlabeled, design, missing
-        As in :class:`Mean`. The weights of each sample must expand it to the
-        population (sampling weights: inverse inclusion probabilities), or give
-        ``population_size``.
+    y : array-like or pandas object, shape (n,) or (n, k)
+        Gold-standard outcomes of the labeled units.
+    yhat : array-like, same shape as ``y``
+        Predictions for the labeled units (an (n, K) array: K synthetic draws per
+        unit, as in :class:`Mean`).
+    yhat_unlabeled : array-like, shape (N,), (N, k) or (N, K)
+        Predictions for the unlabeled units.
     population_size : float, optional
         The number of units in the population, when the samples have no weights:
         each labeled row then weighs ``population_size / n`` and each unlabeled
-        row ``population_size / N`` (two simple random samples).
+        row ``population_size / N`` (two simple random samples). Otherwise the
+        weights of each sample must expand it to the population (sampling
+        weights: inverse inclusion probabilities).
+    design : ppinfer.Design, optional
+        The sampling design as one object (weights, clusters, strata, fpc,
+        two-phase labeling), or None for two independent simple random samples.
+        Give it or the design keywords below, not both.
+    missing : {"raise", "drop"}
+        What to do with rows holding NaN or infinite values: raise (default) or
+        drop them (from every array of their sample together, design columns
+        included).
+    [design keywords]
 
     Notes
     -----
@@ -152,8 +171,9 @@ class Total(Mean):
     _title = "Total"
 
     @with_design_keywords
-    def __init__(self, y, yhat, yhat_unlabeled, *, population_size=None, design=None, missing: str = "raise",
-                 **design_options):
+    def __init__(self, y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *,
+                 population_size: float | None = None, design: Design | None = None, missing: str = "raise",
+                 **design_options: Any):
         design = design_from_keywords("Total", design, design_options)
         self._population_size = None
         if population_size is not None:
@@ -176,7 +196,8 @@ class Total(Mean):
             return weights
         return np.full(rows, self._population_size / rows) if weights is None else weights
 
-    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False) -> Fit:
+    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False,
+                    predicted: bool = False) -> Fit:
         """Totals ``sum w v`` over the blocks; collectors receive ``w v / W`` with Hessian weights
         ``w / W^2`` and the bread ``W I``, so that contributions are ``w v`` and leverages ``w / W``."""
         totals, weight, parts = None, 0.0, []
@@ -198,12 +219,13 @@ class Total(Mean):
         k = params.shape[0]
         return Fit(params, np.eye(k) * weight, sum(r.shape[0] for r, _, _, _ in parts), tuple(collected))
 
-    def _fitted_values(self, fit: Fit) -> np.ndarray:
+    def _fitted_values(self, fit: Fit, predicted: bool = False) -> np.ndarray:
         weights = self._expansion(self.design.fit_weights("labeled"), self.nobs)
         total = self.nobs if weights is None else weights.sum()
         return fit.params[None, :] / total
 
 
+@document_design_keywords
 class Ratio(Mean):
     """Ratio of two means (or totals), ``R = sum w y / sum w x``, with ``x`` known for every unit.
 
@@ -217,8 +239,15 @@ class Ratio(Mean):
         Predictions of ``y`` for the labeled units.
     x_unlabeled, yhat_unlabeled : array-like, shape (N,)
         The denominator variable and the predictions of the unlabeled units.
-    design, missing
-        As in :class:`Mean`.
+    design : ppinfer.Design, optional
+        The sampling design as one object (weights, clusters, strata, fpc,
+        two-phase labeling), or None for two independent simple random samples.
+        Give it or the design keywords below, not both.
+    missing : {"raise", "drop"}
+        What to do with rows holding NaN or infinite values: raise (default) or
+        drop them (from every array of their sample together, design columns
+        included).
+    [design keywords]
 
     Notes
     -----
@@ -242,8 +271,9 @@ class Ratio(Mean):
     _title = "Ratio"
 
     @with_design_keywords
-    def __init__(self, y, x, yhat, x_unlabeled, yhat_unlabeled, *, design=None, missing: str = "raise",
-                 **design_options):
+    def __init__(self, y: ArrayLike, x: ArrayLike, yhat: ArrayLike, x_unlabeled: ArrayLike,
+                 yhat_unlabeled: ArrayLike, *, design: Design | None = None, missing: str = "raise",
+                 **design_options: Any):
         outcome = as_variable(y, "y", ndim=1, default_name="y")
         denominator = as_variable(x, "x", ndim=1, default_name="x")
         self._setup(
@@ -269,7 +299,8 @@ class Ratio(Mean):
     def _denominator(self, sample: str):
         return self.labeled["x"] if sample == "labeled" else self.unlabeled.column("x_unlabeled")
 
-    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False) -> Fit:
+    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False,
+                    predicted: bool = False) -> Fit:
         numerator = denominator = 0.0
         parts = []
         for sample, response, weights, factory in blocks:
@@ -291,7 +322,7 @@ class Ratio(Mean):
         return Fit(np.array([ratio]), np.array([[1.0 / denominator]]), sum(p[0].shape[0] for p in parts),
                    tuple(collected))
 
-    def _fitted_values(self, fit: Fit) -> np.ndarray:
+    def _fitted_values(self, fit: Fit, predicted: bool = False) -> np.ndarray:
         return (fit.params[0] * self.labeled["x"])[:, None]
 
 

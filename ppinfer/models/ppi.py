@@ -63,32 +63,44 @@ def _stack(left: Contributions | None, right: Contributions, width: int) -> Cont
     """Columns ``(left | right)``; a missing left part is zero."""
     if left is None:
         if right.rows is not None:
-            return Contributions(rows=np.hstack([np.zeros((right.rows.shape[0], width)), right.rows]))
+            return Contributions(rows=np.hstack([np.zeros((right.rows.shape[0], width)), right.rows]),
+                                 centred=right.centred)
         if right.psu is not None:
-            return Contributions(psu=np.hstack([np.zeros((right.psu.shape[0], width)), right.psu]))
+            return Contributions(psu=np.hstack([np.zeros((right.psu.shape[0], width)), right.psu]),
+                                 centred=right.centred)
         s1, s2, counts = right.moments
         H, q = s1.shape
         big = np.zeros((H, width + q, width + q))
         big[:, width:, width:] = s2
         return Contributions(moments=(np.hstack([np.zeros((H, width)), s1]), big, counts))
+    centred = left.centred and right.centred
     if left.rows is not None:
-        return Contributions(rows=np.hstack([left.rows, right.rows]))
-    return Contributions(psu=np.hstack([left.psu, right.psu]))
+        return Contributions(rows=np.hstack([left.rows, right.rows]), centred=centred)
+    return Contributions(psu=np.hstack([left.psu, right.psu]), centred=centred)
+
+
+@dataclass
+class _CentredRows:
+    """A kept block's scores centred within strata, with its rows' Hessian weights."""
+
+    scores: np.ndarray
+    curvature: np.ndarray
 
 
 def _negate(part: Contributions) -> Contributions:
     if part.rows is not None:
-        return Contributions(rows=-part.rows)
+        return Contributions(rows=-part.rows, centred=part.centred)
     if part.psu is not None:
-        return Contributions(psu=-part.psu)
+        return Contributions(psu=-part.psu, centred=part.centred)
     s1, s2, counts = part.moments
     return Contributions(moments=(-s1, s2, counts))
 
 
 def _subtract(a: Contributions, b: Contributions) -> Contributions:
+    centred = a.centred and b.centred
     if a.rows is not None:
-        return Contributions(rows=a.rows - b.rows)
-    return Contributions(psu=a.psu - b.psu)
+        return Contributions(rows=a.rows - b.rows, centred=centred)
+    return Contributions(psu=a.psu - b.psu, centred=centred)
 
 
 def predictions_of(values: np.ndarray, draws: int, draw: int | None = None) -> np.ndarray:
@@ -117,6 +129,10 @@ class PPIModel(Estimator):
     ``_df_params`` (parameters that use up degrees of freedom), call
     :meth:`_setup` with their validated variables, set ``param_names`` and
     ``endog_name``, and implement :meth:`_fit_blocks` and :meth:`_design_rows`.
+
+    The fits of predictions (``b_f``, ``b_u``) may use a design of their own:
+    with predicted covariates, the labeled rows' predicted design (Kluger et al.
+    2025). Every use of design rows says which fit it serves (``predicted``).
     """
 
     METHODS = METHODS
@@ -219,12 +235,14 @@ class PPIModel(Estimator):
         return self.design.stratum_shares
 
     # -- what subclasses provide ---------------------------------------------------------
-    def _fit_blocks(self, blocks, *, start=None, what: str = "fit") -> Fit:
-        """Fit one response on blocks ``(sample, response, weights, collector factory)``."""
+    def _fit_blocks(self, blocks, *, start=None, what: str = "fit", predicted: bool = False) -> Fit:
+        """Fit one response on blocks ``(sample, response, weights, collector factory)``, on the
+        design rows of the outcome's fits or (``predicted``) of the predictions' fits."""
         raise NotImplementedError
 
-    def _design_rows(self, sample: str) -> np.ndarray | None:
-        """The design matrix of a sample's rows (None for a mean)."""
+    def _design_rows(self, sample: str, predicted: bool = False) -> np.ndarray | None:
+        """The design matrix of a sample's rows (None for a mean): for the fits of the outcome,
+        or (``predicted``) of the predictions, which differ with predicted covariates."""
         raise NotImplementedError
 
     _df_params = 1
@@ -239,9 +257,25 @@ class PPIModel(Estimator):
         shape = column.shape[:1] if self.draws > 1 or column.ndim == 1 or column.shape[1] == 1 else column.shape
         return column.map(Predictions(self.draws, draw), shape)
 
-    def _labeled_fit(self, response: np.ndarray, what: str) -> Fit:
+    def _prediction_array(self, sample: str, draw: int | None = None) -> np.ndarray:
+        """Predictions of a sample as one in-memory array (for estimators that need every value
+        at once; an unlabeled sample read partition by partition raises)."""
+        return self._in_memory(self._prediction(sample, draw))
+
+    def _in_memory(self, values):
+        """A column of the unlabeled sample as one in-memory array (arrays are returned as they are)."""
+        if not isinstance(values, Column):
+            return values
+        if self.unlabeled.partitioned:
+            raise TypeError(
+                f"{type(self).__name__} needs the unlabeled predictions in memory; this unlabeled sample is read "
+                f"from {self.unlabeled.source.kind} partition by partition. Load it into a NumPy array."
+            )
+        return values.of({key: variable.values for key, variable in self.unlabeled.variables.items()})
+
+    def _labeled_fit(self, response: np.ndarray, what: str, predicted: bool = False) -> Fit:
         blocks = [(LABELED, response, self.design.fit_weights(LABELED), RowScores)]
-        return self._fit_blocks(blocks, what=what)
+        return self._fit_blocks(blocks, what=what, predicted=predicted)
 
     def _prediction_fit(self, draw: int | None = None, start=None) -> Fit:
         """The fit of the unlabeled rows' predictions (of every unit's, in a two-phase design)."""
@@ -250,14 +284,15 @@ class PPIModel(Estimator):
                      design.collector(UNLABELED))
         if design.two_phase:
             labeled = (LABELED, self._prediction(LABELED, draw), design.phase_one_weights(LABELED), RowScores)
-            return self._fit_blocks([labeled, unlabeled], start=start, what="the fit of all units' predictions")
-        return self._fit_blocks([unlabeled], start=start, what="the fit of yhat_unlabeled")
+            return self._fit_blocks([labeled, unlabeled], start=start, what="the fit of all units' predictions",
+                                    predicted=True)
+        return self._fit_blocks([unlabeled], start=start, what="the fit of yhat_unlabeled", predicted=True)
 
     def _fits(self, draw: int | None = None) -> tuple[Fit, Fit, Fit]:
         key = ("fits", draw)
         if key not in self._cache:
             fit_y = self._cached_fit_y()
-            fit_f = self._labeled_fit(self._prediction(LABELED, draw), "the fit of yhat")
+            fit_f = self._labeled_fit(self._prediction(LABELED, draw), "the fit of yhat", predicted=True)
             fit_u = self._prediction_fit(draw, start=fit_f.params)
             self._cache[key] = (fit_y, fit_f, fit_u)
         return self._cache[key]
@@ -268,53 +303,77 @@ class PPIModel(Estimator):
         return self._cache["fit_y"]
 
     # -- contributions --------------------------------------------------------------------
-    def _fit_parts(self, fit: Fit, samples: list[str], cov_type: str, extra_leverage=None) -> dict[str, Contributions]:
+    def _fit_parts(self, fit: Fit, samples: list[str], cov_type: str, extra_leverage=None,
+                   predicted: bool = False) -> dict[str, Contributions]:
         """Each block's contributions to ``params - beta`` of one fit, corrected for ``cov_type``.
 
         PSU totals of every block are adjusted (CR2) with the fit's per-PSU
         Hessians summed over its blocks; unclustered rows kept one by one are
         scaled by their leverage (HC2, HC3, and CR2, which reduces to HC2 for
         units); rows reduced by stratum (a large sample) are left as they are:
-        their leverages are of order p/N.
+        their leverages are of order p/N. A one-sample fit's kept rows (or PSU
+        totals) are centred within strata before the leverage adjustment, so that
+        HC2, HC3 and CR2 keep their unbiasedness (and equal statsmodels' and Bell
+        and McCaffrey's without strata).
         """
         design = self.design
         raw, jacobians = {}, None
+        precentre = cov_type in LEVERAGE_POWER and len(samples) == 1 and not design.combined
         for collected, sample in zip(fit.collected, samples):
             sample_design = design.sample(sample)
             if sample_design.psu is not None:
                 if isinstance(collected, RowScores):
                     totals = group_sums(collected.scores, sample_design.psu, design.npsu)
-                    jac = psu_jacobians(self._design_rows(sample), collected.curvature, sample_design.psu,
-                                        design.npsu) if cov_type == "CR2" else None
+                    if precentre:
+                        totals = design.centre_within_strata(sample, totals, psu=True)
+                    jac = (self._psu_jacobians(sample, collected, sample_design.psu, predicted)
+                           if cov_type == "CR2" else None)
                 else:
                     totals, jac = collected.totals, collected.jacobians
+                    if precentre:
+                        totals = design.centre_within_strata(sample, totals, psu=True)
                 raw[sample] = ("psu", totals)
                 if jac is not None:
                     jacobians = jac if jacobians is None else jacobians + jac
             elif isinstance(collected, RowScores):
-                scores = collected.scores
-                if cov_type in LEVERAGE_POWER:
-                    h = leverage(self._design_rows(sample), collected.curvature, fit.bread)
-                    if extra_leverage is not None and sample == LABELED:
-                        h = h[:, None] + extra_leverage if extra_leverage.ndim == 2 else h + extra_leverage
-                    scale = leverage_scale(h, cov_type)
-                    scores = scores * (scale if scale.ndim == 2 else scale[:, None])
-                raw[sample] = ("rows", scores)
+                extra = extra_leverage if sample == LABELED else None
+                if precentre:
+                    collected = _CentredRows(design.centre_within_strata(sample, collected.scores),
+                                             collected.curvature)
+                raw[sample] = ("rows", self._row_contributions(sample, fit, collected, cov_type, extra, predicted))
             else:
                 raw[sample] = ("moments", collected)
         parts = {}
         for sample, (kind, value) in raw.items():
             if kind == "psu":
-                psu = cr2_contributions(value, jacobians, fit.bread) if cov_type == "CR2" else value @ fit.bread
-                parts[sample] = Contributions(psu=psu)
+                psu = cr2_contributions(value, jacobians, fit.bread) if cov_type == "CR2" else fit.contributions(value)
+                parts[sample] = Contributions(psu=psu, centred=precentre)
             elif kind == "rows":
-                parts[sample] = Contributions(rows=fit.contributions(value))
+                parts[sample] = Contributions(rows=value, centred=precentre)
             else:
-                bread = fit.bread
                 parts[sample] = Contributions(
-                    moments=(value.s1 @ bread, bread @ value.s2 @ bread, value.counts)
+                    moments=(fit.contributions(value.s1), fit.sandwich(value.s2), value.counts)
                 )
         return parts
+
+    def _row_contributions(self, sample: str, fit: Fit, collected: RowScores, cov_type: str,
+                           extra: np.ndarray | None = None, predicted: bool = False) -> np.ndarray:
+        """Contributions of a block's rows kept one by one, each scaled by its leverage for
+        ``HC2``, ``HC3`` and ``CR2`` (``extra``: leverage a tuned lambda adds to each row;
+        ``predicted``: the fit is of the predictions, on their design)."""
+        scores = collected.scores
+        if cov_type in LEVERAGE_POWER:
+            h = leverage(self._design_rows(sample, predicted), collected.curvature, fit.bread)
+            if extra is not None:
+                h = h[:, None] + extra if extra.ndim == 2 else h + extra
+            scale = leverage_scale(h, cov_type)
+            scores = scores * (scale if scale.ndim == 2 else scale[:, None])
+        return fit.contributions(scores)
+
+    def _psu_jacobians(self, sample: str, collected: RowScores, codes: np.ndarray,
+                       predicted: bool = False) -> np.ndarray:
+        """Per-PSU Hessians of a block's rows kept one by one (CR2 and its degrees of freedom)."""
+        return psu_jacobians(self._design_rows(sample, predicted), collected.curvature, codes, self.design.npsu)
 
     def _unit_rows(self, fit: Fit, block: int = 0) -> np.ndarray:
         """Unadjusted contributions of a kept block's rows."""
@@ -329,8 +388,8 @@ class PPIModel(Estimator):
         design augmented by ``z``, ``h_i + w_i z_i^2 / sum_j w_j z_j^2`` (exact for means
         and least squares; per outcome column for a multi-column mean)."""
         predictions = self._prediction(LABELED, draw)
-        X = self._design_rows(LABELED)
-        z = np.asarray(predictions).reshape(predictions.shape[0], -1) - self._fitted_values(fit_f)
+        X = self._design_rows(LABELED, predicted=True)
+        z = np.asarray(predictions).reshape(predictions.shape[0], -1) - self._fitted_values(fit_f, predicted=True)
         weights = self.design.fit_weights(LABELED)
         squares = z**2 if weights is None else weights[:, None] * z**2
         total = squares.sum(axis=0)
@@ -340,9 +399,11 @@ class PPIModel(Estimator):
         extra = np.where(informative, squares / np.where(informative, total, 1.0), 0.0)
         return extra[:, 0] if extra.shape[1] == 1 and X is not None else extra
 
-    def _fitted_values(self, fit: Fit) -> np.ndarray:
-        """The labeled rows' fitted values of a labeled fit, (n, columns)."""
-        return fit.params[None, :]
+    def _fitted_values(self, fit: Fit, predicted: bool = False) -> np.ndarray:
+        """The labeled rows' fitted means of a labeled fit, a column per outcome (``predicted``: a fit
+        of the predictions, on their design)."""
+        X = self._design_rows(LABELED, predicted)
+        return fit.params[None, :] if X is None else (X @ fit.params)[:, None]
 
     def _ppi_parts(self, fits, cov_type: str, tuned: bool = False, draw=None):
         """Contributions ``(u | v)`` of each sample, and the second-phase rows of a two-phase design."""
@@ -353,14 +414,14 @@ class PPIModel(Estimator):
         if tuned and cov_type in LEVERAGE_POWER and design.labeled.psu is None:
             extra = self._tuning_leverage(fit_f, draw)
         y_part = self._fit_parts(fit_y, [LABELED], cov_type, extra)[LABELED]
-        f_part = self._fit_parts(fit_f, [LABELED], cov_type, extra)[LABELED]
+        f_part = self._fit_parts(fit_f, [LABELED], cov_type, extra, predicted=True)[LABELED]
         if design.two_phase:
-            u_parts = self._fit_parts(fit_u, [LABELED, UNLABELED], cov_type)
+            u_parts = self._fit_parts(fit_u, [LABELED, UNLABELED], cov_type, predicted=True)
             labeled = _stack(y_part, _subtract(f_part, u_parts[LABELED]), p)
             unlabeled = _stack(None, _negate(u_parts[UNLABELED]), p)
             phase_two = np.hstack([self._unit_rows(fit_y), self._unit_rows(fit_f)])
         else:
-            u_part = self._fit_parts(fit_u, [UNLABELED], cov_type)[UNLABELED]
+            u_part = self._fit_parts(fit_u, [UNLABELED], cov_type, predicted=True)[UNLABELED]
             labeled = _stack(y_part, f_part, p)
             unlabeled = _stack(None, _negate(u_part), p)
             phase_two = None
@@ -430,7 +491,7 @@ class PPIModel(Estimator):
         if cov_type == "CR2" and design.labeled.psu is not None and not design.two_phase:
             fit_y = self._cached_fit_y()
             collected = fit_y.collected[0]
-            jac = psu_jacobians(self._design_rows(LABELED), collected.curvature, design.labeled.psu, design.npsu)
+            jac = self._psu_jacobians(LABELED, collected, design.labeled.psu)
             present = np.zeros(design.npsu, dtype=bool)
             present[design.labeled.psu] = True
             df = bell_mccaffrey_df(jac[present], fit_y.bread)
@@ -484,13 +545,15 @@ class PPIModel(Estimator):
             ``"classical"``: labeled data only (lambda = 0). ``"naive"``: the
             labeled outcomes and unlabeled predictions pooled as if all were data;
             invalid, kept as the baseline that shows why PPI is needed.
-        lam : None, float, array-like, "overall", "per-coefficient" or "per-stratum"
+        lam : None, float, array-like, "overall", "per-coefficient", "per-stratum" or "matrix"
             With ``method="ppi++"`` only. None tunes lambda to minimise the
             estimated variance (the model's default rule); ``"overall"`` one
             lambda minimising the sum of the variances; ``"per-coefficient"`` one
             per parameter; ``"per-stratum"`` one per stratum of the design
-            (stratified PPI, Fisch et al. 2024); a number (or one per parameter)
-            fixes lambda.
+            (stratified PPI, Fisch et al. 2024); ``"matrix"`` a p x p matrix
+            ``Lambda = C (V_f + V_fu)^-1`` minimising the covariance matrix (not
+            clipped; it spends p labeled degrees of freedom per parameter); a
+            number (or one per parameter) fixes lambda.
         cov_type : {"HC0", "HC1", "HC2", "HC3", "CR0", "CR1", "CR2"}, optional
             Covariance estimator. Default ``"HC2"`` (leverage-adjusted sandwich),
             ``"CR2"`` (Bell-McCaffrey bias-reduced cluster-robust) with clusters.
@@ -580,15 +643,23 @@ class PPIModel(Estimator):
         reference = reference if reference in results else None
         return Comparison(results, alpha, reference)
 
+    def _replicate(self, rng: np.random.Generator, task) -> np.ndarray:
+        """The point estimate on one bootstrap resample (``task``: method, rule and cov_type)."""
+        return self._resampled(rng)._point(*task)
+
     def _resampled(self, rng: np.random.Generator) -> "PPIModel":
         """A copy of the model on a bootstrap resample of the design (no validation, no cached fits)."""
         labeled_rows, unlabeled_rows, design = self.design.resample(rng)
         replica = copy.copy(self)
-        replica.labeled = self.labeled.take(labeled_rows)
-        replica.unlabeled = self.unlabeled.take(unlabeled_rows)
+        replica._take_rows(labeled_rows, unlabeled_rows)
         replica.design = design
         replica._cache = {}
         return replica
+
+    def _take_rows(self, labeled_rows: np.ndarray, unlabeled_rows: np.ndarray) -> None:
+        """Restrict (or resample) both samples to rows at the given positions (a bootstrap replica)."""
+        self.labeled = self.labeled.take(labeled_rows)
+        self.unlabeled = self.unlabeled.take(unlabeled_rows)
 
     def _point(self, method: str, rule: LambdaRule | None, cov_type: str) -> np.ndarray:
         """The point estimate alone (bootstrap replicates); variances only as the tuning needs."""
@@ -619,7 +690,7 @@ class PPIModel(Estimator):
         # the labeled predictions' scores and Hessian at the anchor
         at_anchor = self._fit_blocks(
             [(LABELED, self._prediction(LABELED, draw), design.fit_weights(LABELED), RowScores)],
-            start=anchor, what="the labeled predictions at the unlabeled fit", evaluate_only=True,
+            start=anchor, what="the labeled predictions at the unlabeled fit", evaluate_only=True, predicted=True,
         )
         labeled_scores = at_anchor.collected[0].scores
         labeled_sums = group_sums(labeled_scores, design.labeled.stratum_codes(), H)
@@ -636,7 +707,7 @@ class PPIModel(Estimator):
                 unlabeled_sums += collected.s1
         labeled_weights = design.fit_weights(LABELED)
         labeled_total = self.nobs if labeled_weights is None else float(labeled_weights.sum())
-        deltas = (labeled_total / total_weight * unlabeled_sums - labeled_sums) @ at_anchor.bread
+        deltas = at_anchor.contributions(labeled_total / total_weight * unlabeled_sums - labeled_sums)
         self._cache[key] = deltas
         return deltas
 
@@ -657,15 +728,17 @@ class PPIModel(Estimator):
         lam, variance = (rule.fixed, None) if fixed_point else self._lambda_and_variance(rule, cov_type)
         _, fit_f, fit_u = self._fits()
         if rule.by_stratum:
-            lam_by_stratum = np.broadcast_to(lam, (self.design.nstrata, len(self.param_names)))
-            params = fit_y.params + (lam_by_stratum * self._deltas()).sum(axis=0)
+            p, H = len(self.param_names), self.design.nstrata
+            lam_by_stratum = np.broadcast_to(lam, (H, p, p) if rule.matrix else (H, p))
+            params = fit_y.params + rule.correction(lam_by_stratum, self._deltas()).sum(axis=0)
         else:
-            params = fit_y.params + lam * (fit_u.params - fit_f.params)
+            params = fit_y.params + rule.correction(lam, fit_u.params - fit_f.params)
         if point_only:
             return params
         df = None
         if use_t:
-            labeled_df = np.maximum(self._labeled_df(cov_type) - rule.tuned_count(self.design.nstrata), 1.0)
+            spent = rule.tuned_count(self.design.nstrata, len(self.param_names))
+            labeled_df = np.maximum(self._labeled_df(cov_type) - spent, 1.0)
             if self.design.combined:
                 df = labeled_df
             else:
@@ -681,11 +754,12 @@ class PPIModel(Estimator):
     def _check_tuning_room(self, cov_type: str, rule: LambdaRule) -> None:
         """A tuned lambda is one more coefficient fitted on the labeled sample: it needs a
         degree of freedom left over, else its variance (and interval) cannot be estimated."""
-        room = self._labeled_df(cov_type) - rule.tuned_count(self.design.nstrata)
+        spent = rule.tuned_count(self.design.nstrata, len(self.param_names))
+        room = self._labeled_df(cov_type) - spent
         if np.any(room < 1):
             raise ValueError(
                 f"too few labeled rows to tune lambda: the labeled sample has {int(self._labeled_df(cov_type).min())} "
-                "degree(s) of freedom for the parameters' variances and tuning uses one more. Fit with "
+                f"degree(s) of freedom for the parameters' variances and tuning uses {spent} more. Fit with "
                 "method='ppi' (lambda = 1), a fixed lam, or method='classical'; or label more units."
             )
 
@@ -708,9 +782,14 @@ class PPIModel(Estimator):
 
     def _report_lambda(self, lam: np.ndarray, rule: LambdaRule):
         """Lambda as reported: one number when it is one, else a Series (per parameter or
-        stratum) or a DataFrame (per stratum and parameter)."""
+        stratum) or a DataFrame (per stratum and parameter; a matrix Lambda, rows by stratum)."""
         index = pd.Index(self.param_names)
         lam = np.asarray(lam, dtype=float)
+        if rule.matrix:
+            if lam.ndim == 3:
+                rows = pd.MultiIndex.from_product([self.design.stratum_names, index], names=["stratum", None])
+                return pd.DataFrame(lam.reshape(-1, len(index)), index=rows, columns=index)
+            return pd.DataFrame(lam, index=index.rename("coefficient"), columns=index)
         if rule.by_stratum:
             table = pd.DataFrame(np.broadcast_to(lam, (self.design.nstrata, len(index))),
                                  index=pd.Index(self.design.stratum_names, name="stratum"), columns=index)
@@ -718,8 +797,9 @@ class PPIModel(Estimator):
         single = len(lam) == 1 or (not rule.per_coefficient and np.all(lam == lam[0]))
         return float(lam[0]) if single else pd.Series(lam, index=index, name="lambda")
 
-    def _results(self, method, params, inference, lam, cov_type, details=()) -> PPIResults:
-        classical_bse = np.sqrt(np.maximum(np.diag(self._classical_covariance(cov_type)), 0.0))
+    def _results(self, method, params, inference, lam, cov_type, details=(), classical_bse=None) -> PPIResults:
+        if classical_bse is None:
+            classical_bse = np.sqrt(np.maximum(np.diag(self._classical_covariance(cov_type)), 0.0))
         lines = list(self.design.describe())
         if self.design.clustered:
             count = self.design.npsu
@@ -745,16 +825,18 @@ def _start_worker(model: "PPIModel", task) -> None:
 
 
 def _replicates_of(generators) -> np.ndarray:
-    model, (method, rule, cov_type) = _WORKER["model"], _WORKER["task"]
+    model, task = _WORKER["model"], _WORKER["task"]
     with warnings.catch_warnings():
         # a replicate with degenerate predictions falls back to lambda = 0 by design
         warnings.simplefilter("ignore", PPIWarning)
-        return np.array([model._resampled(rng)._point(method, rule, cov_type) for rng in generators])
+        return np.array([model._replicate(rng, task) for rng in generators])
 
 
-def bootstrap_replicates(model: "PPIModel", task, n_boot: int, seed, n_jobs: int, progress) -> np.ndarray:
-    """Point estimates on ``n_boot`` design resamples, one generator per replicate (spawned from
-    ``seed``), so that the replicates do not depend on ``n_jobs``."""
+def bootstrap_replicates(model, task, n_boot: int, seed, n_jobs: int, progress,
+                         description: str = "bootstrap") -> np.ndarray:
+    """``model._replicate(rng, task)`` (the estimate on one design resample) for ``n_boot``
+    generators, one per replicate (spawned from ``seed``), so that the replicates do not
+    depend on ``n_jobs``."""
     import os
     from concurrent.futures import ProcessPoolExecutor
 
@@ -764,14 +846,15 @@ def bootstrap_replicates(model: "PPIModel", task, n_boot: int, seed, n_jobs: int
     if isinstance(seed, np.random.Generator):
         generators = seed.spawn(n_boot)
     else:
-        generators = [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(n_boot)]
+        root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        generators = [np.random.default_rng(child) for child in root.spawn(n_boot)]
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 or n_jobs < -1:
         raise ValueError(f"n_jobs must be a positive integer or -1 (all cores); got {n_jobs!r}.")
     workers = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
     size = max(1, min(50, n_boot // (4 * workers) or 1))
     chunks = [generators[start : start + size] for start in range(0, n_boot, size)]
     out = []
-    with meter(total=n_boot, enabled=progress, description="bootstrap", unit="replicates") as bar:
+    with meter(total=n_boot, enabled=progress, description=description, unit="replicates") as bar:
         if workers == 1:
             _start_worker(model, task)
             for chunk in chunks:

@@ -31,14 +31,18 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import optimize, stats
 
 from .._options import choose
 from ..regression import RegressionModel
 from ..results import ALTERNATIVES, check_alpha
 from ._checks import finite_number
+
+__all__ = ["ppi_power", "ppi_sample_size"]
 
 PLAN_METHODS = ("ppi++", "ppi", "classical")
 
@@ -50,24 +54,15 @@ _CHUNK = 1 << 20
 
 
 def _pilot_variances(model, k: int) -> tuple[float, float, float, float]:
-    """Variances of the pilot's means for parameter ``k``: ``(V_Y, C_Yf, V_f, V_fu)``.
+    """Variances of the pilot's estimates for parameter ``k``: ``(V_Y, C_Yf, V_f, V_fu)``.
 
     ``V_Y`` is the variance of the labeled-outcome estimate, ``C_Yf`` its
     covariance with the labeled-prediction estimate, ``V_f`` and ``V_fu`` the
-    variances of the labeled- and unlabeled-prediction estimates. The only
-    function that reads a pilot model's variance blocks (its first-order components).
-
-    A quantile's blocks are those of the indicators ``1{Y <= t}``, ``1{f <= t}``
-    at the classical estimate ``t``, scaled by ``1 / density^2``, which the ratio
-    of the classical (interval-implied) variance to the indicator variance gives.
+    variances of the labeled- and unlabeled-prediction estimates: the model's
+    public :meth:`components` with the plain linearization (a quantile's are
+    those of its indicators scaled by the squared density, see
+    :meth:`ppinfer.Quantile.components`).
     """
-    if hasattr(model, "_cdf"):
-        classical = model.fit(method="classical")
-        point = classical.params.to_numpy()[k : k + 1]
-        blocks = model._cdf.evaluate(point).components  # (strata, 1, 1, 1)
-        parts = [float(np.sum(block)) for block in (blocks.var_y, blocks.cov_yf, blocks.var_f, blocks.var_fu)]
-        scale = classical.bse.to_numpy()[k] ** 2 / parts[0]
-        return tuple(part * scale for part in parts)
     blocks = model.components("CR0" if model.design.clustered else "HC0")
     return tuple(float(block[k, k]) for block in (blocks.var_y, blocks.cov_yf, blocks.var_f, blocks.var_fu))
 
@@ -571,11 +566,11 @@ def ppi_sample_size(
     width: float | None = None,
     power: float | None = None,
     effect: float | None = None,
-    N=None,
+    N: float | None = None,
     rho: float | None = None,
     sd: float | None = None,
     sd_prediction: float | None = None,
-    pilot=None,
+    pilot: tuple | Mapping | Any | None = None,
     parameter: str | None = None,
     method: str = "ppi++",
     alpha: float = 0.05,
@@ -709,19 +704,19 @@ def ppi_sample_size(
 
 
 def ppi_power(
-    n,
+    n: int | ArrayLike,
     *,
-    N,
+    N: float,
     effect: float,
     rho: float | None = None,
     sd: float | None = None,
     sd_prediction: float | None = None,
-    pilot=None,
+    pilot: tuple | Mapping | Any | None = None,
     parameter: str | None = None,
     method: str = "ppi++",
     alpha: float = 0.05,
     alternative: str = "two-sided",
-):
+) -> float | np.ndarray:
     """Power of the level-``alpha`` z test with ``n`` labeled and ``N`` unlabeled units.
 
     Parameters

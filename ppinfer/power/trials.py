@@ -19,6 +19,8 @@ from scipy import stats
 from .._options import choose
 from ._checks import finite_number
 
+__all__ = ["ate_power", "ate_sample_size", "binary_power", "binary_sample_size"]
+
 
 def _open_unit(value, argument: str, what: str) -> float:
     number = finite_number(value, argument)

@@ -31,8 +31,10 @@ import numpy as np
 import pandas as pd
 
 from .._options import choose
-from ..model import METHODS as MODEL_METHODS
+from ..models.ppi import METHODS as MODEL_METHODS
 from .scenarios import process_name
+
+__all__ = ["BUILTIN_METHODS", "ProtocolError"]
 
 BUILTIN_METHODS = ("classical", "naive", "ppi", "ppi++")
 
@@ -41,7 +43,23 @@ FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
 
 
 class ProtocolError(TypeError):
-    """A dataset or a method's results do not follow the documented protocol."""
+    """A dataset or a method's results do not follow the documented protocol.
+
+    Examples
+    --------
+    A user process whose datasets have no ``model()``, run with the built-in
+    methods:
+
+    >>> from ppinfer import simulation as sim
+    >>> class Data:
+    ...     truth = 0.0
+    >>> def process(rng, n, N):
+    ...     return Data()
+    >>> sim.run(sim.grid(estimand=process, n=10, N=10), reps=1, seed=0, progress=False)
+    Traceback (most recent call last):
+    ...
+    ppinfer.simulation.methods.ProtocolError: the built-in method 'classical' needs a dataset with a model() method; ...
+    """
 
 
 @dataclass(frozen=True)

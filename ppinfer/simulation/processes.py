@@ -34,6 +34,8 @@ import pandas as pd
 from ..datasets import ESTIMANDS as CORE_ESTIMANDS
 from ..datasets import predictions, simulate
 
+__all__ = ["BUILTIN_ESTIMANDS", "CoreProcess", "TrialData", "simulate_trial"]
+
 #: the built-in estimands: the core's simulated designs and the trial with missing outcomes
 BUILTIN_ESTIMANDS = (*CORE_ESTIMANDS, "ate")
 
@@ -55,6 +57,26 @@ class CoreProcess:
     Calling it draws ``simulate(estimand, n, N, quality=prediction_quality,
     bias=prediction_bias)`` with the replication's generator. An instance of a
     module-level class, so it can be sent to worker processes.
+
+    Parameters
+    ----------
+    estimand : {"mean", "quantile", "ols", "logit", "poisson"}
+        The simulated design (see :func:`ppinfer.datasets.simulate`).
+
+    Examples
+    --------
+    :func:`ppinfer.simulation.grid` builds one for each built-in estimand name:
+
+    >>> import numpy as np
+    >>> from ppinfer.simulation import CoreProcess
+    >>> process = CoreProcess("ols")
+    >>> data = process(np.random.default_rng(0), 100, 1000, prediction_quality=0.9)
+    >>> data.labeled.shape, data.unlabeled.shape
+    ((100, 5), (1000, 4))
+    >>> data.truth.to_dict()
+    {'Intercept': 1.0, 'x1': 1.0, 'x2': 0.5}
+    >>> data.model()
+    <ppinfer.OLS 'y' (n=100, N=1000): Intercept, x1, x2>
     """
 
     def __init__(self, estimand: str):
@@ -89,6 +111,18 @@ class TrialData:
         A prediction of every unit's outcome.
     truth : pandas.Series
         The average treatment effect, as ``{"ate": value}``.
+
+    Examples
+    --------
+    What :func:`simulate_trial` returns:
+
+    >>> import numpy as np
+    >>> from ppinfer.simulation import simulate_trial
+    >>> trial = simulate_trial(np.random.default_rng(0), 200, 300)
+    >>> int(np.isnan(trial.y).sum()), trial.truth.to_dict()
+    (300, {'ate': 0.5})
+    >>> trial.model().fit(method="ppi++").params.index.tolist()
+    ['ate']
     """
 
     y: np.ndarray
@@ -126,6 +160,7 @@ def simulate_trial(
     Parameters
     ----------
     rng : numpy.random.Generator
+        The replication's random numbers.
     n : int
         Units whose outcome is measured (chosen at random, whatever their arm).
     N : int
@@ -148,6 +183,22 @@ def simulate_trial(
     the treatment effect only partly (``quality * (1 + bias) * tau`` of it): pooling
     them as if they were outcomes (naive) biases the effect, which the per-arm
     prediction-powered means correct.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ppinfer.simulation import simulate_trial
+    >>> trial = simulate_trial(np.random.default_rng(0), 200, 300, prediction_quality=0.9)
+    >>> trial.y.shape, int(np.isfinite(trial.y).sum())
+    ((500,), 200)
+    >>> np.unique(trial.treatment).tolist()
+    [0.0, 1.0]
+
+    As the ``"ate"`` estimand of a study:
+
+    >>> from ppinfer import simulation as sim
+    >>> len(sim.grid(estimand="ate", n=[100, 200], N=1000))
+    2
     """
     if not 0.0 <= prediction_quality <= 1.0:
         raise ValueError(f"prediction_quality must lie in [0, 1]; got {prediction_quality!r}.")

@@ -28,6 +28,7 @@ import importlib
 import os
 import time
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
@@ -41,6 +42,8 @@ from .processes import simulate_trial
 from .scenarios import Scenario, ScenarioGrid
 from .study import Study, summarise
 
+__all__ = ["SimulationError", "run"]
+
 try:  # optional: pins BLAS to one thread per replication (small problems, many processes)
     from threadpoolctl import threadpool_limits
 except ImportError:  # pragma: no cover - without it BLAS keeps its default threads
@@ -53,7 +56,18 @@ MAX_CHUNK = 50
 
 
 class SimulationError(RuntimeError):
-    """A process or method failed inside a replication (the message says which)."""
+    """A process or method failed inside a replication (the message says which).
+
+    Examples
+    --------
+    >>> from ppinfer import simulation as sim
+    >>> def broken(rng, n, N):
+    ...     raise ZeroDivisionError("no data today")
+    >>> sim.run(sim.grid(estimand=broken, n=10, N=10), reps=1, seed=0, progress=False)
+    Traceback (most recent call last):
+    ...
+    ppinfer.simulation.runner.SimulationError: the process of scenario 'broken|n=10|N=10|' failed on replication 0: ZeroDivisionError: no data today
+    """
 
 
 @dataclass
@@ -161,8 +175,8 @@ def _entropy(seed) -> int:
 
 
 def run(
-    scenarios,
-    methods=("classical", "naive", "ppi", "ppi++"),
+    scenarios: ScenarioGrid | Scenario,
+    methods: Sequence[str | Callable] | Mapping[str, str | Callable] = ("classical", "naive", "ppi", "ppi++"),
     *,
     reps: int = 1000,
     seed: int | None = None,

@@ -23,6 +23,8 @@ import pandas as pd
 from .._options import choose
 from .processes import BUILTIN_ESTIMANDS, DEFAULT_BIAS, DEFAULT_QUALITY, builtin_process
 
+__all__ = ["PRESETS", "Scenario", "ScenarioGrid", "grid", "preset"]
+
 BUILTIN_OPTIONS = {"prediction_quality": DEFAULT_QUALITY, "prediction_bias": DEFAULT_BIAS}
 
 
@@ -46,6 +48,17 @@ class Scenario:
         Keyword arguments of the process.
     process : callable
         ``process(rng, n, N, **options) -> dataset``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ppinfer import simulation as sim
+    >>> scenario = sim.grid(estimand="mean", n=100, N=1000, prediction_quality=0.9)[0]
+    >>> scenario.as_dict()
+    {'estimand': 'mean', 'n': 100, 'N': 1000, 'prediction_quality': 0.9, 'prediction_bias': 0.0}
+    >>> data = scenario.draw(np.random.default_rng(0))   # one replication's dataset
+    >>> len(data.labeled), len(data.unlabeled), data.truth.to_dict()
+    (100, 1000, {'y': 1.0})
     """
 
     estimand: str
@@ -80,6 +93,25 @@ class ScenarioGrid(Sequence):
     Grids can be added (``grid(...) + grid(...)``) to study settings that are not
     a full cross, such as a different ``N`` for one estimand; ``table`` shows
     every scenario as a row.
+
+    Parameters
+    ----------
+    scenarios : sequence of Scenario
+        Distinct scenarios, at least one.
+
+    Examples
+    --------
+    >>> from ppinfer import simulation as sim
+    >>> scenarios = sim.grid(estimand="mean", n=[50, 200], N=1000) + sim.grid(estimand="ols", n=200, N=5000)
+    >>> len(scenarios)
+    3
+    >>> print(scenarios.table)
+      estimand    n     N  prediction_quality  prediction_bias
+    0     mean   50  1000                 0.8              0.0
+    1     mean  200  1000                 0.8              0.0
+    2      ols  200  5000                 0.8              0.0
+    >>> scenarios[1:].table["estimand"].tolist()
+    ['mean', 'ols']
     """
 
     def __init__(self, scenarios: Sequence[Scenario]):
@@ -201,12 +233,12 @@ def _accepted_options(process: Callable, name: str, options: Sequence[str]) -> N
 
 def grid(
     *,
-    estimand,
-    n,
-    N,
-    prediction_quality=None,
-    prediction_bias=None,
-    **options,
+    estimand: str | Callable | Sequence[str | Callable],
+    n: int | Sequence[int],
+    N: int | Sequence[int],
+    prediction_quality: float | Sequence[float] | None = None,
+    prediction_bias: float | Sequence[float] | None = None,
+    **options: Any,
 ) -> ScenarioGrid:
     """Every combination of the given settings, as a :class:`ScenarioGrid`.
 
@@ -310,18 +342,31 @@ PRESETS = {
 }
 
 
-def preset(name: str, *, estimand=None) -> tuple[ScenarioGrid, int]:
+def preset(name: str, *, estimand: str | Sequence[str] | None = None) -> tuple[ScenarioGrid, int]:
     """The scenarios and replications of a named study (``"quick"`` or ``"paper"``).
 
     Parameters
     ----------
     name : {"quick", "paper"}
+        The study: ``"quick"`` (every built-in estimand, n in {100, 500}, 100
+        replications) or ``"paper"`` (n from 50 to 1000, 1000 replications).
     estimand : str or list of str, optional
         Keep these of the preset's estimands only.
 
     Returns
     -------
     (ScenarioGrid, int)
+        The scenarios and the replications per scenario.
+
+    Examples
+    --------
+    >>> from ppinfer import simulation as sim
+    >>> scenarios, reps = sim.preset("quick", estimand="mean")
+    >>> len(scenarios), reps
+    (8, 100)
+    >>> study = sim.run(scenarios[:2], reps=10, seed=0, progress=False)   # fewer replications, for speed
+    >>> study
+    <Study: 2 scenarios x 4 methods (classical, naive, ppi, ppi++), 10 replications each, seed 0, alpha 0.05>
     """
     settings = PRESETS[choose(name, tuple(PRESETS), "preset")]
     axes = dict(settings["grid"])

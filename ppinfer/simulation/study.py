@@ -32,7 +32,9 @@ in the ``*_mcse`` column):
 from __future__ import annotations
 
 import json
+import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,8 @@ import pandas as pd
 from .._options import choose
 from ..results import METHOD_LABELS
 from .processes import FOCUS_PARAMETER
+
+__all__ = ["Study", "concat", "load"]
 
 #: metric names accepted by ``Study.plot``: (summary column, axis label)
 METRICS = {
@@ -193,6 +197,27 @@ class Study:
     Notes
     -----
     The columns of :meth:`summary` are described in :mod:`ppinfer.simulation.study`.
+
+    Examples
+    --------
+    >>> from ppinfer import simulation as sim
+    >>> study = sim.run(sim.grid(estimand="mean", n=[50, 200], N=1000), reps=20, seed=1, progress=False)
+    >>> study
+    <Study: 2 scenarios x 4 methods (classical, naive, ppi, ppi++), 20 replications each, seed 1, alpha 0.05>
+    >>> print(study.summary(parameter="focus")[["n", "method", "coverage"]])
+         n     method  coverage
+    0   50  classical      0.90
+    1   50      naive      0.95
+    2   50        ppi      0.95
+    3   50      ppi++      0.95
+    4  200  classical      1.00
+    5  200      naive      1.00
+    6  200        ppi      0.85
+    7  200      ppi++      0.90
+
+    Twenty replications only show the mechanics: coverage estimated from
+    ``reps`` replications has a Monte Carlo standard error of about
+    ``sqrt(0.05 * 0.95 / reps)`` (the ``coverage_mcse`` column).
     """
 
     def __init__(self, summary: pd.DataFrame, *, scenario_columns: list[str], methods: list[str], reps: int,
@@ -287,8 +312,8 @@ class Study:
         Examples
         --------
         >>> from ppinfer import simulation as sim
-        >>> study = sim.run(sim.grid(estimand="mean", n=50, N=2000, prediction_bias=0.5),
-        ...                 reps=100, seed=1, progress=False)
+        >>> study = sim.run(sim.grid(estimand="mean", n=50, N=1000, prediction_bias=0.5),
+        ...                 reps=30, seed=1, progress=False)
         >>> study.invalid_methods()
         ['naive']
         """
@@ -349,8 +374,8 @@ class Study:
         Examples
         --------
         >>> from ppinfer import simulation as sim
-        >>> study = sim.run(sim.grid(estimand="mean", n=[50, 200], N=2000, prediction_bias=[0.0, 0.5]),
-        ...                 reps=100, seed=1, progress=False)
+        >>> study = sim.run(sim.grid(estimand="mean", n=[50, 200], N=1000, prediction_bias=[0.0, 0.5]),
+        ...                 reps=20, seed=1, progress=False)
         >>> figure = study.plot("coverage")   # naive pooling in its own row of panels
         >>> len(figure.axes)
         4
@@ -498,13 +523,32 @@ class Study:
         return f"<p>{self!r}</p>" + self.summary(parameter="focus").to_html(index=False, float_format="{:.4g}".format)
 
 
-def load(path) -> Study:
+def load(path: str | os.PathLike) -> Study:
     """Read a study written by :meth:`Study.to_csv`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The CSV file.
 
     Returns
     -------
     Study
         Its summary, plots and settings (replications are not stored in the file).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from ppinfer import simulation as sim
+    >>> study = sim.run(sim.grid(estimand="mean", n=50, N=500), reps=20, seed=1, progress=False)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "study.csv"
+    ...     study.to_csv(path)
+    ...     again = sim.load(path)
+    >>> again
+    <Study: 1 scenarios x 4 methods (classical, naive, ppi, ppi++), 20 replications each, seed 1, alpha 0.05>
+    >>> again.summary().equals(study.summary())
+    True
     """
     path = Path(path)
     with path.open() as handle:
@@ -521,14 +565,41 @@ def load(path) -> Study:
         return Study(summary, **settings)
 
 
-def concat(studies) -> Study:
+def concat(studies: Iterable[Study]) -> Study:
     """One study from several run with the same settings (for example one per estimand).
+
+    Parameters
+    ----------
+    studies : iterable of Study
+        Studies of distinct scenarios, with the same replications, seed, alpha,
+        effect and methods.
+
+    Returns
+    -------
+    Study
 
     Raises
     ------
     ValueError
         If the studies differ in replications, seed, alpha, effect or methods, or
         share a scenario.
+
+    Examples
+    --------
+    >>> from ppinfer import simulation as sim
+    >>> means = sim.run(sim.grid(estimand="mean", n=50, N=500), reps=20, seed=1, progress=False)
+    >>> slopes = sim.run(sim.grid(estimand="ols", n=50, N=500), reps=20, seed=1, progress=False)
+    >>> both = sim.concat([means, slopes])
+    >>> print(both.summary(parameter="focus")[["estimand", "method", "coverage"]])
+      estimand     method  coverage
+    0     mean  classical      0.95
+    1     mean      naive      1.00
+    2     mean        ppi      1.00
+    3     mean      ppi++      1.00
+    4      ols  classical      1.00
+    5      ols      naive      0.05
+    6      ols        ppi      0.90
+    7      ols      ppi++      0.95
     """
     studies = list(studies)
     if not studies:

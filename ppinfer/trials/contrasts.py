@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from .._options import choose
+from ..core.options import choose
 
 
 @dataclass(frozen=True)
@@ -138,3 +138,15 @@ def contrast_rows(
     values = contrast.value(means[treated], means[control])
     slope_t, slope_c = contrast.gradient(means[treated], means[control])
     return values, rows[:, treated] * slope_t + rows[:, control] * slope_c
+
+
+def contrast_gradient(contrast: Contrast, means: np.ndarray, pairs: list[tuple[int, int]]) -> np.ndarray:
+    """(K, J) derivatives of the contrasts with respect to the arm means (the delta method's weights)."""
+    treated = np.array([t for t, _ in pairs])
+    control = np.array([c for _, c in pairs])
+    slope_t, slope_c = contrast.gradient(means[treated], means[control])
+    gradient = np.zeros((means.shape[0], len(pairs)))
+    columns = np.arange(len(pairs))
+    gradient[treated, columns] = slope_t
+    gradient[control, columns] = slope_c
+    return gradient

@@ -20,7 +20,8 @@ score over the units it must stand for. Two missingness designs:
   Candes 2024; Egami et al. 2023).
 
 As in :mod:`ppinfer.trials.arm_means`, every mean comes with influence rows over
-all ``n`` randomised units (variance ``sum r^2 / n^2``, HC0).
+all ``n`` randomised units (variance ``sum r^2 / n^2``, HC0; in a cluster-randomised
+trial, the same sum over the clusters' totals).
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..covariance import PPIComponents, PPIWarning, variance_of_mean
-from ..data import check_full_rank
-from ..families import Binomial
-from ..fitting import MEstimate, fit_glm
-from .arm_means import ArmMeans
+from ..core.covariance import PPIComponents
+from ..core.families import Binomial
+from ..core.validation import check_full_rank
+from ..core.warnings import PPIWarning
+from .arm_means import ArmMeans, glm_fit, mean_covariance
 from .arms import Arms
 
 #: below this observation probability, inverse weights are flagged as unstable
@@ -43,14 +44,15 @@ SMALL_OBSERVATION_PROBABILITY = 0.05
 
 @dataclass(frozen=True)
 class ObservationModel:
-    """A logistic regression of having an outcome: its fit (with influence rows) and design."""
+    """A logistic regression of having an outcome: coefficients, influence rows and design."""
 
-    fit: MEstimate
+    params: np.ndarray
+    influence: np.ndarray
     design: np.ndarray
 
     @property
     def probability(self) -> np.ndarray:
-        return Binomial().mean(self.design @ self.fit.params)
+        return Binomial().mean(self.design @ self.params)
 
 
 def fit_observation_model(observed: np.ndarray, arms: Arms, X: np.ndarray, names: list[str]) -> ObservationModel:
@@ -68,8 +70,9 @@ def fit_observation_model(observed: np.ndarray, arms: Arms, X: np.ndarray, names
             f"every outcome of arm(s) {complete} is observed, so {what} has no finite fit; pass the "
             "known observed_prob, or drop X to treat outcomes as missing completely at random within arm."
         )
-    model = ObservationModel(fit_glm(Binomial(), [(design, observed.astype(float))], keep_influence=True, what=what),
-                             design)
+    fit, rows = glm_fit(Binomial(), design, observed.astype(float), what=what)
+    # psi_i = H^-1 x_i (R_i - pi_i) with H the mean Hessian (the bread is the inverse summed Hessian)
+    model = ObservationModel(fit.params, rows.scores @ (fit.bread * observed.shape[0]), design)
     warn_small_probabilities(model.probability[observed])
     return model
 
@@ -172,7 +175,7 @@ def weighted_parts(
         if model is not None:
             tilt = weight * (1.0 - probability) * centred
             slopes = (model.design * tilt[:, None]).T @ indicators / arms.sizes
-            rows = rows - model.fit.influence @ slopes / mean_weight
+            rows = rows - model.influence @ slopes / mean_weight
         return ArmMeans(means, rows)
 
     outcome = hajek(np.where(observed, y, 0.0))
@@ -195,9 +198,9 @@ def tuned_arm_lambdas(outcome: ArmMeans, gap: ArmMeans, active: np.ndarray) -> n
     a, g = outcome.rows[:, active], gap.rows[:, active]
     diagonal = lambda matrix: np.diagonal(matrix)[:, None, None]  # noqa: E731
     components = PPIComponents(
-        var_y=diagonal(variance_of_mean(a)),
-        cov_yf=diagonal(variance_of_mean(a, g)),
-        var_f=diagonal(variance_of_mean(g)),
+        var_y=diagonal(mean_covariance(a)),
+        cov_yf=diagonal(mean_covariance(a, g)),
+        var_f=diagonal(mean_covariance(g)),
         var_fu=np.zeros((int(active.sum()), 1, 1)),
     )
     lam[active] = components.tuned_lambda(per_coefficient=True)[:, 0]

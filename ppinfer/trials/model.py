@@ -19,26 +19,34 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
-from .._options import choose, reject_unknown_keywords
-from ..covariance import HC_TYPES, PPIComponents, variance_of_mean
-from ..data import MISSING_OPTIONS, Variable, as_variable, check_full_rank, make_sample
-from ..families import Binomial, Gaussian, Poisson
-from ..results import METHOD_LABELS, WaldInference
+from ..core.covariance import PPIComponents, parse_cov_type
+from ..core.families import Binomial, Gaussian, Poisson
+from ..core.inference import WaldInference
+from ..core.options import choose
+from ..core.validation import MISSING_OPTIONS, Variable, as_variable, check_full_rank, make_sample
+from ..core.warnings import FewClustersWarning
+from ..designs.base import Design
+from ..models.base import Estimator
 from .arm_means import (
     ArmMeans,
+    Clusters,
     WorkingModel,
     arm_means,
     arm_satterthwaite_df,
     augmented,
+    mean_covariance,
     prognostic_score_gap,
     standardised,
 )
 from .arms import Arms, arm_codes
-from .contrasts import COMPARISONS, Contrast, arm_pairs, choose_contrast, contrast_rows
+from .contrasts import COMPARISONS, Contrast, arm_pairs, choose_contrast, contrast_gradient, contrast_rows
+from .design import TrialDesign, design_variables, trial_design
 from .missing import (
     ObservationModel,
     fit_observation_model,
@@ -50,6 +58,8 @@ from .missing import (
 )
 from .randomisation import stratified_rows
 from .results import TrialResults
+
+__all__ = ["TreatmentEffect"]
 
 #: accepted spellings of each method
 METHODS = {
@@ -74,7 +84,19 @@ METHODS = {
     "ppi": "ppi",
     "naive": "naive",
 }
-METHOD_LABELS.setdefault("ipw", "IPW")
+#: how the summary names each method
+METHOD_LABELS = {
+    "dm": "Difference in means",
+    "ancova": "ANCOVA",
+    "lin": "Lin (interacted ANCOVA)",
+    "procova": "PROCOVA",
+    "ppct": "PPCT (PPI for trials)",
+    "aipw": "AIPW",
+    "ipw": "IPW",
+    "ppi++": "PPI++",
+    "ppi": "PPI",
+    "naive": "Naive pooling",
+}
 
 #: methods of each design, in the order of :meth:`TreatmentEffect.compare`
 COMPLETE_METHODS = ("dm", "ancova", "lin", "procova", "ppct", "aipw")
@@ -102,10 +124,17 @@ FAMILIES = {
 FAMILY_MODELS = {"gaussian": Gaussian, "binomial": Binomial, "poisson": Poisson}
 FAMILY_DESCRIPTIONS = {"gaussian": "linear", "binomial": "logistic", "poisson": "Poisson (log link)"}
 
+#: heteroskedasticity-consistent variants of trials randomised by unit, as statsmodels names them
+HC_TYPES = {"hc0": "HC0", "hc1": "HC1", "hc2": "HC2", "hc3": "HC3"}
 #: default heteroskedasticity-consistent variant of complete-outcome designs (see :class:`TreatmentEffect`)
 DEFAULT_COV_TYPE = "HC2"
 #: the missing-outcome estimators' variance (1/n normalisations throughout)
 MISSING_COV_TYPE = "HC0"
+#: defaults of cluster-randomised trials: complete outcomes, and missing outcomes (no leverage adjustment)
+CLUSTER_COV_TYPE = "CR2"
+MISSING_CLUSTER_COV_TYPE = "CR1"
+#: below this many clusters, intervals need CR2 with t reference distributions
+FEW_CLUSTERS = 30
 
 
 @dataclass(frozen=True)
@@ -120,7 +149,7 @@ class _Estimate:
     df: np.ndarray | None
 
 
-class TreatmentEffect:
+class TreatmentEffect(Estimator):
     """Treatment effects in a randomised trial, with covariates and a prognostic score.
 
     Parameters
@@ -149,6 +178,19 @@ class TreatmentEffect:
     strata : array-like, shape (n,), optional
         Randomisation strata of a stratified (permuted-block) randomisation. The
         variances then account for the balance within strata (see Notes).
+    clusters : array-like, shape (n,), optional
+        Cluster of each unit, in a cluster-randomised trial: clusters (schools,
+        practices, villages) are the units of randomisation, each in one arm. Every
+        method's variance then sums the units' influence rows within clusters (see
+        "Cluster-randomised trials").
+    weights : array-like, shape (n,), optional
+        Non-negative unit weights: every method then estimates weighted arm means
+        (for instance ``1 / cluster size`` for the average over clusters rather than
+        over units). Complete outcomes only.
+    design : ppinfer.Design, optional
+        The design as an object instead of ``weights``, ``clusters`` and ``strata``
+        (which it may hold; ``nest=True`` if cluster labels repeat across strata).
+        Other design options do not apply to a trial.
     observed_prob : array-like, shape (n,), optional
         Known probability that each unit's outcome is observed (missing outcomes
         only); see "Missing outcomes".
@@ -241,8 +283,26 @@ class TreatmentEffect:
 
     Variances there use 1/n normalisations (HC0).
 
+    Cluster-randomised trials. With ``clusters``, the rows of the ``G`` clusters are
+    the totals ``T_g`` of their units' rows and the variance is ``c sum_g T_g T_g' / n^2``
+    (the cluster-robust sandwich; statsmodels' ``OLS(...).fit(cov_type="cluster")``
+    for ``"ancova"`` up to its ``(n - 1) / (n - p)`` factor). ``cov_type="CR2"``
+    (default) adjusts the residual part of cluster ``g``'s rows by ``(I - H_gg)^(-1/2)``,
+    ``H_gg`` its block of the working model's hat matrix (Bell & McCaffrey 2002;
+    Pustejovsky & Tipton 2018), so that ``"dm"`` divides each arm's cluster totals
+    by ``(1 - W_g / W_a)^(1/2)``; ``"CR1"`` takes ``c = G / (G - 1)``; ``"CR0"`` neither.
+    With ``use_t`` (the default with clusters) intervals use t distributions with
+    Bell and McCaffrey's Satterthwaite degrees of freedom for CR2 (``G - 2`` for a
+    difference in means with equal cluster sizes) and ``G - K`` (``K`` arms)
+    otherwise. Clusters randomised within strata: the strata correction below
+    acts on the clusters' rows, with each arm's share of the clusters as its
+    randomisation probability. Missing outcomes take ``"CR1"`` (default) or ``"CR0"``.
+
     References
     ----------
+    Bell, R. M., McCaffrey, D. F. (2002). Bias reduction in standard errors for linear
+    regression with multi-stage samples. *Survey Methodology* 28(2), 169-181.
+
     Bugni, F. A., Canay, I. A., Shaikh, A. M. (2018). Inference under covariate-adaptive
     randomization. *JASA* 113, 1784-1796.
 
@@ -255,6 +315,10 @@ class TreatmentEffect:
 
     Lin, W. (2013). Agnostic notes on regression adjustments to experimental data:
     reexamining Freedman's critique. *Annals of Applied Statistics* 7(1), 295-318.
+
+    Pustejovsky, J. E., Tipton, E. (2018). Small-sample methods for cluster-robust
+    variance estimation and hypothesis testing in fixed effects models. *Journal of
+    Business & Economic Statistics* 36(4), 672-683.
 
     Poulet, P.-E., Tran, M., Tezenas du Montcel, S., Dubois, B., Durrleman, S.,
     Jedynak, B. (2025). Prediction-powered inference for clinical trials:
@@ -291,27 +355,44 @@ class TreatmentEffect:
     ['active - placebo']
     >>> bool(res.conf_int().loc["active - placebo", "lower"] > 0)
     True
+
+    A cluster-randomised trial: 20 practices randomised, their patients analysed
+    (cluster-robust CR2 variance and Bell-McCaffrey t intervals by default):
+
+    >>> practice = np.repeat(np.arange(20), 10)
+    >>> arm = np.repeat(rng.permutation(np.repeat([0, 1], 10)), 10)
+    >>> y = rng.normal(size=20)[practice] + 0.5 * arm + rng.normal(size=200)
+    >>> res = ppinfer.TreatmentEffect(y, arm, clusters=practice).fit(method="dm")
+    >>> res.cov_type, res.use_t, bool(res.df["ate"] < 20)
+    ('CR2', True, True)
     """
 
     _title = "Average treatment effect"
 
+    METHODS = METHODS
+    METHOD_LABELS = METHOD_LABELS
+
     def __init__(
         self,
-        y,
-        treatment,
-        X=None,
-        prognostic=None,
-        propensity=None,
+        y: ArrayLike,
+        treatment: ArrayLike,
+        X: ArrayLike | None = None,
+        prognostic: ArrayLike | None = None,
+        propensity: float | ArrayLike | None = None,
         *,
-        treated=None,
-        control=None,
-        strata=None,
-        observed_prob=None,
+        treated: Any = None,
+        control: Any = None,
+        strata: ArrayLike | None = None,
+        clusters: ArrayLike | None = None,
+        weights: ArrayLike | None = None,
+        design: Design | None = None,
+        observed_prob: ArrayLike | None = None,
         family: str | None = None,
         lin_variance: str = "superpopulation",
         missing: str = "raise",
         cov_type: str | None = None,
     ):
+        spec = trial_design("TreatmentEffect", design, weights=weights, clusters=clusters, strata=strata)
         self.cov_type = DEFAULT_COV_TYPE
         if cov_type is not None:
             warnings.warn(
@@ -320,6 +401,8 @@ class TreatmentEffect:
                 FutureWarning,
                 stacklevel=2,
             )
+            if "clusters" in spec.options:
+                raise ValueError("with clusters, pass cov_type to fit() ('CR2', the default, 'CR1' or 'CR0').")
             self.cov_type = choose(cov_type, HC_TYPES, "cov_type")
         self.lin_variance = choose(lin_variance, LIN_VARIANCES, "lin_variance")
         missing = choose(missing, MISSING_OPTIONS, "missing")
@@ -344,9 +427,8 @@ class TreatmentEffect:
         propensity_value = self._propensity_variable(propensity)
         if isinstance(propensity_value, Variable):
             variables["propensity"] = propensity_value
-        strata_labels = None
-        if strata is not None:
-            variables["strata"], strata_labels = self._strata_variable(strata)
+        columns = design_variables(spec)
+        variables.update(columns.variables)
         if observed_prob is not None:
             variables["observed_prob"] = as_variable(
                 observed_prob, "observed_prob", ndim=1, default_name="observed_prob"
@@ -357,7 +439,8 @@ class TreatmentEffect:
             observed = ~np.isnan(outcome.values)
             variables["y"] = Variable(np.where(observed, outcome.values, 0.0), outcome.names, outcome.index)
         sample = make_sample(variables, missing=missing, label="trial")
-        self.sample = sample
+        #: every randomised unit (those without an outcome too); ``labeled`` for the estimator base
+        self.sample = self.labeled = sample
         self.observed = np.ones(sample.nobs, dtype=bool) if observed is None else (
             observed if sample.kept is None else observed[sample.kept]
         )
@@ -366,12 +449,13 @@ class TreatmentEffect:
         self.treatment_name = sample.names("treatment")[0]
         self.covariate_names = sample.names("X") if "X" in sample else []
         self._check_arms()
-        self.strata_name = sample.names("strata")[0] if strata is not None else None
-        self._strata_labels = strata_labels
-        self.strata = None
-        if strata is not None:
-            present, self.strata = np.unique(sample["strata"].astype(np.intp), return_inverse=True)
-            self._strata_labels = [strata_labels[k] for k in present]
+        self.design = TrialDesign.bind(spec, columns, sample, self.arms)
+        if self.design.weights is not None and self.missing_outcomes:
+            raise ValueError(
+                "weights apply to complete outcomes; with missing outcomes (NaN in y, predicted by the prognostic "
+                "score) the per-arm prediction-powered means are unweighted. Drop the weights, or the units "
+                "without an outcome."
+            )
         #: the known randomisation probability of the treated arm per unit, or None (n1 / n)
         self.propensity = None
         if propensity is not None and self.arms.count != 2:
@@ -386,7 +470,93 @@ class TreatmentEffect:
             self.propensity = np.full(sample.nobs, propensity_value)
         self.observed_prob = self._checked_observed_prob(observed_prob)
         self.family = self._choose_family(family)
+        self.param_names = []  # the parameters are contrasts, named by each fit
         self._cache: dict = {}
+
+    #: constructor options that :meth:`from_formula` passes on as they are
+    FORMULA_OPTIONS = ("treated", "control", "family", "lin_variance", "missing", "cov_type")
+
+    @classmethod
+    def from_formula(
+        cls,
+        formula: str,
+        data,
+        prognostic=None,
+        propensity=None,
+        *,
+        treatment: str | None = None,
+        strata=None,
+        clusters=None,
+        weights=None,
+        design: Design | None = None,
+        observed_prob=None,
+        **options,
+    ) -> "TreatmentEffect":
+        """A :class:`TreatmentEffect` from a formula, ``"outcome ~ arm + covariates"``.
+
+        Parameters
+        ----------
+        formula : str
+            Patsy formula. The left-hand side is the outcome. On the right, the
+            treatment term is the first term (or the term named by ``treatment``): a
+            column of arm labels (``arm``), or a categorical expression such as
+            ``C(group, Treatment("placebo"))``, whose reference level is then the
+            control. Every other term is a baseline covariate of ``X``, expanded by
+            patsy as in statsmodels (categoricals get reference coding). The
+            formula's intercept is ignored: the methods add their own.
+        data : pandas.DataFrame
+            The trial, one row per randomised unit.
+        prognostic : str or array-like, optional
+            The prognostic score: a column of ``data`` or one value per row.
+        propensity : float, str or array-like, optional
+            Known randomisation probability of the treated arm: a number, a column of
+            ``data`` or one value per row.
+        treatment : str, optional
+            Name of the treatment term when it is not the first one.
+        strata, clusters, weights, observed_prob : str or array-like, optional
+            Randomisation strata, clusters (units randomised by cluster), unit
+            weights, and known observation probabilities of the outcomes: columns of
+            ``data`` or one value per row.
+        design : ppinfer.Design, optional
+            The design (``weights``, ``clusters``, ``strata``) as an object, its
+            options given as column names of ``data`` or arrays.
+        **options
+            ``treated``, ``control``, ``family``, ``lin_variance``, ``missing``,
+            ``cov_type``: as in :class:`TreatmentEffect`. Rows with a missing value in
+            a right-hand side variable raise or are dropped (``missing``); a missing
+            outcome with a prognostic score makes the unit one whose outcome is
+            predicted.
+
+        Returns
+        -------
+        TreatmentEffect
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, ppinfer
+        >>> rng = np.random.default_rng(0)
+        >>> trial = pd.DataFrame({"arm": rng.permutation(np.repeat(["placebo", "active"], 50)),
+        ...                       "age": rng.normal(60, 8, 100)})
+        >>> trial["y"] = 1.0 * (trial["arm"] == "active") + 0.05 * trial["age"] + rng.normal(size=100)
+        >>> te = ppinfer.treatment_effect("y ~ arm + age", data=trial, treated="active")
+        >>> res = te.fit(method="ancova")
+        >>> res.params.index.tolist()
+        ['active - placebo']
+        """
+        from ..core.formula import trial_arguments
+
+        unknown = {key: value for key, value in options.items() if key not in cls.FORMULA_OPTIONS}
+        cls._reject_unknown("treatment_effect", unknown, ("prognostic", "propensity", "treatment", "strata",
+                                                          "clusters", "weights", "design", "observed_prob",
+                                                          *cls.FORMULA_OPTIONS))
+        spec = trial_design("treatment_effect", design, weights=weights, clusters=clusters, strata=strata)
+        arguments, coded_control = trial_arguments(
+            formula, data, treatment=treatment, design=spec,
+            columns={"prognostic": prognostic, "propensity": propensity, "observed_prob": observed_prob},
+        )
+        if options.get("control") is None and options.get("treated") is None:
+            options["control"] = coded_control
+        return cls(arguments.pop("y"), arguments.pop("treatment"), **arguments, **options)
 
     # -- validation ----------------------------------------------------------------
     @staticmethod
@@ -408,16 +578,6 @@ class TreatmentEffect:
                 "propensity must be the randomisation probability of the treated arm, strictly between "
                 f"0 and 1; found {int(bad.sum())} value(s) outside (first: {values[first]!r})."
             )
-
-    @staticmethod
-    def _strata_variable(strata) -> tuple[Variable, list]:
-        series = strata if isinstance(strata, pd.Series) else pd.Series(np.asarray(strata, dtype=object))
-        if series.ndim != 1:
-            raise ValueError(f"strata must be one label per unit; got shape {np.shape(strata)}.")
-        codes, labels = pd.factorize(series, sort=True)
-        values = np.where(codes < 0, np.nan, codes.astype(float))
-        name = str(series.name) if series.name is not None else "strata"
-        return Variable(values, [name], series.index if isinstance(strata, pd.Series) else None), list(labels)
 
     def _check_arms(self) -> None:
         what = "observed outcome(s)" if self.missing_outcomes else "unit(s)"
@@ -529,7 +689,7 @@ class TreatmentEffect:
         comparisons: str = "control",
         lam: float | None = None,
         cov_type: str | None = None,
-        use_t: bool = False,
+        use_t: bool | None = None,
         **unknown,
     ) -> TrialResults:
         """Estimate treatment effects: contrasts of arm means.
@@ -552,15 +712,17 @@ class TreatmentEffect:
             every pair of arms.
         lam : float, optional
             With ``"ppct"`` or ``"ppi++"`` only: a fixed lambda instead of the tuned one.
-        cov_type : {"HC0", "HC1", "HC2", "HC3"}, optional
+        cov_type : {"HC0", "HC1", "HC2", "HC3"} or, with clusters, {"CR0", "CR1", "CR2"}, optional
             Variant of the sandwich variance; default ``"HC2"`` (the constructor's
-            deprecated ``cov_type`` if given). Missing-outcome designs use HC0.
-        use_t : bool
+            deprecated ``cov_type`` if given), ``"CR2"`` with clusters. Missing-outcome
+            designs use HC0 (``"CR1"`` or ``"CR0"`` with clusters).
+        use_t : bool, optional
             Intervals and p-values from t distributions: ``n - p`` degrees of freedom
             for the standardised methods (``p`` coefficients of the working model),
             ``n - 1`` for ``"aipw"`` with a known propensity, and Welch-Satterthwaite
-            degrees of freedom over the arms for ``"dm"``, ``"ppct"`` and ``"aipw"``.
-            Complete outcomes only.
+            degrees of freedom over the arms for ``"dm"``, ``"ppct"`` and ``"aipw"``;
+            with clusters, Bell and McCaffrey's degrees of freedom (CR2) or ``G - K``.
+            Default False, True with clusters. Complete outcomes only.
 
         Returns
         -------
@@ -586,8 +748,8 @@ class TreatmentEffect:
         >>> res.arm_means.index.tolist()
         ['placebo', 'active']
         """
-        reject_unknown_keywords("fit", unknown, ("method", "contrast", "comparisons", "lam", "cov_type", "use_t"))
-        method = self._default_method if method is None else choose(method, METHODS, "method")
+        self._reject_unknown("fit", unknown, ("method", "contrast", "comparisons", "lam", "cov_type", "use_t"))
+        method = self._default_method if method is None else self._method(method)
         reason = self._unavailable(method)
         if reason is not None:
             raise ValueError(
@@ -598,6 +760,8 @@ class TreatmentEffect:
         comparisons = choose(comparisons, COMPARISONS, "comparisons")
         cov_type = self._choose_cov_type(cov_type)
         lam = self._fixed_lambda(lam, method)
+        if use_t is None:
+            use_t = self.design.clustered and not self.missing_outcomes
         if not isinstance(use_t, (bool, np.bool_)):
             raise TypeError(f"use_t must be True or False; got {use_t!r}.")
         if use_t and self.missing_outcomes:
@@ -606,6 +770,7 @@ class TreatmentEffect:
                 "intervals (use_t=False)."
             )
         pairs = arm_pairs(self.arms.count, comparisons)
+        self._warn_few_clusters(cov_type, bool(use_t))
         estimate = self._estimate(method, contrast, pairs, lam, cov_type)
         return self._results(method, contrast, pairs, estimate, cov_type, bool(use_t))
 
@@ -617,7 +782,7 @@ class TreatmentEffect:
         comparisons: str = "control",
         alpha: float = 0.05,
         cov_type: str | None = None,
-        use_t: bool = False,
+        use_t: bool | None = None,
     ) -> pd.DataFrame:
         """Every available method side by side.
 
@@ -674,6 +839,16 @@ class TreatmentEffect:
         return table
 
     def _choose_cov_type(self, cov_type) -> str:
+        if self.design.clustered:
+            if cov_type is None:
+                return MISSING_CLUSTER_COV_TYPE if self.missing_outcomes else CLUSTER_COV_TYPE
+            name = parse_cov_type(cov_type, clustered=True)
+            if name == "CR2" and self.missing_outcomes:
+                raise ValueError(
+                    "cov_type='CR2' adjusts a working regression's residuals; the missing-outcome estimators have "
+                    "none. Use 'CR1' (the default) or 'CR0'."
+                )
+            return name
         if self.missing_outcomes:
             if cov_type is not None and choose(cov_type, HC_TYPES, "cov_type") != MISSING_COV_TYPE:
                 raise ValueError(
@@ -682,6 +857,17 @@ class TreatmentEffect:
                 )
             return MISSING_COV_TYPE
         return self.cov_type if cov_type is None else choose(cov_type, HC_TYPES, "cov_type")
+
+    def _warn_few_clusters(self, cov_type: str, use_t: bool) -> None:
+        """FewClustersWarning when a trial with few clusters is analysed without CR2 and t intervals."""
+        G = self.design.nclusters
+        if G and G < FEW_CLUSTERS and not (cov_type == "CR2" and use_t):
+            warnings.warn(
+                f"the trial has {G} clusters: cluster-robust standard errors with normal intervals (or without "
+                "CR2) can be too small. Prefer cov_type='CR2' with use_t=True (the defaults).",
+                FewClustersWarning,
+                stacklevel=3,
+            )
 
     @staticmethod
     def _fixed_lambda(lam, method: str) -> float | None:
@@ -704,13 +890,20 @@ class TreatmentEffect:
 
     # -- arm means -------------------------------------------------------------------
     def _arm_means(self, name: str, cov_type: str) -> ArmMeans:
-        """Arm means of one estimator (or one part of one), with rows corrected for strata; cached."""
+        """Arm means of one estimator (or one part of one), with the rows of the units of
+        randomisation (clusters' totals in a cluster-randomised trial), corrected for strata; cached."""
         key = (name, cov_type)
         if key not in self._cache:
             estimate = self._compute_arm_means(name, cov_type)
-            if self.strata is not None:
-                estimate = estimate.with_rows(stratified_rows(estimate.rows, self.arms, self.strata,
-                                                              self._strata_labels))
+            design = self.design
+            if design.clustered:
+                rows = design.cluster_rows(estimate.rows)
+                if cov_type == "CR1":
+                    rows = rows * np.sqrt(design.nclusters / (design.nclusters - 1.0))
+                estimate = estimate.with_rows(rows)
+            if design.strata is not None:
+                estimate = estimate.with_rows(stratified_rows(estimate.rows, design.unit_arms(self.arms),
+                                                              design.unit_strata(), design.stratum_labels))
             self._cache[key] = estimate
         return self._cache[key]
 
@@ -718,17 +911,23 @@ class TreatmentEffect:
         y, arms = self.sample["y"], self.arms
         if self.missing_outcomes:
             return self._missing_arm_means(name)
+        design = {"weights": self.design.weights, "clusters": self._clusters}
         if name == "dm":
-            return arm_means(y, arms, cov_type)
+            return arm_means(y, arms, cov_type, **design)
         if name == "score gap":
-            return prognostic_score_gap(self.sample["prognostic"], arms, cov_type)
+            return prognostic_score_gap(self.sample["prognostic"], arms, cov_type, **design)
         if name == "aipw":
-            return augmented(y, self.sample["prognostic"], arms, self.propensity, cov_type)
+            return augmented(y, self.sample["prognostic"], arms, self.propensity, cov_type, **design)
         model = self._working_model(name)
         return standardised(
             model, y, arms, cov_type, conditional=name == "lin" and self.lin_variance == "conditional",
-            what=f"the {name} working model",
+            what=f"the {name} working model", clusters=self._clusters,
         )
+
+    @property
+    def _clusters(self) -> Clusters | None:
+        design = self.design
+        return Clusters(design.clusters, design.nclusters) if design.clustered else None
 
     def _working_model(self, method: str) -> WorkingModel:
         X = self.sample["X"] if "X" in self.sample else np.empty((self.sample.nobs, 0))
@@ -736,7 +935,7 @@ class TreatmentEffect:
         if method == "procova":
             X = np.column_stack([self.sample["prognostic"], X])
             names = ["prognostic", *names]
-        model = WorkingModel(FAMILY_MODELS[self.family](), X, interacted=method == "lin")
+        model = WorkingModel(FAMILY_MODELS[self.family](), X, interacted=method == "lin", weights=self.design.weights)
         design = model.design(self.arms.codes, self.arms.count)
         arm_names = [f"{self.treatment_name}[{name}]" for name in self.arms.names]
         try:
@@ -824,9 +1023,9 @@ class TreatmentEffect:
             _, outcome_rows = contrast_rows(contrast, outcome.values, outcome.rows, pairs)
             _, gap_rows = contrast_rows(contrast, outcome.values, gap.rows, pairs)
             components = PPIComponents(
-                var_y=variance_of_mean(outcome_rows),
-                cov_yf=variance_of_mean(outcome_rows, gap_rows),
-                var_f=variance_of_mean(gap_rows),
+                var_y=mean_covariance(outcome_rows),
+                cov_yf=mean_covariance(outcome_rows, gap_rows),
+                var_f=mean_covariance(gap_rows),
                 # randomisation makes the score's arm gaps zero in expectation, known exactly
                 var_fu=np.zeros((len(pairs), len(pairs))),
             )
@@ -851,34 +1050,43 @@ class TreatmentEffect:
         key = ("classical", contrast.name, tuple(pairs), cov_type)
         if key not in self._cache:
             classical = self._estimate("dm", contrast, pairs, None, cov_type)
-            self._cache[key] = np.sqrt(np.diag(variance_of_mean(classical.rows)))
+            self._cache[key] = np.sqrt(np.diag(mean_covariance(classical.rows)))
         return self._cache[key]
 
     def _results(self, method, contrast, pairs, estimate: _Estimate, cov_type, use_t):
-        names = self._parameter_names(contrast, pairs)
-        covariance = variance_of_mean(estimate.rows)
-        df = None
-        if use_t:
-            # Welch-Satterthwaite over the arms when the rows are arm-wise (no working regression)
-            df = estimate.df if estimate.df is not None else arm_satterthwaite_df(estimate.rows, self.arms)
-        inference = WaldInference(estimate.values, covariance, df if use_t else None)
-        return TrialResults(
+        covariance = mean_covariance(estimate.rows)
+        df = self._df(estimate, contrast, pairs, cov_type) if use_t else None
+        return self._record(
+            method=method,
+            params=estimate.values,
+            param_names=list(self._parameter_names(contrast, pairs)),
+            inference=WaldInference(estimate.values, covariance, df),
+            lam=estimate.lam,
+            classical_bse=self._classical_bse(contrast, pairs, cov_type),
+            details=self._details(method, contrast, cov_type, use_t),
+            notes=self._notes(method, contrast),
+            cov_type=cov_type,
+            results=TrialResults,
             contrast=contrast,
             arm_names=self.arms.names,
             arm_values=estimate.arms.values,
-            arm_covariance=variance_of_mean(estimate.arms.rows),
-            params=pd.Series(estimate.values, index=names, name="params"),
-            inference=inference,
-            method=method,
-            lam=estimate.lam,
-            nobs=self.nobs,
-            nobs_unlabeled=self.nobs_unlabeled,
-            classical_bse=self._classical_bse(contrast, pairs, cov_type),
-            title=self._title,
-            dep_variable=self.endog_name,
-            details=self._details(method, contrast, cov_type, use_t),
-            notes=self._notes(method, contrast),
+            arm_covariance=mean_covariance(estimate.arms.rows),
         )
+
+    def _df(self, estimate: _Estimate, contrast: Contrast, pairs, cov_type: str) -> np.ndarray:
+        """Degrees of freedom of the contrasts' t reference distributions.
+
+        Randomised by unit: the working regression's ``n - p``, or Welch-Satterthwaite over the
+        arms when the rows are arm-wise. By cluster: Bell and McCaffrey's for CR2 (from the
+        working model's cluster Hessians), else ``G - K``.
+        """
+        if not self.design.clustered:
+            return estimate.df if estimate.df is not None else arm_satterthwaite_df(estimate.rows, self.arms)
+        hat = estimate.arms.hat
+        if cov_type == "CR2" and hat is not None:
+            gradient = contrast_gradient(contrast, estimate.arms.values, pairs)
+            return np.maximum(hat.df(gradient), 1.0)
+        return np.full(len(pairs), float(self.design.nclusters - self.arms.count))
 
     def _details(self, method, contrast: Contrast, cov_type, use_t) -> list[tuple[str, str]]:
         arms = self.arms
@@ -898,9 +1106,14 @@ class TreatmentEffect:
         details.append(("Contrast", contrast.description))
         if method in STANDARDISED_METHODS:
             details.append(("Working model", f"{FAMILY_DESCRIPTIONS[self.family]}, standardised"))
-        details.append(("Covariance", cov_type if self.missingness == "complete" else "HC0 (per-arm means)"))
-        if self.strata is not None:
-            details.append(("Randomisation", f"stratified by {self.strata_name} ({len(self._strata_labels)})"))
+        design = self.design
+        if design.clustered:
+            details.append(("Covariance", f"{cov_type} cluster ({design.nclusters} clusters)"))
+        elif self.missing_outcomes:
+            details.append(("Covariance", "HC0 (per-arm means)"))
+        details.extend(design.describe())
+        if design.strata is not None:
+            details.append(("Randomisation", f"stratified by {design.strata_name} ({len(design.stratum_labels)})"))
         if use_t:
             details.append(("Reference", "t distribution"))
         if method == "aipw" and not self.missing_outcomes:
@@ -909,8 +1122,6 @@ class TreatmentEffect:
             details.append(("Propensity", shown))
         if self.missingness == "mar":
             details.append(("Observation prob.", "known" if self.observed_prob is not None else "logistic on X by arm"))
-        if self.sample.n_dropped:
-            details.append(("Rows dropped", str(self.sample.n_dropped)))
         return details
 
     def _notes(self, method, contrast: Contrast) -> list[str]:

@@ -10,11 +10,15 @@ import pandas as pd
 from ..results import PPIResults
 from .contrasts import Contrast
 
+__all__ = ["TrialResults"]
+
 
 class TrialResults(PPIResults):
     """Results of :meth:`ppinfer.TreatmentEffect.fit`: one parameter per contrast of two arms.
 
-    Attributes (beyond :class:`~ppinfer.results.PPIResults`)
+    Everything :class:`~ppinfer.PPIResults` has, and the attributes below.
+
+    Attributes
     ----------
     contrast : Contrast
         The contrast estimated (``contrast.name`` is ``"diff"``, ``"rr"``, ...).
@@ -25,6 +29,34 @@ class TrialResults(PPIResults):
         standard error.
     df : pandas.Series or None
         Degrees of freedom of the t reference distribution (``use_t=True``).
+
+    Examples
+    --------
+    Two doses against placebo, adjusted for a baseline covariate:
+
+    >>> import numpy as np, ppinfer
+    >>> rng = np.random.default_rng(3)
+    >>> arm = rng.permutation(np.repeat(["placebo", "low", "high"], 100))
+    >>> x = rng.normal(size=300)
+    >>> y = x + 0.2 * (arm == "low") + 0.6 * (arm == "high") + rng.normal(size=300)
+    >>> res = ppinfer.TreatmentEffect(y, arm, X=x, control="placebo").fit(method="ancova")
+    >>> res.contrast.name, res.params.round(2).to_dict()
+    ('diff', {'high - placebo': 0.59, 'low - placebo': 0.14})
+    >>> print(res.arm_means.round(2))
+             estimate    se
+    arm
+    placebo      0.10  0.11
+    high         0.69  0.12
+    low          0.24  0.12
+
+    Both contrasts at once: Holm-adjusted p-values and simultaneous intervals.
+
+    >>> res.adjusted_pvalues("holm").round(3).to_dict()
+    {'high - placebo': 0.0, 'low - placebo': 0.317}
+    >>> print(res.simultaneous_conf_int().round(2))
+                    lower  upper
+    high - placebo   0.28   0.91
+    low - placebo   -0.17   0.45
     """
 
     def __init__(
