@@ -268,11 +268,11 @@ def _replicate(estimand: str, design: str, reps: int, n: int, N: int, seed: int)
         for method in methods:
             res, d = method.fit(model), draws[method.label]
             d.params[r], d.variance[r] = res.params.to_numpy(), res.bse.to_numpy() ** 2
-            interval = res.conf_int(ALPHA)
-            d.lower[r], d.upper[r] = interval["lower"].to_numpy(), interval["upper"].to_numpy()
+            # columns (lower, upper) by position: selecting them by name in pandas took 7% of the time
+            d.lower[r], d.upper[r] = res.conf_int(ALPHA).to_numpy().T
             if method.one_sided:
-                d.lower_larger[r] = res.conf_int(ALPHA, alternative="larger")["lower"].to_numpy()
-                d.upper_smaller[r] = res.conf_int(ALPHA, alternative="smaller")["upper"].to_numpy()
+                d.lower_larger[r] = res.conf_int(ALPHA, alternative="larger").to_numpy()[:, 0]
+                d.upper_smaller[r] = res.conf_int(ALPHA, alternative="smaller").to_numpy()[:, 1]
                 for alternative, p_values in d.pvalues.items():
                     p_values[r] = res.test(null=truth, alternative=alternative)["pvalue"].to_numpy()
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
