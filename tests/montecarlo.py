@@ -35,8 +35,10 @@ REGRESSIONS = ("ols", "logit", "poisson")
 ESTIMANDS = ("mean", "quantile", *REGRESSIONS)
 #: quantile levels checked: the median and an upper tail level
 QUANTILE_LEVELS = (0.5, 0.8)
-#: labeled and unlabeled sample sizes, and replications per (estimator, design) cell
-N_LABELED, N_UNLABELED, REPS = 300, 3000, 400
+#: labeled and unlabeled sample sizes, and replications per (estimator, design) cell (3.5 MC SE of
+#: a coverage = 0.061; no valid method's coverage is more than 0.047 from 0.90 with these 300, 0.040
+#: with 400; naive pooling covers 0-10% with biased predictions)
+N_LABELED, N_UNLABELED, REPS = 300, 3000, 300
 
 
 @dataclass(frozen=True)
