@@ -35,8 +35,10 @@ REGRESSIONS = ("ols", "logit", "poisson")
 ESTIMANDS = ("mean", "quantile", *REGRESSIONS)
 #: quantile levels checked: the median and an upper tail level
 QUANTILE_LEVELS = (0.5, 0.8)
-#: labeled and unlabeled sample sizes, and replications per (estimator, design) cell
-N_LABELED, N_UNLABELED, REPS = 300, 3000, 400
+#: labeled and unlabeled sample sizes, and replications per (estimator, design) cell (3.5 MC SE of
+#: a coverage = 0.061; no valid method's coverage is more than 0.047 from 0.90 with these 300, 0.040
+#: with 400; naive pooling covers 0-10% with biased predictions)
+N_LABELED, N_UNLABELED, REPS = 300, 3000, 300
 
 
 @dataclass(frozen=True)
@@ -268,11 +270,11 @@ def _replicate(estimand: str, design: str, reps: int, n: int, N: int, seed: int)
         for method in methods:
             res, d = method.fit(model), draws[method.label]
             d.params[r], d.variance[r] = res.params.to_numpy(), res.bse.to_numpy() ** 2
-            interval = res.conf_int(ALPHA)
-            d.lower[r], d.upper[r] = interval["lower"].to_numpy(), interval["upper"].to_numpy()
+            # columns (lower, upper) by position: selecting them by name in pandas took 7% of the time
+            d.lower[r], d.upper[r] = res.conf_int(ALPHA).to_numpy().T
             if method.one_sided:
-                d.lower_larger[r] = res.conf_int(ALPHA, alternative="larger")["lower"].to_numpy()
-                d.upper_smaller[r] = res.conf_int(ALPHA, alternative="smaller")["upper"].to_numpy()
+                d.lower_larger[r] = res.conf_int(ALPHA, alternative="larger").to_numpy()[:, 0]
+                d.upper_smaller[r] = res.conf_int(ALPHA, alternative="smaller").to_numpy()[:, 1]
                 for alternative, p_values in d.pvalues.items():
                     p_values[r] = res.test(null=truth, alternative=alternative)["pvalue"].to_numpy()
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start

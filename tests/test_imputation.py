@@ -202,18 +202,19 @@ def replicate() -> dict:
         rng = np.random.default_rng(child)
         X, y, f = sample(rng, N_LABELED)
         Xu, _, fu = sample(rng, N_UNLABELED)
+        gmm = SyntheticGMM(y, f, fu, X=X, X_unlabeled=Xu)  # one model for its two fits
         fits = {
             "mi congenial": MultipleImputation(y, f, fu, X=X, X_unlabeled=Xu).fit(imputations=IMPUTATIONS, seed=rng),
             "mi omits interaction": MultipleImputation(
                 y, f, fu, X=X, X_unlabeled=Xu, imputation_X=X[:, :3], imputation_X_unlabeled=Xu[:, :3]
             ).fit(imputations=IMPUTATIONS, seed=rng),
             "naive": ppinfer.OLS(y, X, f, Xu, fu).fit(method="naive"),
-            "gmm": SyntheticGMM(y, f, fu, X=X, X_unlabeled=Xu).fit(),
-            "classical": SyntheticGMM(y, f, fu, X=X, X_unlabeled=Xu).fit(method="classical"),
+            "gmm": gmm.fit(),
+            "classical": gmm.fit(method="classical"),
         }
         for label, res in fits.items():
-            interval = res.conf_int(ALPHA)
-            covered[label].append(((interval["lower"] <= BETA) & (BETA <= interval["upper"])).to_numpy())
+            lower, upper = res.conf_int(ALPHA).to_numpy().T  # columns lower, upper
+            covered[label].append((lower <= BETA) & (BETA <= upper))
     out = {label: np.mean(values, axis=0) for label, values in covered.items()}
     out["seconds"] = time.perf_counter() - start
     return out

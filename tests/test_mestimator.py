@@ -30,18 +30,29 @@ COLUMNS = ["const", "x1", "x2"]
 
 # -- estimating functions ------------------------------------------------------------------------
 def matrix(rows, names):
-    """Columns of a data frame as a matrix (column by column: faster than ``rows[names]`` in pandas)."""
-    return np.column_stack([rows[name].to_numpy() for name in names])
+    """Columns of a data frame as a float matrix.
+
+    The fits call the scores thousands of times on slices of a data frame: one conversion of
+    the slice and a positional take is about ten times faster than selecting the columns in
+    pandas (even column by column), and gives the same numbers.
+    """
+    position = rows.columns.get_loc
+    return np.asarray(rows.to_numpy()[:, [position(name) for name in names]], dtype=float)
+
+
+def column(rows, name):
+    """One column of a data frame as a float vector (as :func:`matrix`)."""
+    return matrix(rows, [name])[:, 0]
 
 
 def ols_score(b, rows):
     X = matrix(rows, COLUMNS)
-    return X * (rows["y"].to_numpy() - X @ b)[:, None]
+    return X * (column(rows, "y") - X @ b)[:, None]
 
 
 def logit_score(b, rows):
     X = matrix(rows, COLUMNS)
-    return X * (rows["y"].to_numpy() - expit(X @ b))[:, None]
+    return X * (column(rows, "y") - expit(X @ b))[:, None]
 
 
 def logit_jacobian(b, rows):
@@ -53,7 +64,7 @@ def logit_jacobian(b, rows):
 def huber_score(scale, t=1.345):
     def score(b, rows):
         X = matrix(rows, COLUMNS)
-        return X * np.clip((rows["y"].to_numpy() - X @ b) / scale, -t, t)[:, None]
+        return X * np.clip((column(rows, "y") - X @ b) / scale, -t, t)[:, None]
 
     return score
 
@@ -61,7 +72,7 @@ def huber_score(scale, t=1.345):
 def iv_score(b, rows):
     """Just-identified IV: instruments (const, z) for the regressors (const, d)."""
     Z, X = matrix(rows, ["const", "z"]), matrix(rows, ["const", "d"])
-    return Z * (rows["y"].to_numpy() - X @ b)[:, None]
+    return Z * (column(rows, "y") - X @ b)[:, None]
 
 
 def regression_data(seed, n=300, N=3000, binary=False):

@@ -334,13 +334,14 @@ def test_bootstrap_variance_agrees():
 
 # -- Monte Carlo validity ---------------------------------------------------------------------------
 METHODS = ("dm", "ancova", "lin", "procova", "ppct", "aipw")
+#: 500 replications per scenario: 3.5 MC SE = 0.034 on a 5% miss rate, 0.22 on a variance ratio
 SCENARIOS = {
     # coverage of a true effect, 1:1, the score is the true control risk
     "1:1, good score, log OR -0.5": dict(n=400, allocation=0.5, log_or=-0.5, score="good", stratified=False,
-                                         seed=201, reps=600, contrasts=CONTRASTS),
+                                         seed=201, reps=500, contrasts=CONTRASTS),
     # type I error, 2:1, a score unrelated to the outcome (a ratio is 1 exactly when its log is 0)
     "2:1, useless score, no effect": dict(n=300, allocation=2 / 3, log_or=0.0, score="useless", stratified=False,
-                                          seed=202, reps=600, contrasts=("diff", "logrr", "logor")),
+                                          seed=202, reps=500, contrasts=("diff", "logrr", "logor")),
 }
 
 

@@ -29,12 +29,14 @@ survey 400 times to show what the intervals do: design-based classical (hand-cod
 students only), PPI and PPI++ cover the population values; PPI++ with the design
 ignored (weights and labeling probabilities kept, schools and strata dropped) does not.
 
-Run: ``python vignettes/schools.py`` (about 15 s of CPU). The figure goes to the directory in
-``PPINFER_FIGURES_DIR`` (default: ``figures`` next to this script).
+Run: ``python vignettes/schools.py`` (about 15 s of CPU; ``--surveys N`` repeats the survey N
+times instead of 400). The figure goes to the directory in ``PPINFER_FIGURES_DIR`` (default:
+``figures`` next to this script).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 import warnings
@@ -271,4 +273,7 @@ def plot(table: pd.DataFrame, summary: pd.DataFrame, truth: dict, path: Path) ->
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--surveys", type=int, default=SURVEYS, help=f"repeated surveys (default {SURVEYS})")
+    SURVEYS = parser.parse_args().surveys
     main()
