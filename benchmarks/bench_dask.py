@@ -58,7 +58,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_scale import (  # noqa: E402
-    COLUMNS, DEFAULT_DIR, N_LABELED, ROW_GROUP, ensure_data, header, labeled_sample, one_pass, parquet_dir,
+    COLUMNS, DEFAULT_DIR, N_LABELED, ROW_GROUP, ROWS_PER_FILE, ensure_data, header, labeled_sample, one_pass, parquet_dir,
 )
 
 FORMULA = "y ~ " + " + ".join(COLUMNS[1:-1])
@@ -134,7 +134,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-inprocess", action="store_true", help="skip the in-process Parquet comparison")
     parser.add_argument("--probe-partitions", type=int, default=200,
                         help="partitions of the scheduler-overhead probe (0: skip; default 200)")
-    parser.add_argument("--rows-per-file", type=float, default=5e6, help="rows per Parquet file when written")
+    parser.add_argument("--plan-bandwidth", type=float, default=200.0,
+                        help="read bandwidth per worker (MB/s) assumed by the paper-scale plan (default 200)")
+    parser.add_argument("--rows-per-file", type=float, default=ROWS_PER_FILE, help="rows per Parquet file (5e6)")
     parser.add_argument("--row-group", type=float, default=ROW_GROUP, help="rows per row group when written")
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args(argv)
@@ -234,6 +236,57 @@ def main(argv: list[str] | None = None) -> None:
         for p in probes:
             print(f"| OLS | {p['workers']} | {p['partitions']} | {p['passes']} | {p['time']:.2f} "
                   f"| {1e3 * p['time'] / (p['passes'] * p['partitions']):.1f} |")
+
+    plan(rows, probes, args.plan_bandwidth)
+
+
+def plan(rows: list[dict], probes: list[dict], bandwidth: float) -> None:
+    """The paper-scale extrapolation (see README.md, "A paper-scale plan").
+
+    c: seconds per partition (10^6 rows) per pass on one worker, from the largest N
+    fitted with one worker (OLS); s: the serial share of the fixed cost per task
+    (scheduler), from the probes with 1 and 2 workers (t1, t2 per task per pass:
+    t = s + w / W gives s = 2 t2 - t1). A fit of N rows with P passes on k workers:
+
+        T = P * M * (s + (c - s) / k) + P * (M / k) * V / B,   M = N / 10^6,
+
+    V = 88 MB per partition (10^6 rows x 11 float64 columns), B the bandwidth per
+    worker; the second term applies when each pass reads from storage.
+    """
+    ones = [r for r in rows if r["workers"] == 1 and r["estimator"] == "ols"]
+    if not ones:
+        return
+    big = max(ones, key=lambda r: r["N"])
+    c = big["time"] / (big["passes"] * big["partitions"])
+    per_task = {p["workers"]: p["time"] / (p["passes"] * p["partitions"]) for p in probes}
+    s = max(0.0, 2 * per_task[2] - per_task[1]) if 1 in per_task and 2 in per_task else 0.0
+    volume = 1e6 * 11 * 8 / 1e6  # MB per partition
+    print()
+    print(f"Paper-scale plan: c = {c:.3f} s per partition (10^6 rows) per pass on one worker (OLS, N = "
+          f"{big['N']:.0e}), s = {1e3 * s:.1f} ms serial per partition per pass (probes); I/O at "
+          f"{bandwidth:g} MB/s per worker adds {volume / bandwidth:.2f} s per partition per pass.")
+    print("T = P * M * (s + (c - s) / k) [+ P * (M / k) * V / B]; cells: data cached / read at "
+          f"{bandwidth:g} MB/s each pass.")
+    print()
+    passes = {"Mean (P = 1)": 1, "OLS (P = 2)": 2, "Logit, Poisson (P = 5)": 5}
+    print("| N | workers k | " + " | ".join(passes) + " |")
+    print("|" + "---|" * (2 + len(passes)))
+    for N in (1e9, 1e10):
+        M = N / 1e6
+        for k in (2, 8, 32, 128):
+            cells = []
+            for P in passes.values():
+                cached = P * M * (s + (c - s) / k)
+                cells.append(f"{duration(cached)} / {duration(cached + P * (M / k) * volume / bandwidth)}")
+            print(f"| {N:.0e} | {k} | " + " | ".join(cells) + " |")
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 TABLE_HEAD = (

@@ -31,8 +31,10 @@ subprocess builds the model, fits it and computes ``conf_int()``. It reports
 * peak memory above the process's baseline after the labeled sample is loaded:
   the anonymous resident memory (``RssAnon`` of ``/proc/self/status``, sampled
   every 5 ms by a thread), which is what the fit allocates, and the peak
-  resident set (``ru_maxrss``), which for a memory map also counts the file's
-  pages mapped in (page cache, reclaimable, not allocations).
+  resident set (``VmHWM``, reset when the baseline is taken by writing 5 to
+  ``/proc/self/clear_refs``), which for a memory map also counts the file's
+  pages mapped in (page cache, reclaimable, not allocations). (Not
+  ``ru_maxrss``: after ``fork`` and ``exec`` it keeps the parent's peak.)
 
 The reference is one sequential pass over the same file in the same cache
 state, also in a fresh subprocess: the memory map summed chunk by chunk
@@ -69,7 +71,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -86,6 +87,8 @@ N_LABELED = 10_000
 DEFAULT_DIR = "/tmp/ppinfer_bench"
 #: rows per generated block (and default Parquet row group)
 ROW_GROUP = 1_000_000
+#: rows per Parquet file (default)
+ROWS_PER_FILE = 5_000_000
 FORMAT_VERSION = 1
 
 
@@ -116,8 +119,10 @@ def labeled_sample(n: int = N_LABELED, seed: int = 2026):
     return y, rows[:, : P + 1].copy(), rows[:, P + 1].copy(), frame
 
 
-def data_dir(root: str, N: int, seed: int, row_group: int) -> str:
-    tag = f"N{N}_seed{seed}" + ("" if row_group == ROW_GROUP else f"_rg{row_group}")
+def data_dir(root: str, N: int, seed: int, row_group: int = ROW_GROUP, rows_per_file: int = ROWS_PER_FILE) -> str:
+    """The folder of one data set (non-default layouts get their own)."""
+    tag = (f"N{N}_seed{seed}" + ("" if row_group == ROW_GROUP else f"_rg{row_group}")
+           + ("" if rows_per_file == ROWS_PER_FILE else f"_file{rows_per_file}"))
     return os.path.join(root, tag)
 
 
@@ -139,7 +144,7 @@ def _done(folder: str, fmt: str) -> str:
 
 
 def ensure_data(root: str = DEFAULT_DIR, N: int = 100_000_000, *, formats=("memmap", "parquet"), seed: int = 2026,
-                rows_per_file: int = 5_000_000, row_group: int = ROW_GROUP, compression: str = "snappy",
+                rows_per_file: int = ROWS_PER_FILE, row_group: int = ROW_GROUP, compression: str = "snappy",
                 verbose: bool = True) -> str:
     """Write the unlabeled sample of N rows in the given formats under ``root`` unless a
     complete copy is there already; return its folder.
@@ -149,7 +154,7 @@ def ensure_data(root: str = DEFAULT_DIR, N: int = 100_000_000, *, formats=("memm
     Row group k (``row_group`` rows) is drawn with the seed ``(seed, k)``, so the memory
     map and the Parquet files hold the same values.
     """
-    folder = data_dir(root, N, seed, row_group)
+    folder = data_dir(root, N, seed, row_group, rows_per_file)
     os.makedirs(folder, exist_ok=True)
     settings = {"N": N, "seed": seed, "row_group": row_group, "version": FORMAT_VERSION}
     todo = []
@@ -342,8 +347,8 @@ def fit_once(folder: str, source: str, estimator: str, labeled) -> dict:
 
 
 def reset_peak_rss() -> bool:
-    """Reset the process's peak resident set (``VmHWM``, ``ru_maxrss``) to its current
-    size (Linux: ``5`` written to ``/proc/self/clear_refs``); False where that fails."""
+    """Reset the process's peak resident set (``VmHWM``) to its current size (Linux:
+    ``5`` written to ``/proc/self/clear_refs``); False where that fails."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -380,7 +385,7 @@ def child(task: dict) -> dict:
         else:
             out = fit_once(task["folder"], task["source"], task["what"], labeled)
     out["anon_mib"] = (anon.peak - base_anon) / 1024
-    out["rss_mib"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
+    out["rss_mib"] = (_status_kb("VmHWM") - base_rss) / 1024
     out["peak_reset"] = reset
     return out
 
@@ -447,7 +452,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--evict", choices=["auto", "drop_caches", "fadvise"], default="auto",
                         help="how cold runs empty the page cache (auto: drop_caches when writable)")
     parser.add_argument("--repeats", type=int, default=1, help="runs per measurement; the median is reported")
-    parser.add_argument("--rows-per-file", type=float, default=5e6, help="rows per Parquet file (default 5e6)")
+    parser.add_argument("--rows-per-file", type=float, default=ROWS_PER_FILE, help="rows per Parquet file (5e6)")
     parser.add_argument("--row-group", type=float, default=ROW_GROUP, help="rows per Parquet row group (1e6)")
     parser.add_argument("--compression", default="snappy", help="Parquet compression (default snappy)")
     parser.add_argument("--seed", type=int, default=2026)
