@@ -64,27 +64,41 @@ from bench_scale import (  # noqa: E402
 FORMULA = "y ~ " + " + ".join(COLUMNS[1:-1])
 
 
-def fit_formula(estimator: str, frame, unlabeled) -> dict:
-    """Build, fit PPI++, take the interval; times and passes."""
+def fit_formula(estimator: str, frame, unlabeled, client=None) -> dict:
+    """Build, fit PPI++, take the interval; times and passes. With a ``client``, also the
+    seconds the workers spent computing tasks (``distributed.get_task_stream``)."""
+    import contextlib
+
     import ppinfer
 
-    start = time.perf_counter()
-    model = getattr(ppinfer, estimator)(FORMULA, frame, unlabeled=unlabeled, yhat="pred")
-    built = time.perf_counter()
-    res = model.fit(method="ppi++")
-    res.conf_int()
-    done = time.perf_counter()
-    return {"construct": built - start, "fit": done - built, "time": done - start,
-            "passes": int(model.unlabeled_passes), "fit_passes": int(res.unlabeled_passes),
-            "params": np.asarray(res.params, dtype=float)}
+    stream = contextlib.nullcontext()
+    if client is not None:
+        import distributed
+
+        stream = distributed.get_task_stream(client)
+    with stream as tasks:
+        start = time.perf_counter()
+        model = getattr(ppinfer, estimator)(FORMULA, frame, unlabeled=unlabeled, yhat="pred")
+        built = time.perf_counter()
+        res = model.fit(method="ppi++")
+        res.conf_int()
+        done = time.perf_counter()
+    out = {"construct": built - start, "fit": done - built, "time": done - start,
+           "passes": int(model.unlabeled_passes), "fit_passes": int(res.unlabeled_passes),
+           "params": np.asarray(res.params, dtype=float)}
+    if client is not None:
+        out["compute"] = sum(stop["stop"] - stop["start"] for task in tasks.data
+                             for stop in task.get("startstops", ()) if stop.get("action") == "compute")
+    return out
 
 
 def median_run(function, repeats: int) -> dict:
     runs = [function() for _ in range(repeats)]
     best = sorted(runs, key=lambda r: r["time"])[len(runs) // 2]
     out = dict(best)
-    for key in ("construct", "fit", "time"):
-        out[key] = statistics.median(r[key] for r in runs)
+    for key in ("construct", "fit", "time", "compute"):
+        if key in best:
+            out[key] = statistics.median(r[key] for r in runs)
     return out
 
 
@@ -104,7 +118,7 @@ def _probe_partition(index: int, rows: int = 1_000):
     return part
 
 
-def probe(frame, partitions: int) -> dict:
+def probe(frame, partitions: int, client) -> dict:
     """OLS on a Dask DataFrame of many partitions of 1,000 rows, each drawn on the worker that
     needs it (``dask.dataframe.from_map``, no data in the graph): the time per task per pass
     is then the scheduler's and ppinfer's fixed cost per partition."""
@@ -112,7 +126,7 @@ def probe(frame, partitions: int) -> dict:
 
     ddf = dd.from_map(_probe_partition, range(partitions))
     fit_formula("ols", frame, ddf)  # warm-up
-    out = median_run(lambda: fit_formula("ols", frame, ddf), 1)
+    out = median_run(lambda: fit_formula("ols", frame, ddf, client), 1)
     out["partitions"] = ddf.npartitions
     return out
 
@@ -167,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"warning: workers import ppinfer from {where}, this process from {ppinfer.__file__}")
             fit_formula("ols", frame, dask_frame(folders[Ns[0]]))  # warm-up: imports on the workers
             if args.probe_partitions:
-                out = probe(frame, args.probe_partitions)
+                out = probe(frame, args.probe_partitions, client)
                 out["workers"] = W
                 probes.append(out)
             for N in Ns:
@@ -175,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
                 one_pass(folder, "parquet")  # warm page cache
                 ddf = dask_frame(folder)
                 for estimator in args.estimators:
-                    out = median_run(lambda: fit_formula(estimator, frame, ddf), args.repeats)
+                    out = median_run(lambda: fit_formula(estimator, frame, ddf, client), args.repeats)
                     out.update(workers=W, N=N, estimator=estimator, partitions=ddf.npartitions)
                     rows.append(out)
                     print(row_line(out), flush=True)
@@ -230,12 +244,14 @@ def main(argv: list[str] | None = None) -> None:
 
     if probes:
         print()
-        print("| scheduler-overhead probe | workers | partitions of 1,000 rows | passes | total (s) "
-              "| per task per pass (ms) |")
-        print("|" + "---|" * 6)
+        print("| fixed-cost probe | workers | partitions of 1,000 rows | passes | total (s) "
+              "| per partition per pass (ms) | of which computing on a worker (ms) | other (ms) |")
+        print("|" + "---|" * 8)
         for p in probes:
+            units = p["passes"] * p["partitions"]
             print(f"| OLS | {p['workers']} | {p['partitions']} | {p['passes']} | {p['time']:.2f} "
-                  f"| {1e3 * p['time'] / (p['passes'] * p['partitions']):.1f} |")
+                  f"| {1e3 * p['time'] / units:.1f} | {1e3 * p['compute'] / units:.1f} "
+                  f"| {1e3 * (p['time'] - p['compute'] / p['workers']) / units:.1f} |")
 
     plan(rows, probes, args.plan_bandwidth)
 
@@ -243,30 +259,32 @@ def main(argv: list[str] | None = None) -> None:
 def plan(rows: list[dict], probes: list[dict], bandwidth: float) -> None:
     """The paper-scale extrapolation (see README.md, "A paper-scale plan").
 
-    c: seconds per partition (10^6 rows) per pass on one worker, from the largest N
-    fitted with one worker (OLS); s: the serial share of the fixed cost per task
-    (scheduler), from the probes with 1 and 2 workers (t1, t2 per task per pass:
-    t = s + w / W gives s = 2 t2 - t1). A fit of N rows with P passes on k workers:
+    From the largest N fitted with one worker (OLS), per partition (10^6 rows) and
+    pass: w, the seconds the worker computed (reading included; this part divides
+    among k workers), and s, the rest of the wall time (scheduler, client, waiting;
+    taken not to shrink with k, a pessimistic choice). A fit of N rows with P passes
+    on k workers then takes
 
-        T = P * M * (s + (c - s) / k) + P * (M / k) * V / B,   M = N / 10^6,
+        T = P * M * (s + w / k)  [+ P * (M / k) * V / B],   M = N / 10^6,
 
-    V = 88 MB per partition (10^6 rows x 11 float64 columns), B the bandwidth per
-    worker; the second term applies when each pass reads from storage.
+    V = 88 MB per partition (10^6 rows x 11 float64 columns), B the read bandwidth
+    per worker; the bracket applies when every pass reads from storage rather
+    than memory (ppinfer does not persist the partitions between passes).
     """
-    ones = [r for r in rows if r["workers"] == 1 and r["estimator"] == "ols"]
+    ones = [r for r in rows if r["workers"] == 1 and r["estimator"] == "ols" and "compute" in r]
     if not ones:
         return
     big = max(ones, key=lambda r: r["N"])
-    c = big["time"] / (big["passes"] * big["partitions"])
-    per_task = {p["workers"]: p["time"] / (p["passes"] * p["partitions"]) for p in probes}
-    s = max(0.0, 2 * per_task[2] - per_task[1]) if 1 in per_task and 2 in per_task else 0.0
+    units = big["passes"] * big["partitions"]
+    w = big["compute"] / units
+    s = max(0.0, big["time"] - big["compute"]) / units
     volume = 1e6 * 11 * 8 / 1e6  # MB per partition
     print()
-    print(f"Paper-scale plan: c = {c:.3f} s per partition (10^6 rows) per pass on one worker (OLS, N = "
-          f"{big['N']:.0e}), s = {1e3 * s:.1f} ms serial per partition per pass (probes); I/O at "
-          f"{bandwidth:g} MB/s per worker adds {volume / bandwidth:.2f} s per partition per pass.")
-    print("T = P * M * (s + (c - s) / k) [+ P * (M / k) * V / B]; cells: data cached / read at "
-          f"{bandwidth:g} MB/s each pass.")
+    print(f"Paper-scale plan, from OLS on one worker at N = {big['N']:.0e}: per partition (10^6 rows) and pass, "
+          f"w = {w:.3f} s computing on the worker, s = {1e3 * s:.0f} ms else (taken as serial); reading "
+          f"{volume:.0f} MB at {bandwidth:g} MB/s per worker adds {volume / bandwidth:.2f} s per partition per pass.")
+    print(f"T = P * M * (s + w / k) [+ P * (M / k) * V / B]; cells: data in memory / read at {bandwidth:g} MB/s "
+          "on every pass.")
     print()
     passes = {"Mean (P = 1)": 1, "OLS (P = 2)": 2, "Logit, Poisson (P = 5)": 5}
     print("| N | workers k | " + " | ".join(passes) + " |")
@@ -276,7 +294,7 @@ def plan(rows: list[dict], probes: list[dict], bandwidth: float) -> None:
         for k in (2, 8, 32, 128):
             cells = []
             for P in passes.values():
-                cached = P * M * (s + (c - s) / k)
+                cached = P * M * (s + w / k)
                 cells.append(f"{duration(cached)} / {duration(cached + P * (M / k) * volume / bandwidth)}")
             print(f"| {N:.0e} | {k} | " + " | ".join(cells) + " |")
 
@@ -291,7 +309,7 @@ def duration(seconds: float) -> str:
 
 TABLE_HEAD = (
     "| workers | N | partitions | estimator | construction (s) | fit (s) | total (s) | passes (scan + fit) "
-    "| per partition per pass (s) | rows x passes per second |\n" + "|" + "---|" * 10
+    "| per partition per pass (s) | rows x passes per second | workers busy |\n" + "|" + "---|" * 11
 )
 
 
@@ -299,7 +317,8 @@ def row_line(r: dict) -> str:
     per = r["time"] / (r["passes"] * r["partitions"])
     return (f"| {r['workers']} | {r['N']:.0e} | {r['partitions']} | {r['estimator']} | {r['construct']:.2f} "
             f"| {r['fit']:.2f} | {r['time']:.2f} | {r['passes']} ({r['passes'] - r['fit_passes']} + "
-            f"{r['fit_passes']}) | {per:.3f} | {r['N'] * r['passes'] / r['time']:.2e} |")
+            f"{r['fit_passes']}) | {per:.3f} | {r['N'] * r['passes'] / r['time']:.2e} "
+            f"| {r['compute'] / (r['workers'] * r['time']):.0%} |")
 
 
 if __name__ == "__main__":
