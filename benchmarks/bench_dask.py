@@ -259,17 +259,10 @@ def main(argv: list[str] | None = None) -> None:
 def plan(rows: list[dict], probes: list[dict], bandwidth: float) -> None:
     """The paper-scale extrapolation (see README.md, "A paper-scale plan").
 
-    From the largest N fitted with one worker (OLS), per partition (10^6 rows) and
-    pass: w, the seconds the worker computed (reading included; this part divides
-    among k workers), and s, the rest of the wall time (scheduler, client, waiting;
-    taken not to shrink with k, a pessimistic choice). A fit of N rows with P passes
-    on k workers then takes
-
-        T = P * M * (s + w / k)  [+ P * (M / k) * V / B],   M = N / 10^6,
-
-    V = 88 MB per partition (10^6 rows x 11 float64 columns), B the read bandwidth
-    per worker; the bracket applies when every pass reads from storage rather
-    than memory (ppinfer does not persist the partitions between passes).
+    From the largest N fitted with one worker (OLS), per partition of 10^6 rows and
+    pass: w, the seconds the worker computed (reading included; this part is
+    shared among the k workers), and s, the rest of the wall time (scheduler,
+    client, waiting; taken as serial, not shrinking with k: pessimistic).
     """
     ones = [r for r in rows if r["workers"] == 1 and r["estimator"] == "ols" and "compute" in r]
     if not ones:
@@ -278,25 +271,44 @@ def plan(rows: list[dict], probes: list[dict], bandwidth: float) -> None:
     units = big["passes"] * big["partitions"]
     w = big["compute"] / units
     s = max(0.0, big["time"] - big["compute"]) / units
-    volume = 1e6 * 11 * 8 / 1e6  # MB per partition
     print()
-    print(f"Paper-scale plan, from OLS on one worker at N = {big['N']:.0e}: per partition (10^6 rows) and pass, "
-          f"w = {w:.3f} s computing on the worker, s = {1e3 * s:.0f} ms else (taken as serial); reading "
-          f"{volume:.0f} MB at {bandwidth:g} MB/s per worker adds {volume / bandwidth:.2f} s per partition per pass.")
-    print(f"T = P * M * (s + w / k) [+ P * (M / k) * V / B]; cells: data in memory / read at {bandwidth:g} MB/s "
-          "on every pass.")
-    print()
+    print(f"Paper-scale plan, from OLS on one worker at N = {big['N']:.0e}: per partition of 10^6 rows and pass, "
+          f"w = {w:.3f} s computing on the worker, s = {1e3 * s:.0f} ms else (taken as serial).")
+    for rows_per_partition in (1e6, 1e7):
+        print()
+        print("\n".join(plan_table(w, s, bandwidth, rows_per_partition)))
+
+
+def plan_time(N: float, k: int, P: int, w: float, s: float, rows_per_partition: float = 1e6,
+              bandwidth: float | None = None) -> float:
+    """Seconds of a fit of N rows with P passes on k workers:
+
+        T = P * (M * s + ceil(M / k) * (w * R / 10^6 + [V / B])),   M = N / R,
+
+    R rows per partition, w and s per 10^6-row partition and pass (``s`` per task,
+    whatever its size); V = R * 11 * 8 bytes read at B bytes/s per worker when
+    every pass reads from storage (ppinfer keeps no partition between passes).
+    """
+    import math
+
+    M = N / rows_per_partition
+    per_task = w * rows_per_partition / 1e6
+    if bandwidth:
+        per_task += rows_per_partition * 11 * 8 / 1e6 / bandwidth
+    return P * (M * s + math.ceil(M / k) * per_task)
+
+
+def plan_table(w: float, s: float, bandwidth: float, rows_per_partition: float = 1e6) -> list[str]:
     passes = {"Mean (P = 1)": 1, "OLS (P = 2)": 2, "Logit, Poisson (P = 5)": 5}
-    print("| N | workers k | " + " | ".join(passes) + " |")
-    print("|" + "---|" * (2 + len(passes)))
+    lines = [f"Partitions of {rows_per_partition:.0e} rows; cells: data in memory / read at {bandwidth:g} MB/s per "
+             "worker on every pass.", "",
+             "| N | workers k | partitions | " + " | ".join(passes) + " |", "|" + "---|" * (3 + len(passes))]
     for N in (1e9, 1e10):
-        M = N / 1e6
         for k in (2, 8, 32, 128):
-            cells = []
-            for P in passes.values():
-                cached = P * M * (s + w / k)
-                cells.append(f"{duration(cached)} / {duration(cached + P * (M / k) * volume / bandwidth)}")
-            print(f"| {N:.0e} | {k} | " + " | ".join(cells) + " |")
+            cells = [f"{duration(plan_time(N, k, P, w, s, rows_per_partition))} / "
+                     f"{duration(plan_time(N, k, P, w, s, rows_per_partition, bandwidth))}" for P in passes.values()]
+            lines.append(f"| {N:.0e} | {k} | {N / rows_per_partition:,.0f} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def duration(seconds: float) -> str:
