@@ -299,7 +299,7 @@ def plan_time(N: float, k: int, P: int, w: float, s: float, rows_per_partition: 
 
 
 def plan_table(w: float, s: float, bandwidth: float, rows_per_partition: float = 1e6) -> list[str]:
-    passes = {"Mean (P = 1)": 1, "OLS (P = 2)": 2, "Logit, Poisson (P = 5)": 5}
+    passes = {"P = 1 (Mean, the goal)": 1, "P = 2 (OLS; Mean today)": 2, "P = 5 (Logit, Poisson)": 5}
     lines = [f"Partitions of {rows_per_partition:.0e} rows; cells: data in memory / read at {bandwidth:g} MB/s per "
              "worker on every pass.", "",
              "| N | workers k | partitions | " + " | ".join(passes) + " |", "|" + "---|" * (3 + len(passes))]
