@@ -40,7 +40,7 @@ Usage (from the repository root)::
     export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
     python benchmarks/bench_dask.py                          # N = 1e6, 1e7, 1e8; 1 and 2 workers
     python benchmarks/bench_dask.py --N 1e6 1e7 --estimators ols
-    python benchmarks/bench_dask.py --quick                  # N = 1e6, OLS: under a minute
+    python benchmarks/bench_dask.py --quick                  # N = 1e6, OLS, small probe: under a minute
 
 The script prints markdown tables.
 """
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=N_LABELED, help="labeled rows (default 10,000)")
     parser.add_argument("--dir", default=DEFAULT_DIR, help=f"the data of bench_scale.py (default {DEFAULT_DIR})")
     parser.add_argument("--repeats", type=int, default=1, help="runs per measurement; the median is reported")
-    parser.add_argument("--quick", action="store_true", help="N = 1e6, OLS only")
+    parser.add_argument("--quick", action="store_true", help="N = 1e6, OLS only, a probe of 50 partitions")
     parser.add_argument("--no-inprocess", action="store_true", help="skip the in-process Parquet comparison")
     parser.add_argument("--probe-partitions", type=int, default=200,
                         help="partitions of the scheduler-overhead probe (0: skip; default 200)")
@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.N, args.estimators = [1e6], ["ols"]
+        args.probe_partitions = min(args.probe_partitions, 50)
     Ns = sorted(int(N) for N in args.N)
 
     import distributed
