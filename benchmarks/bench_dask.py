@@ -48,17 +48,23 @@ The script prints markdown tables.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 import warnings
+from functools import partial
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_scale import (  # noqa: E402
-    COLUMNS, DEFAULT_DIR, N_LABELED, ROW_GROUP, ROWS_PER_FILE, ensure_data, header, labeled_sample, one_pass, parquet_dir,
+from bench_scale import (
+    COLUMNS,
+    DEFAULT_DIR,
+    N_LABELED,
+    ROW_GROUP,
+    ROWS_PER_FILE,
+    ensure_data,
+    header,
+    labeled_sample,
+    one_pass,
+    parquet_dir,
 )
 
 FORMULA = "y ~ " + " + ".join(COLUMNS[1:-1])
@@ -190,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
                 one_pass(folder, "parquet")  # warm page cache
                 ddf = dask_frame(folder)
                 for estimator in args.estimators:
-                    out = median_run(lambda: fit_formula(estimator, frame, ddf, client), args.repeats)
+                    out = median_run(partial(fit_formula, estimator, frame, ddf, client), args.repeats)
                     out.update(workers=W, N=N, estimator=estimator, partitions=ddf.npartitions)
                     rows.append(out)
                     print(row_line(out), flush=True)
@@ -202,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
             one_pass(folders[N], "parquet")
             table = ppinfer.read_parquet(parquet_dir(folders[N]))
             for estimator in args.estimators:
-                inprocess[(N, estimator)] = median_run(lambda: fit_formula(estimator, frame, table), args.repeats)
+                inprocess[(N, estimator)] = median_run(partial(fit_formula, estimator, frame, table), args.repeats)
                 print(f"in-process Parquet, {estimator}, N = {N:,}: {inprocess[(N, estimator)]['time']:.2f} s",
                       flush=True)
 
@@ -301,8 +307,8 @@ def plan_time(N: float, k: int, P: int, w: float, s: float, rows_per_partition: 
 
 def plan_table(w: float, s: float, bandwidth: float, rows_per_partition: float = 1e6) -> list[str]:
     passes = {"P = 1 (Mean, the goal)": 1, "P = 2 (OLS; Mean today)": 2, "P = 5 (Logit, Poisson)": 5}
-    lines = [f"Partitions of {rows_per_partition:.0e} rows; cells: data in memory / read at {bandwidth:g} MB/s per "
-             "worker on every pass.", "",
+    lines = [(f"Partitions of {rows_per_partition:.0e} rows; cells: data in memory / read at {bandwidth:g} MB/s per "
+              "worker on every pass."), "",
              "| N | workers k | partitions | " + " | ".join(passes) + " |", "|" + "---|" * (3 + len(passes))]
     for N in (1e9, 1e10):
         for k in (2, 8, 32, 128):
@@ -322,8 +328,8 @@ def duration(seconds: float) -> str:
 
 TABLE_HEAD = (
     "| workers | N | partitions | estimator | construction (s) | fit (s) | total (s) | passes (scan + fit) "
-    "| per partition per pass (s) | rows x passes per second | workers busy |\n" + "|" + "---|" * 11
-)
+    "| per partition per pass (s) | rows x passes per second | workers busy |\n"
+) + "|" + "---|" * 11
 
 
 def row_line(r: dict) -> str:

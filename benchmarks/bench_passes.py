@@ -135,6 +135,36 @@ def verdict(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
 
+def gram_rows(name: str, data: tuple, gram: float, args) -> list[str]:
+    """Construction and PPI++ fit of one model, in seconds and in Grams."""
+    cls, N = CLASSES[name], args.N
+
+    def build():
+        return cls(*data)
+
+    passes = {}
+
+    def fit(model):
+        res = model.fit(method="ppi++")
+        res.conf_int()
+        passes["fit"] = res.unlabeled_passes
+        passes["total"] = model.unlabeled_passes
+
+    build()  # warm-up: first-call costs
+    construct = median_time(lambda _: build(), args.repeats)
+    fitted = median_time(fit, args.repeats, setup=build)
+    memory = construction_peak_mb(build) if not args.no_memory else float("nan")
+    scan = passes["total"] - passes["fit"]
+    inputs = (data[3].nbytes + data[4].nbytes) / 1e6
+    return [
+        (f"| {name}: construction | {N:,} | {construct:.3f} | {construct / gram:.2f} | <= 1 "
+         f"| {verdict(construct / gram <= GOALS['construction'])} | {scan} (scan) "
+         f"| {memory:.0f} (the unlabeled arrays: {inputs:.0f}) |"),
+        (f"| {name}: PPI++ fit + conf_int | {N:,} | {fitted:.3f} | {fitted / gram:.2f} "
+         f"| <= {GOALS[name]:g} | {verdict(fitted / gram <= GOALS[name])} | {passes['fit']} | |"),
+    ]
+
+
 def gram_table(args, rng) -> tuple[list[str], dict]:
     """Construction and fits in Gram-equivalents, on one N x 11 design."""
     N, n = args.N, args.n
@@ -142,42 +172,21 @@ def gram_table(args, rng) -> tuple[list[str], dict]:
     X = design(n, rng)
     gram = median_time(lambda _: X_unlabeled.T @ X_unlabeled, max(args.repeats, 5))
     lines = [
-        f"Unit: one `X.T @ X` of the {N:,} x {P + 1} unlabeled design = {gram * 1e3:.1f} ms "
-        f"(median of {max(args.repeats, 5)}); n = {n:,} labeled rows.",
+        (f"Unit: one `X.T @ X` of the {N:,} x {P + 1} unlabeled design = {gram * 1e3:.1f} ms "
+         f"(median of {max(args.repeats, 5)}); n = {n:,} labeled rows."),
         "",
-        "| step | N | time (s) | Gram-equivalents | goal | met | passes over the unlabeled rows "
-        "| peak memory of construction (MB) |",
+        ("| step | N | time (s) | Gram-equivalents | goal | met | passes over the unlabeled rows "
+         "| peak memory of construction (MB) |"),
         "|" + "---|" * 8,
     ]
     data = {}
-    unlabeled_mb = X_unlabeled.nbytes / 1e6
-    for name, cls in CLASSES.items():
+    for name in CLASSES:
         y, yhat = outcomes(name, X, rng, True)
         _, yhat_unlabeled = outcomes(name, X_unlabeled, rng, False)
         data[name] = (y, X, yhat, X_unlabeled, yhat_unlabeled)
-
-        def build(cls=cls, d=data[name]):
-            return cls(*d)
-
-        build()  # warm-up: first-call costs
-        construct = median_time(lambda _: build(), args.repeats)
-        passes = {}
-
-        def fit(model):
-            res = model.fit(method="ppi++")
-            res.conf_int()
-            passes["fit"] = res.unlabeled_passes
-            passes["total"] = model.unlabeled_passes
-
-        fitted = median_time(fit, args.repeats, setup=build)
-        memory = construction_peak_mb(build) if not args.no_memory else float("nan")
-        scan = passes["total"] - passes["fit"]
-        lines.append(f"| {name}: construction | {N:,} | {construct:.3f} | {construct / gram:.2f} | <= 1 "
-                     f"| {verdict(construct / gram <= GOALS['construction'])} | {scan} (scan) "
-                     f"| {memory:.0f} (the unlabeled arrays: {unlabeled_mb + N * 8 / 1e6:.0f}) |")
-        lines.append(f"| {name}: PPI++ fit + conf_int | {N:,} | {fitted:.3f} | {fitted / gram:.2f} "
-                     f"| <= {GOALS[name]:g} | {verdict(fitted / gram <= GOALS[name])} | {passes['fit']} | |")
-        print(lines[-2] + "\n" + lines[-1], flush=True)
+        rows = gram_rows(name, data[name], gram, args)
+        lines += rows
+        print("\n".join(rows), flush=True)
     return lines, data
 
 
@@ -194,8 +203,8 @@ def quantile_table(args, rng) -> list[str]:
     return [
         "| estimator | n | N | construction (s) | PPI++ fit + conf_int (s) | total (s) | goal | met |",
         "|" + "---|" * 8,
-        f"| Quantile (q = 0.5) | {args.n:,} | {args.N_quantile:,} | {construct:.3f} | {fitted:.3f} | {total:.3f} "
-        f"| < 2 s | {verdict(total < 2.0)} |",
+        (f"| Quantile (q = 0.5) | {args.n:,} | {args.N_quantile:,} | {construct:.3f} | {fitted:.3f} | {total:.3f} "
+         f"| < 2 s | {verdict(total < 2.0)} |"),
     ]
 
 
@@ -211,36 +220,42 @@ def reference_table(args, data: dict) -> list[str]:
     functions = {"OLS": ppi_py.ppi_ols_ci, "Logit": ppi_py.ppi_logistic_ci, "Poisson": ppi_py.ppi_poisson_ci}
     M = min(args.N_reference, args.N)
     lines = [
-        f"ppi_py {ppi_version} against ppinfer on the first {M:,} "
-        f"unlabeled rows (n = {args.n:,}); median of {args.reference_repeats} run(s) each.",
+        (f"ppi_py {ppi_version} against ppinfer on the first {M:,} "
+         f"unlabeled rows (n = {args.n:,}); median of {args.reference_repeats} run(s) each."),
         "",
-        "| estimator | N | ppi_py CI (s) | ppinfer construction + PPI++ fit + CI (s) | speed-up | goal | met "
-        "| largest end-point difference / width |",
+        ("| estimator | N | ppi_py CI (s) | ppinfer construction + PPI++ fit + CI (s) | speed-up | goal | met "
+         "| largest end-point difference / width |"),
         "|" + "---|" * 8,
     ]
     for name, function in functions.items():
-        y, X, yhat, X_unlabeled, yhat_unlabeled = data[name]
-        X_u, yhat_u = X_unlabeled[:M], yhat_unlabeled[:M]
-        function(X[:200], y[:200], yhat[:200], X_u[:400], yhat_u[:400], alpha=0.05)  # numba compiles here
-        out = {}
-
-        def reference(_):
-            out["ref"] = np.asarray(function(X, y, yhat, X_u, yhat_u, alpha=0.05))
-
-        def ours(_):
-            res = CLASSES[name](y, X, yhat, X_u, yhat_u).fit(method="ppi++", use_t=False)
-            out["ours"] = np.asarray(res.conf_int(alpha=0.05))
-
-        t_ref = median_time(reference, args.reference_repeats)
-        t_ours = median_time(ours, max(args.reference_repeats, 3))
-        lower, upper = out["ref"]
-        width = upper - lower
-        diff = max(np.max(np.abs(out["ours"][:, 0] - lower) / width), np.max(np.abs(out["ours"][:, 1] - upper) / width))
-        speedup = t_ref / t_ours
-        lines.append(f"| {name} | {M:,} | {t_ref:.2f} | {t_ours:.3f} | {speedup:.0f}x | >= {SPEEDUP_GOALS[name]:g}x "
-                     f"| {verdict(speedup >= SPEEDUP_GOALS[name])} | {diff:.1e} |")
-        print(lines[-1], flush=True)
+        line = compare_one(name, function, data[name], M, args)
+        lines.append(line)
+        print(line, flush=True)
     return lines
+
+
+def compare_one(name: str, function, data: tuple, M: int, args) -> str:
+    """ppi_py's interval against ppinfer's on the first M unlabeled rows: one table row."""
+    y, X, yhat, X_unlabeled, yhat_unlabeled = data
+    X_u, yhat_u = X_unlabeled[:M], yhat_unlabeled[:M]
+    function(X[:200], y[:200], yhat[:200], X_u[:400], yhat_u[:400], alpha=0.05)  # numba compiles here
+    out = {}
+
+    def reference(_):
+        out["ref"] = np.asarray(function(X, y, yhat, X_u, yhat_u, alpha=0.05))
+
+    def ours(_):
+        res = CLASSES[name](y, X, yhat, X_u, yhat_u).fit(method="ppi++", use_t=False)
+        out["ours"] = np.asarray(res.conf_int(alpha=0.05))
+
+    t_ref = median_time(reference, args.reference_repeats)
+    t_ours = median_time(ours, max(args.reference_repeats, 3))
+    lower, upper = out["ref"]
+    width = upper - lower
+    diff = max(np.max(np.abs(out["ours"][:, 0] - lower) / width), np.max(np.abs(out["ours"][:, 1] - upper) / width))
+    speedup = t_ref / t_ours
+    return (f"| {name} | {M:,} | {t_ref:.2f} | {t_ours:.3f} | {speedup:.0f}x | >= {SPEEDUP_GOALS[name]:g}x "
+            f"| {verdict(speedup >= SPEEDUP_GOALS[name])} | {diff:.1e} |")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -393,9 +393,9 @@ def child(task: dict) -> dict:
 def run_child(task: dict) -> dict:
     """Run ``task`` in a fresh Python process (same interpreter and environment)."""
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", json.dumps(task)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        return {"error": (proc.stderr.strip().splitlines() or ["exit code %d" % proc.returncode])[-1],
+        return {"error": (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1],
                 "stderr": proc.stderr}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -417,9 +417,9 @@ def fmt(value, spec: str, missing: str = "") -> str:
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| source | cache | estimator | N | construction (s) | fit (s) | total (s) | passes (scan + fit) "
-        "| one pass (s) | total / pass (goal <= 3) | peak anon. memory (MiB, goal < 1024) "
-        "| peak RSS incl. mapped file (MiB) | resident before |",
+        ("| source | cache | estimator | N | construction (s) | fit (s) | total (s) | passes (scan + fit) "
+         "| one pass (s) | total / pass (goal <= 3) | peak anon. memory (MiB, goal < 1024) "
+         "| peak RSS incl. mapped file (MiB) | resident before |"),
         "|" + "---|" * 13,
     ]
     for r in rows:
