@@ -173,3 +173,17 @@ class ColumnsOf:
         if values.ndim == 1:
             return self.table[self._column(values)]
         return self.table[[self._column(values[:, k]) for k in range(values.shape[1])]]
+
+
+def formula_frames(rows: int, seed: int = 5):
+    """Labeled (300 rows) and unlabeled data frames for the formula interface: a categorical
+    column, clusters, weights, a log-normal outcome with biased predictions, and a binary
+    outcome with its predicted probabilities."""
+    rng = np.random.default_rng(seed)
+    table = pd.DataFrame({"x": rng.normal(size=rows), "g": rng.choice(["a", "b", "c"], rows),
+                          "school": rng.integers(0, 40, rows), "w": rng.uniform(1, 3, rows)})
+    table["y"] = np.exp(0.3 * table["x"] + (table["g"] == "b") + rng.normal(scale=0.3, size=rows))
+    table["pred"] = table["y"] * np.exp(rng.normal(0.1, 0.2, rows))
+    table["hit"] = (table["y"] > 1.5).astype(float)
+    table["prob"] = 1 / (1 + np.exp(-(table["pred"] - 1.5)))
+    return table.iloc[:300].reset_index(drop=True), table.iloc[300:].reset_index(drop=True)

@@ -19,7 +19,7 @@ dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
 from sources_cases import (  # noqa: E402
-    DESIGNS, ESTIMATORS, N_LABELED, assert_same_results, build, data, fits, unlabeled_frame,
+    DESIGNS, ESTIMATORS, N_LABELED, assert_same_results, build, data, fits, formula_frames, unlabeled_frame,
 )
 
 pytestmark = [pytest.mark.filterwarnings("ignore::ppinfer.PPIWarning"), pytest.mark.xdist_group("dask")]
@@ -93,23 +93,11 @@ def test_dataframe_columns_equal_in_memory(client, frame, estimator):
         assert_same_results(fits(build(estimator, design, convert, DATA)), reference(estimator, design))
 
 
-def _formula_frames(seed: int = 5):
-    rng = np.random.default_rng(seed)
-    rows = 3300
-    table = pd.DataFrame({"x": rng.normal(size=rows), "g": rng.choice(["a", "b", "c"], rows),
-                          "school": rng.integers(0, 40, rows), "w": rng.uniform(1, 3, rows)})
-    table["y"] = np.exp(0.3 * table["x"] + (table["g"] == "b") + rng.normal(scale=0.3, size=rows))
-    table["pred"] = table["y"] * np.exp(rng.normal(0.1, 0.2, rows))
-    table["hit"] = (table["y"] > 1.5).astype(float)
-    table["prob"] = 1 / (1 + np.exp(-(table["pred"] - 1.5)))
-    return table.iloc[:300].reset_index(drop=True), table.iloc[300:].reset_index(drop=True)
-
-
 @pytest.mark.parametrize("options", [{}, {"clusters": "school", "strata": "g", "nest": True}, {"weights": "w"}])
 def test_formula_on_dask_dataframe(client, options):
     """The labeled design's specification (levels, a stateful transformation, the outcome's
     transformation) applied to each partition on the workers."""
-    labeled, unlabeled = _formula_frames()
+    labeled, unlabeled = formula_frames(3300)
     partitioned = dd.from_pandas(unlabeled, npartitions=3)
     for function, formula, yhat in ((ppinfer.ols, "np.log(y) ~ center(x) + C(g)", "pred"),
                                     (ppinfer.logit, "hit ~ x + C(g)", "prob")):

@@ -27,7 +27,8 @@ from ppinfer.core.fitting import NEWTON_DECREASE_BOUND, fit_glm
 from ppinfer.core.validation import ChunkedSample
 
 from sources_cases import (
-    DESIGNS, ESTIMATORS, N_LABELED, ColumnsOf, assert_same_results, build, data, fits, unlabeled_frame,
+    DESIGNS, ESTIMATORS, N_LABELED, ColumnsOf, assert_same_results, build, data, fits, formula_frames,
+    unlabeled_frame,
 )
 
 pytest.importorskip("pyarrow")
@@ -277,19 +278,9 @@ def test_numpy_with_parquet_columns(frame_file):
 
 
 # -- the formula interface on Parquet files ------------------------------------------------------------
-def _formula_frames(seed: int = 5):
-    rng = np.random.default_rng(seed)
-    rows = 2400
-    frame = pd.DataFrame({"x": rng.normal(size=rows), "g": rng.choice(["a", "b", "c"], rows),
-                          "school": rng.integers(0, 40, rows), "w": rng.uniform(1, 3, rows)})
-    frame["y"] = np.exp(0.3 * frame["x"] + (frame["g"] == "b") + rng.normal(scale=0.3, size=rows))
-    frame["pred"] = frame["y"] * np.exp(rng.normal(0.1, 0.2, rows))
-    return frame.iloc[:300].reset_index(drop=True), frame.iloc[300:].reset_index(drop=True)
-
-
 @pytest.mark.parametrize("options", [{}, {"clusters": "school"}, {"weights": "w"}, {"strata": "g"}])
 def test_formula_on_parquet_equals_pandas(tmp_path, small_batches, options):
-    data_frame, unlabeled = _formula_frames()
+    data_frame, unlabeled = formula_frames(2400)
     unlabeled.to_parquet(tmp_path / "u.parquet", row_group_size=500)
     formula = "np.log(y) ~ center(x) + C(g)"  # a transformed outcome and a stateful transformation
     expected = ppinfer.ols(formula, data_frame, unlabeled, yhat="pred", **options)
@@ -300,7 +291,7 @@ def test_formula_on_parquet_equals_pandas(tmp_path, small_batches, options):
 
 
 def test_formula_on_parquet_levels_and_missing(tmp_path, small_batches):
-    data_frame, unlabeled = _formula_frames()
+    data_frame, unlabeled = formula_frames(2400)
     extra = unlabeled.copy()
     extra.loc[1000, "g"] = "z"
     extra.to_parquet(tmp_path / "extra.parquet")
