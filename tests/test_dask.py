@@ -141,3 +141,22 @@ def test_threaded_scheduler_without_client(monkeypatch):
     monkeypatch.setattr(ppinfer.core.sources, "dask_client", lambda: None)
     with dask.config.set(scheduler="threads"):
         assert_same_results(fits(build("Logit", "clusters", as_dask, DATA)), reference("Logit", "clusters"))
+
+
+def test_quantile_counting_passes_run_on_the_cluster(client):
+    """The quantile's bracketing search (tests/test_quantile_partitioned.py) on the workers."""
+    f, region, school = DATA["f"], DATA["region"], DATA["school"] + 100 * DATA["region"]
+    options = dict(strata=region[L], clusters=school[L], weights=DATA["weights"][L])
+    reference = ppinfer.Quantile(DATA["y"][L], f[L], f[U], q=[0.25, 0.5], **options, strata_unlabeled=region[U],
+                                 clusters_unlabeled=school[U] + 10_000, weights_unlabeled=DATA["weights"][U])
+    model = ppinfer.Quantile(DATA["y"][L], f[L], as_dask(None, f[U]), q=[0.25, 0.5], **options,
+                             strata_unlabeled=as_dask(None, region[U]),
+                             clusters_unlabeled=as_dask(None, school[U] + 10_000),
+                             weights_unlabeled=as_dask(None, DATA["weights"][U]))
+    with distributed.get_task_stream(client) as stream:
+        result = model.fit()
+    assert len(stream.data) > 0
+    expected = reference.fit()
+    np.testing.assert_allclose(result.params, expected.params, rtol=1e-10)
+    np.testing.assert_allclose(result.conf_int(), expected.conf_int(), rtol=1e-10)
+    np.testing.assert_allclose(result.lam, expected.lam, rtol=1e-10)

@@ -17,6 +17,7 @@ from ..core.validation import as_variable
 from ..core.warnings import PPIWarning
 from ..designs.base import LABELED, UNLABELED, Design, design_from_keywords
 from .base import document_design_keywords, with_design_keywords
+from .partitioned_cdf import PartitionedCDF
 from .ppi import PPIModel
 from .rectified_cdf import RectifiedCDF
 
@@ -51,6 +52,19 @@ def scan(cdf: RectifiedCDF, q: np.ndarray, lam: np.ndarray, critical: np.ndarray
     full = None if critical is None else (*key, critical.tobytes(), alternative)
     if full in memo:
         return memo[key], *memo[full]
+    if isinstance(cdf, PartitionedCDF):
+        point, lower, upper = cdf.invert(q, lam, critical, alternative)
+    else:
+        point, lower, upper = _scan_breakpoints(cdf, q, lam, critical, alternative)
+    if critical is not None:
+        memo[full] = (lower, upper)
+    memo[key] = point
+    return point, lower, upper
+
+
+def _scan_breakpoints(cdf: RectifiedCDF, q: np.ndarray, lam: np.ndarray, critical: np.ndarray | None,
+                      alternative: str):
+    """:func:`scan` of a CDF held in memory, visiting every breakpoint."""
     k = q.shape[0]
     point = np.full(k, np.inf)
     lower, upper = np.full(k, np.inf), np.full(k, -np.inf)
@@ -96,8 +110,6 @@ def scan(cdf: RectifiedCDF, q: np.ndarray, lam: np.ndarray, critical: np.ndarray
     if critical is not None:
         # accepted beyond the largest breakpoint
         upper[open_before] = np.inf
-        memo[full] = (lower, upper)
-    memo[key] = point
     return point, lower, upper
 
 
@@ -298,6 +310,19 @@ class Quantile(PPIModel):
     values (:mod:`ppinfer.models.rectified_cdf`): O((n + N) log(n + N)) time,
     O(n + N) memory, no grid.
 
+    An unlabeled sample read partition by partition (Dask collections, Parquet
+    files through :func:`ppinfer.read_parquet`, memory maps of another type than
+    float64) gives the same numbers without holding its values: a bracketing
+    search (:mod:`ppinfer.models.partitioned_cdf`) counts the unlabeled values and
+    their design sums at the labeled values in one pass, bounds ``F`` and ``s``
+    between them, and reads again only the few stretches where the point
+    estimate or an end of the interval can lie, gathering their rows (or
+    splitting a stretch first when it holds more than 65,536). No approximation
+    is made; each step is a pass, counted in ``res.unlabeled_passes`` (2-4 for a
+    PPI++ fit is typical). It needs independent samples (weights, strata,
+    clusters and fpc of each sample; not two-phase designs or clusters with units
+    in both samples) and offers no naive pooling.
+
     PPI++ tunes lambda for each level at the lambda = 1 point estimate ``t0``
     with the mean's formula ``C_Yf / (V_f + V_fu)`` for the indicators at ``t0``,
     clipped to [0, 1] (one lambda per stratum with ``lam="per-stratum"``).
@@ -442,12 +467,37 @@ class Quantile(PPIModel):
         """The rectified CDF of ``kind`` ("ppi", "classical", "naive") with the design's
         variance for ``cov_type`` (predictions: the draws' mean, or one draw)."""
         key = ("cdf", kind, cov_type, by_stratum and kind == "ppi", draw)
+        if key not in self._cache and self.unlabeled.partitioned:
+            self._cache[key] = self._partitioned_cdf(kind, cov_type, by_stratum, draw)
         if key not in self._cache:
             self._cache[key] = RectifiedCDF.from_design(
                 self.design, self.labeled["y"], self._prediction(LABELED, draw), self._prediction_array(UNLABELED, draw),
                 cov_type=cov_type, kind=kind, by_stratum=by_stratum and kind == "ppi",
             )
         return self._cache[key]
+
+    def _partitioned_cdf(self, kind: str, cov_type: str, by_stratum: bool, draw: int | None):
+        """The rectified CDF of an unlabeled sample read partition by partition (see
+        :mod:`ppinfer.models.partitioned_cdf`): classical needs none of its rows; PPI
+        reads them in a few counting passes."""
+        source = self.unlabeled.source.kind
+        if kind == "naive":
+            raise TypeError(
+                f"method='naive' is not available for Quantile when the unlabeled sample is read from {source} "
+                "partition by partition; load the predictions into a NumPy array to pool them."
+            )
+        design = self.design
+        outcomes, predictions = self.labeled["y"], self._prediction(LABELED, draw)
+        if kind == "classical":
+            return RectifiedCDF.from_design(design, outcomes, predictions, None, cov_type=cov_type, kind=kind)
+        if design.combined:
+            raise TypeError(
+                "Quantile on an unlabeled sample read partition by partition needs independent samples; this "
+                f"design {'has two phases' if design.two_phase else 'has clusters with units in both samples'}. "
+                "Load the unlabeled predictions into a NumPy array."
+            )
+        return PartitionedCDF.build(design, outcomes, predictions, self._prediction(UNLABELED, draw),
+                                    cov_type=cov_type, by_stratum=by_stratum)
 
     def _tuned(self, cdf: RectifiedCDF, per_coefficient: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Lambdas (levels, strata) tuned at the lambda = 1 point estimates, and the

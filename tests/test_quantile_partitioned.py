@@ -1,0 +1,180 @@
+"""Quantiles with the unlabeled sample read partition by partition (Dask arrays, Parquet files).
+
+The bracketing search of :mod:`ppinfer.models.partitioned_cdf` must give the
+numbers of the in-memory inversion, which visits every breakpoint: point
+estimates, interval ends (two-sided and one-sided, several levels), p-values,
+lambdas and degrees of freedom, for every design whose samples are independent,
+with and without ties, with synthetic draws, and when the search has to split
+gaps and count in several passes (limits made small here). The in-memory
+numbers themselves are checked against order statistics, R's survey formulas
+and Monte Carlo coverage in test_quantile_*.py; equality carries those checks over.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ppinfer
+import ppinfer.models.partitioned_cdf as partitioned
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+
+from sources_cases import DESIGNS, N_LABELED, data, design_arrays
+
+pytestmark = pytest.mark.filterwarnings("ignore::ppinfer.PPIWarning")
+
+LEVELS = [0.1, 0.5, 0.9]
+CHUNK = 700
+DATA = data()
+L, U = slice(0, N_LABELED), slice(N_LABELED, None)
+SUPPORTED = [d for d in DESIGNS if not d.startswith("two-phase")]
+
+
+def as_dask(values):
+    return da.from_array(values, chunks=(CHUNK,) + values.shape[1:])
+
+
+def quantile(design: str, convert, *, outcome="y", prediction="f", rounding=None):
+    labeled, unlabeled = design_arrays(DATA, design)
+    if "clusters_unlabeled" in unlabeled:
+        # PSUs of each sample's own (clusters with units in both samples join them: see below)
+        unlabeled["clusters_unlabeled"] = unlabeled["clusters_unlabeled"] + 1000.0
+    y, f = DATA[outcome], DATA[prediction]
+    if rounding is not None:
+        y, f = np.round(y, rounding), np.round(f, rounding)
+    options = dict(labeled, **{key: convert(value) for key, value in unlabeled.items()})
+    return ppinfer.Quantile(y[L], f[L], convert(f[U]), q=LEVELS, **options)
+
+
+def same(actual, expected, what: str) -> None:
+    np.testing.assert_allclose(np.asarray(actual, dtype=float), np.asarray(expected, dtype=float),
+                               rtol=1e-10, atol=1e-10, err_msg=what)
+
+
+def check_fits(model, reference, fits) -> None:
+    for options in fits:
+        expected, result = reference.fit(**options), model.fit(**options)
+        label = str(options)
+        same(result.params, expected.params, f"{label} params")
+        same(result.bse, expected.bse, f"{label} bse")
+        same(result.conf_int(), expected.conf_int(), f"{label} conf_int")
+        same(result.conf_int(alpha=0.2), expected.conf_int(alpha=0.2), f"{label} conf_int(0.2)")
+        for alternative in ("larger", "smaller"):
+            same(result.conf_int(alternative=alternative), expected.conf_int(alternative=alternative),
+                 f"{label} {alternative}")
+        same(result.pvalues, expected.pvalues, f"{label} pvalues")
+        if expected.df is not None:
+            same(result.df, expected.df, f"{label} df")
+        if expected.lam is not None and not isinstance(expected.lam, str):
+            same(np.asarray(result.lam, dtype=float), np.asarray(expected.lam, dtype=float), f"{label} lam")
+
+
+FITS = [{"method": "ppi++"}, {"method": "ppi"}, {"method": "classical"}, {"method": "ppi++", "lam": "overall"},
+        {"method": "ppi++", "cov_type": "HC0", "use_t": False}]
+CLUSTERED_FITS = FITS[:-1] + [{"method": "ppi++", "cov_type": "CR0", "use_t": False}]
+
+
+@pytest.mark.parametrize("design", SUPPORTED)
+def test_dask_arrays_equal_in_memory(design):
+    # a fresh model: the labeled sample's fits need no pass, PPI++ a few counting passes
+    assert 1 <= quantile(design, as_dask).fit().unlabeled_passes <= 8
+    fits = CLUSTERED_FITS if "clusters" in DESIGNS[design] else FITS
+    check_fits(quantile(design, as_dask), quantile(design, lambda v: v), fits)
+
+
+@pytest.mark.parametrize("design", ["srs", "clusters", "nested"])
+def test_ties_fixed_lambdas_and_covariance_types(design):
+    """An outcome recorded in steps of 0.5 (atoms at every breakpoint), lambda fixed
+    beyond [0, 1], and the other covariance estimators."""
+    clustered = "clusters" in DESIGNS[design]
+    fits = [{"method": "ppi++"}, {"method": "ppi++", "lam": 1.4}, {"method": "ppi++", "lam": -0.3},
+            {"method": "ppi++", "cov_type": "CR1" if clustered else "HC1"},
+            {"method": "ppi++", "cov_type": "CR0" if clustered else "HC3"}]
+    model = quantile(design, as_dask, rounding=0)
+    check_fits(model, quantile(design, lambda v: v, rounding=0), fits)
+
+
+def test_synthetic_draws():
+    draws = DATA["draws"]
+    reference = ppinfer.Quantile(DATA["y"][L], draws[L], draws[U], q=LEVELS)
+    model = ppinfer.Quantile(DATA["y"][L], draws[L], as_dask(draws[U]), q=LEVELS)
+    check_fits(model, reference, [{"method": "ppi++"}, {"method": "ppi"}])
+
+
+@pytest.mark.parametrize("design", ["srs", "strata", "clusters", "nested"])
+def test_search_splits_gaps_and_counts_in_several_passes(monkeypatch, design):
+    """Limits small enough that the search splits gaps before gathering their rows, and
+    that a clustered sample's PSU x bin table takes several passes per count."""
+    monkeypatch.setattr(partitioned, "COLLECT_ROWS", 4)
+    monkeypatch.setattr(partitioned, "REFINE_POINTS", 6)
+    monkeypatch.setattr(partitioned, "DENSE_CELLS", 60 * 40)
+    assert quantile(design, as_dask).fit().unlabeled_passes >= 3
+    check_fits(quantile(design, as_dask), quantile(design, lambda v: v),
+               [{"method": "ppi++"}, {"method": "ppi++", "lam": 0.7}])
+
+
+def test_tests_components_and_plot_read_the_partitions():
+    model, reference = quantile("strata", as_dask), quantile("strata", lambda v: v)
+    result, expected = model.fit(), reference.fit()
+    null = expected.params.to_numpy() + [0.05, -0.02, 0.0]
+    hypothesis = dict(zip(expected.params.index, null))
+    same(result.t_test(hypothesis).pvalue, expected.t_test(hypothesis).pvalue, "t_test")
+    got, want = model.components("HC0"), reference.components("HC0")
+    for name in ("var_y", "cov_yf", "var_f", "var_fu"):
+        same(np.diag(getattr(got, name)), np.diag(getattr(want, name)), name)
+    figure = result.plot()
+    assert figure.axes
+
+
+def test_parquet_files_equal_in_memory(tmp_path):
+    pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    f, region = DATA["f"], DATA["region"]
+    frame = pd.DataFrame({"pred": f[U], "region": region[U]})
+    for k, part in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[part].to_parquet(tmp_path / f"part{k}.parquet")
+    table = ppinfer.read_parquet(tmp_path)
+    model = ppinfer.Quantile(DATA["y"][L], f[L], table["pred"], q=LEVELS, strata=region[L],
+                             strata_unlabeled=table["region"])
+    reference = ppinfer.Quantile(DATA["y"][L], f[L], f[U], q=LEVELS, strata=region[L], strata_unlabeled=region[U])
+    check_fits(model, reference, [{"method": "ppi++"}, {"method": "ppi"}])
+
+
+def test_memory_map_of_float32_values(tmp_path):
+    f = DATA["f"]
+    stored = np.lib.format.open_memmap(tmp_path / "pred.npy", mode="w+", dtype=np.float32, shape=(len(f) - N_LABELED,))
+    stored[:] = f[U]
+    stored.flush()
+    values = np.load(tmp_path / "pred.npy", mmap_mode="r")
+    model = ppinfer.Quantile(DATA["y"][L], f[L], values, q=LEVELS)
+    reference = ppinfer.Quantile(DATA["y"][L], f[L], f[U], q=LEVELS)
+    check_fits(model, reference, [{"method": "ppi++"}])
+
+
+@pytest.mark.parametrize("design, words", [("two-phase", "two phases"), ("two-phase fpc", "two phases")])
+def test_designs_joining_the_samples_raise(design, words):
+    model = quantile(design, as_dask)
+    with pytest.raises(TypeError, match=words):
+        model.fit()
+    # classical needs no unlabeled row
+    assert np.all(np.isfinite(model.fit(method="classical").params))
+
+
+def test_clusters_in_both_samples_raise():
+    school = DATA["school"]
+    f = DATA["f"]
+    model = ppinfer.Quantile(DATA["y"][L], f[L], as_dask(f[U]), q=0.5, clusters=school[L],
+                             clusters_unlabeled=as_dask(school[U]))
+    with pytest.raises(TypeError, match="clusters with units in both samples"):
+        model.fit()
+
+
+def test_naive_pooling_and_bootstrap_raise():
+    model = quantile("srs", as_dask)
+    with pytest.raises(TypeError, match="method='naive'.*NumPy array"):
+        model.fit(method="naive")
+    with pytest.raises(ValueError, match="ci='analytic'"):
+        model.fit(ci="bootstrap", n_boot=10)
