@@ -107,7 +107,7 @@ def test_synthetic_draws():
 def test_search_splits_gaps_and_counts_in_several_passes(monkeypatch, design):
     """Limits small enough that the search splits gaps before gathering their rows, and
     that a clustered sample's PSU x bin table takes several passes per count."""
-    monkeypatch.setattr(partitioned, "COLLECT_ROWS", 4)
+    monkeypatch.setattr(partitioned, "COLLECT_CELLS", 40)
     monkeypatch.setattr(partitioned, "REFINE_POINTS", 6)
     monkeypatch.setattr(partitioned, "DENSE_CELLS", 60 * 40)
     assert quantile(design, as_dask).fit().unlabeled_passes >= 3

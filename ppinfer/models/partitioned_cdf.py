@@ -35,7 +35,7 @@ of the values inside a gap is *certain* (all accepted, or all rejected) or
 *uncertain*. The point estimate is decided by the first node or gap where
 ``F`` may reach ``q``; the interval's ends by the first and last nodes or gaps
 that may be accepted. A gap that decides and holds unlabeled rows is
-*resolved*: its rows are gathered into memory (at most :data:`COLLECT_ROWS`)
+*resolved*: its rows are gathered into memory (see :data:`COLLECT_CELLS`)
 and each of their values becomes a node, or, if it holds more, it is split by
 :data:`REFINE_POINTS` points spread between its smallest and largest inner
 values. Each round is one pass over the unlabeled sample. The gaps between the
@@ -58,10 +58,12 @@ from ..core.sources import reduce_rows
 from ..designs.base import LABELED, UNLABELED
 from .rectified_cdf import Cumulative, Evaluation, Points, RectifiedCDF, _Builder
 
-#: rows of the unlabeled sample gathered into memory in one round of the search
-COLLECT_ROWS = 1 << 16
+#: numbers kept for the rows of the unlabeled sample gathered in one round of the search: each
+#: gathered value becomes a node holding ``2 * len(FIELDS)`` sums per stratum (about 1.5 million
+#: rows, 130 MB, without strata)
+COLLECT_CELLS = 1 << 24
 
-#: points that split a gap holding more rows than :data:`COLLECT_ROWS`
+#: points that split a gap holding more rows than one round gathers
 REFINE_POINTS = 256
 
 #: cells of the PSU x bin table of one counting pass over a clustered sample
@@ -244,6 +246,11 @@ class PartitionedCDF:
     @property
     def nstrata(self) -> int:
         return self.H if self.by_stratum else 1
+
+    @property
+    def collect_rows(self) -> int:
+        """Rows gathered into memory in one round (:data:`COLLECT_CELLS`)."""
+        return max(1, COLLECT_CELLS // (2 * len(FIELDS) * self.H + 3))
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -482,7 +489,7 @@ class PartitionedCDF:
         inside = nodes.inside[gaps]
         gaps, inside = gaps[inside > 0], inside[inside > 0]
         order = np.argsort(inside, kind="stable")
-        room = np.cumsum(inside[order]) <= COLLECT_ROWS
+        room = np.cumsum(inside[order]) <= self.collect_rows
         gather, split = np.sort(gaps[order][room]), np.sort(gaps[order][~room])
         gather_ends = nodes.t[gather], nodes.t[gather + 1]
         if split.size:
@@ -597,7 +604,7 @@ def _decide(nodes: _Nodes, views, q: float, lam: np.ndarray, critical: float | N
     may_reach = dirty[(dirty < first) & (value.high - q >= -ROUNDING)] if dirty.size else dirty
     point = np.inf
     if may_reach.size:
-        resolve.add(int(may_reach[0]))
+        resolve.update(int(k) for k in may_reach)
     elif first < M:
         point = nodes.t[first]
     if critical is None:
@@ -635,20 +642,21 @@ def _decide(nodes: _Nodes, views, q: float, lam: np.ndarray, critical: float | N
             sure, never = high_sure, high_never
         state[dirty] = np.where(never, 1, np.where(sure, 2, 3))
     lower = upper = np.nan
-    # the smallest accepted value: node k, then the gap after it
-    started, last_dirty = False, None  # past the first breakpoint; the last dirty gap passed
+    # the smallest accepted value: node k, then the gap after it. Every gap that may hold accepted
+    # values before the first value certainly accepted is resolved in the same round.
+    started, last_dirty, pending = False, None, False
     for k in range(M):
         if at[k]:
-            lower = nodes.t[k]
+            lower = np.nan if pending else nodes.t[k]
             break
         started |= bool(breakpoint[k])
         if k == M - 1:
-            lower = np.inf
+            lower = np.nan if pending else np.inf
             break
         if state[k] == 0:
             if after[k] and started:
                 if breakpoint[k]:
-                    lower = nodes.t[k]
+                    lower = np.nan if pending else nodes.t[k]
                 else:  # the piece began at an unknown breakpoint of the last dirty gap
                     resolve.add(int(last_dirty))
                 break
@@ -656,9 +664,11 @@ def _decide(nodes: _Nodes, views, q: float, lam: np.ndarray, critical: float | N
             started, last_dirty = True, k
         else:
             resolve.add(int(k))
-            break
+            started, last_dirty, pending = True, k, True
+            if state[k] == 2:
+                break
     # the largest accepted value, walking backwards: the gap after node k, then node k
-    following, following_dirty = np.inf, None  # the next breakpoint (None: inside a dirty gap)
+    following, following_dirty, pending = np.inf, None, False  # the next breakpoint (None: in a dirty gap)
     # some breakpoint at or before node k (a known one, or inside a dirty gap before it)
     started_at = np.logical_or.accumulate(breakpoint | np.r_[False, state > 0])
     for k in range(M - 1, -1, -1):
@@ -667,20 +677,22 @@ def _decide(nodes: _Nodes, views, q: float, lam: np.ndarray, critical: float | N
                 if after[k] and started_at[k]:
                     if following_dirty is not None:
                         resolve.add(int(following_dirty))
-                    else:
+                    elif not pending:
                         upper = following
                     break
             elif state[k] == 1:
                 following_dirty = k
             else:
                 resolve.add(int(k))
-                break
+                following_dirty, pending = k, True
+                if state[k] == 2:
+                    break
         if at[k]:
-            upper = nodes.t[k]
+            upper = np.nan if pending else nodes.t[k]
             break
         if breakpoint[k]:
             following, following_dirty = nodes.t[k], None
         if k == 0:
-            upper = -np.inf
+            upper = np.nan if pending else -np.inf
     return (point, lower, upper), resolve
 

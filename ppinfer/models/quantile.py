@@ -317,9 +317,9 @@ class Quantile(PPIModel):
     their design sums at the labeled values in one pass, bounds ``F`` and ``s``
     between them, and reads again only the few stretches where the point
     estimate or an end of the interval can lie, gathering their rows (or
-    splitting a stretch first when it holds more than 65,536). No approximation
-    is made; each step is a pass, counted in ``res.unlabeled_passes`` (2-4 for a
-    PPI++ fit is typical). It needs independent samples (weights, strata,
+    splitting a stretch first when it holds more than about a million rows). No
+    approximation is made; each step is a pass, counted in ``res.unlabeled_passes``
+    (3 or 4 for a PPI++ fit is typical). It needs independent samples (weights, strata,
     clusters and fpc of each sample; not two-phase designs or clusters with units
     in both samples) and offers no naive pooling.
 
