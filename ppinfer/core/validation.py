@@ -38,12 +38,17 @@ class Variable:
     """A validated numeric input: its values, column names and (pandas) row index.
 
     ``values`` is a float array, or a :class:`ChunkedInput` for an argument whose
-    rows stay in their source until the sample is scanned.
+    rows stay in their source until the sample is scanned. ``partitioned`` is how
+    to read an in-memory variable alongside a sample whose other rows stay in their
+    source, when that differs from ``values``: the unlabeled design labels, whose
+    ``values`` are codes shared with the labeled sample, are then read as labels
+    and coded after the scan, like labels read from the source.
     """
 
     values: np.ndarray
     names: list[str]
     index: pd.Index | None = None
+    partitioned: ChunkedInput | None = field(default=None, repr=False, compare=False)
 
     @property
     def nrows(self) -> int | None:
@@ -536,8 +541,9 @@ class ChunkedSample:
 
     @classmethod
     def scan(cls, variables: Mapping[str, Variable], *, missing: str, label: str, checks=(), accumulators=None):
-        items = dict(variables)
-        source, keys = _source_of(items)
+        items = {name: v if v.partitioned is None or isinstance(v.values, ChunkedInput) else
+                 Variable(v.partitioned, v.names) for name, v in variables.items()}
+        source, keys = _source_of(items, label)
         specs = {}
         for name, variable in items.items():
             value = variable.values
@@ -607,13 +613,34 @@ class ChunkedSample:
         return f"<ChunkedSample of {self._nobs} rows from {self.source.kind}>"
 
 
-def _source_of(items: Mapping[str, Variable]) -> tuple[RowSource, dict[str, str]]:
-    """One source holding every variable, and each variable's key in it."""
-    chunked = {name: v.values for name, v in items.items() if isinstance(v.values, ChunkedInput)}
-    arrays = {name: v.values for name, v in items.items() if not isinstance(v.values, ChunkedInput)}
+def _in_memory(value) -> bool:
+    """An input held in memory (a memory map, design labels), sliced alongside the partitions of any source."""
+    return (isinstance(value, ChunkedInput) and value.source is None and not is_dask(value.value)
+            and not isinstance(value.value, ParquetColumns))
+
+
+def _as_array(value) -> np.ndarray:
+    """An in-memory input's rows as one NumPy array (a NumPy array as given: no copy)."""
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, pd.DataFrame):
+        value = value.iloc[:, 0]
+    return value.to_numpy() if isinstance(value, pd.Series) else np.asarray(value, dtype=object)
+
+
+def _source_of(items: Mapping[str, Variable], label: str = "unlabeled") -> tuple[RowSource, dict[str, str]]:
+    """One source holding every variable, and each variable's key in it.
+
+    NumPy arrays (and memory maps, and labels held in memory) are sliced
+    alongside the partitions of the other variables' source.
+    """
+    chunked = {name: v.values for name, v in items.items()
+               if isinstance(v.values, ChunkedInput) and not _in_memory(v.values)}
+    arrays = {name: _as_array(v.values.value) if _in_memory(v.values) else v.values for name, v in items.items()
+              if name not in chunked}
     built = {id(c.source): c.source for c in chunked.values() if c.source is not None}
-    keys = {name: (c.key or name) if isinstance(c, ChunkedInput) else name for name, c in
-            {**arrays, **chunked}.items()}
+    keys = {name: (chunked[name].key or name) if name in chunked else name for name in items}
+    _check_rows(items, label)
     if built:
         if len(built) > 1 or any(c.source is None for c in chunked.values()) or arrays:
             raise TypeError(
@@ -633,6 +660,43 @@ def _source_of(items: Mapping[str, Variable]) -> tuple[RowSource, dict[str, str]
         paths = list(next(iter(tables)))
         return ParquetSource(paths, {name: v.names for name, v in values.items()}, extra=arrays), keys
     return MemorySource({**values, **arrays}), keys
+
+
+def _rows_of(value) -> int | None:
+    """Rows of an unlabeled argument when known without reading it (None: unknown)."""
+    if isinstance(value, ChunkedInput):
+        if value.source is not None:
+            return None
+        value = value.value
+    if is_dask(value):  # a DataFrame's or Series' partition lengths are unknown, an array's chunks may be (NaN)
+        rows = value.shape[0] if hasattr(value, "chunks") else np.nan
+        return None if np.isnan(rows) else int(rows)
+    if isinstance(value, ParquetColumns):
+        return value.shape[0]
+    return len(value)
+
+
+def _check_rows(items: Mapping[str, Variable], label: str) -> None:
+    """Raise if two arguments of a partitioned sample have different numbers of rows."""
+    first, tables = None, set()
+    for name, variable in items.items():
+        value = variable.values
+        inner = value.value if isinstance(value, ChunkedInput) else value
+        if isinstance(inner, ParquetColumns):
+            if id(inner.table) in tables:  # columns of one table: its rows (the files' metadata read once)
+                continue
+            tables.add(id(inner.table))
+        rows = _rows_of(value)
+        if rows is None:
+            continue
+        argument = value.argument if isinstance(value, ChunkedInput) else name
+        if first is None:
+            first = (argument, rows)
+        elif rows != first[1]:
+            raise ValueError(
+                f"{argument} has {rows} rows but {first[0]} has {first[1]}; "
+                f"the {label} arrays must have one row per {label} unit."
+            )
 
 
 def match_columns(X: Variable, X_unlabeled: Variable, argument: str = "X_unlabeled") -> Variable:
@@ -808,7 +872,9 @@ def as_cluster_labels(
     None. Also returns the distinct labels, indexed by code. Unlabeled labels
     whose rows stay in their source are coded when the sample is scanned, after
     the labeled ones (:class:`ChunkedInput` of kind ``"labels"``); the distinct
-    labels returned are then the labeled sample's.
+    labels returned are then the labeled sample's. Unlabeled labels in memory
+    are coded here, and also read as labels (``Variable.partitioned``) if the
+    unlabeled sample's other rows turn out to stay in their source.
     """
     if unlabeled is not None and is_chunked(unlabeled):
         left, _, uniques = as_cluster_labels(labeled, None, argument, argument_unlabeled)
@@ -828,7 +894,10 @@ def as_cluster_labels(
     for name, value in given:
         stop = start + len(series[name])
         index = value.index if isinstance(value, (pd.Series, pd.DataFrame)) else None
-        out[name] = Variable(codes[start:stop], [name], index)
+        partitioned = None
+        if name == argument_unlabeled:  # the labels as given (made an array only if read in partitions)
+            partitioned = ChunkedInput(value, None, name, "labels", np.asarray(uniques, dtype=object))
+        out[name] = Variable(codes[start:stop], [name], index, partitioned)
         start = stop
     return out.get(argument), out.get(argument_unlabeled), np.asarray(uniques, dtype=object)
 
