@@ -150,7 +150,8 @@ _GLM_PARAMETERS = """    family : statsmodels family, optional
         of ``data``.
     offset_unlabeled, exposure_unlabeled : str or array-like, optional
         The unlabeled rows' offset or exposure, when not the column ``offset``
-        (``exposure``) of ``unlabeled``.
+        (``exposure``) of ``unlabeled``. With ``unlabeled`` a Dask DataFrame or
+        Parquet files, a column name: it is read with each partition.
     hessian : {{"observed", "expected"}}
         The Hessian in the influence function (see :class:`ppinfer.GLM`).
 """

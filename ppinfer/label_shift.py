@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
 from ._options import choose, reject_unknown_keywords
+from .core.in_memory import refuse_streamed
+from .core.sources import DaskSource, MemorySource, ParquetColumns, ParquetSource, ParquetTable, is_dask, is_dask_frame
+from .core.validation import LabelTally, is_chunked
 from .core.warnings import PPIWarning
 from .results import PPIResults, WaldInference
 
@@ -88,6 +92,75 @@ def _labels(values, argument: str) -> tuple[np.ndarray, str | None]:
     return array, None if name is None else str(name)
 
 
+@dataclass(frozen=True)
+class _LabelCounts:
+    """Distinct labels of a partition with their counts, and its missing labels (mergeable,
+    in row order: ``first`` names the first missing label of the sample)."""
+
+    tally: LabelTally
+    missing: int = 0
+    first: str | None = None
+
+    def merge(self, other: "_LabelCounts") -> "_LabelCounts":
+        return _LabelCounts(self.tally.merge(other.tally), self.missing + other.missing,
+                            self.first if self.first is not None else other.first)
+
+
+@dataclass(frozen=True)
+class _CountLabels:
+    """A partition's :class:`_LabelCounts` (run on Dask workers too)."""
+
+    argument: str
+
+    def __call__(self, partition) -> _LabelCounts:
+        values = partition["labels"]
+        if not isinstance(values, np.ndarray):
+            values = np.asarray(values, dtype=object)
+        if values.ndim == 2 and values.shape[1] == 1:
+            values = values[:, 0]
+        if values.ndim != 1:
+            raise ValueError(f"{self.argument} must hold one class label per unit (one column); {partition.describe()} "
+                             f"has shape {values.shape}.")
+        missing = pd.isna(values) if values.dtype.kind in "fcmMO" else np.zeros(values.shape[0], dtype=bool)
+        if missing.any():
+            return _LabelCounts(LabelTally.of(values[~missing]), int(missing.sum()),
+                                partition.where(int(np.argmax(missing))))
+        return _LabelCounts(LabelTally.of(values))
+
+
+def _streamed_labels(values, argument: str) -> _LabelCounts | None:
+    """The labels' counts in one pass over their source, for labels whose rows stay there (Dask,
+    Parquet columns, a memory map of non-float64 values); None for labels in memory."""
+    if isinstance(values, ParquetTable):
+        raise TypeError(f"{argument} is a Parquet table: select its column of labels, e.g. table['yhat'].")
+    if not is_chunked(values):
+        return None
+    if isinstance(values, ParquetColumns):
+        if len(values.names) != 1:
+            raise ValueError(f"{argument} must hold one class label per unit (one column); got columns {values.names}.")
+        source = ParquetSource(values.table.paths, {"labels": list(values.names)})
+    elif is_dask(values):
+        if is_dask_frame(values) and len(values.columns) != 1:
+            raise ValueError(f"{argument} must hold one class label per unit (one column); got columns "
+                             f"{list(values.columns)}.")
+        if hasattr(values, "chunks") and (values.ndim > 2 or (values.ndim == 2 and values.shape[1] != 1)):
+            raise ValueError(f"{argument} must hold one class label per unit (one-dimensional); got shape "
+                             f"{values.shape}.")
+        source = DaskSource({"labels": values})
+    else:  # a memory map of non-float64 values
+        if values.ndim != 1 and not (values.ndim == 2 and values.shape[1] == 1):
+            raise ValueError(f"{argument} must hold one class label per unit (one-dimensional); got shape "
+                             f"{values.shape}.")
+        source = MemorySource({"labels": values})
+    counts = source.reduce(_CountLabels(argument))  # None: a source without partitions (no rows)
+    if counts is not None and counts.missing:
+        raise ValueError(f"{argument} has {counts.missing} missing label(s) (first at {counts.first}); drop those "
+                         "units first.")
+    if counts is None or counts.tally.counts.sum() == 0:
+        raise ValueError(f"{argument} is empty.")
+    return counts
+
+
 def _class_order(arrays: list[np.ndarray]) -> list:
     """The classes seen, sorted when their labels can be compared, else in order of appearance."""
     seen = pd.unique(np.concatenate([np.asarray(a, dtype=object) for a in arrays]))
@@ -108,6 +181,9 @@ class LabelShift:
         The classifier's predicted classes for the labeled units.
     yhat_unlabeled : array-like, shape (N,)
         Predicted classes for the unlabeled units, drawn from the shifted population.
+        It may be read partition by partition (a Dask array or Series, a column of
+        :func:`ppinfer.read_parquet`, a memory map): only the count of each
+        predicted class is needed, taken in one pass.
     classes : sequence, optional
         The classes, in the order of the results. Default: every label seen in the
         three arrays, sorted. Every label in the data must be one of them.
@@ -178,15 +254,25 @@ class LabelShift:
     _title = "Label shift (class proportions)"
 
     def __init__(self, y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, classes: Sequence | None = None):
+        for values, argument in ((y, "y"), (yhat, "yhat")):
+            refuse_streamed(values, argument, "LabelShift", target="a NumPy array or pandas Series", memory_maps=False)
         y, name = _labels(y, "y")
         yhat, _ = _labels(yhat, "yhat")
-        yhat_unlabeled, _ = _labels(yhat_unlabeled, "yhat_unlabeled")
         if y.size != yhat.size:
             raise ValueError(f"y has {y.size} units but yhat has {yhat.size}; give one prediction per labeled unit.")
-        if yhat_unlabeled.size < 2:
-            raise ValueError(f"yhat_unlabeled has {yhat_unlabeled.size} unit; at least 2 are needed for a variance.")
+        # labels read partition by partition: only their counts are needed, from one pass
+        streamed = _streamed_labels(yhat_unlabeled, "yhat_unlabeled")
+        if streamed is None:
+            yhat_unlabeled, _ = _labels(yhat_unlabeled, "yhat_unlabeled")
+            unlabeled_labels, unlabeled_counts = yhat_unlabeled, None
+        else:
+            unlabeled_labels = np.asarray(streamed.tally.uniques, dtype=object)
+            unlabeled_counts = streamed.tally.counts.astype(np.int64)
+        N = yhat_unlabeled.size if streamed is None else int(unlabeled_counts.sum())
+        if N < 2:
+            raise ValueError(f"yhat_unlabeled has {N} unit; at least 2 are needed for a variance.")
         if classes is None:
-            classes = _class_order([y, yhat, yhat_unlabeled])
+            classes = _class_order([y, yhat, unlabeled_labels])
         else:
             classes = [c.item() if isinstance(c, np.generic) else c for c in classes]
             if len(classes) < 2:
@@ -197,7 +283,7 @@ class LabelShift:
             raise ValueError(f"the data hold a single class ({classes[0]!r}); there are no proportions to estimate.")
         index = pd.Index(classes)
         codes = {}
-        for argument, values in (("y", y), ("yhat", yhat), ("yhat_unlabeled", yhat_unlabeled)):
+        for argument, values in (("y", y), ("yhat", yhat), ("yhat_unlabeled", unlabeled_labels)):
             code = index.get_indexer(values)
             if np.any(code < 0):
                 unknown = pd.unique(np.asarray(values[code < 0], dtype=object)).tolist()[:5]
@@ -206,11 +292,15 @@ class LabelShift:
         self.classes = classes
         self.param_names = [str(c) for c in classes]
         self.endog_name = name or "y"
-        self.nobs, self.nobs_unlabeled = y.size, yhat_unlabeled.size
+        self.nobs, self.nobs_unlabeled = y.size, N
         k = len(classes)
         # counts[a, b]: labeled units of class b predicted as a
         self._counts = np.bincount(codes["yhat"] * k + codes["y"], minlength=k * k).reshape(k, k)
-        self._predicted_unlabeled = np.bincount(codes["yhat_unlabeled"], minlength=k)
+        if unlabeled_counts is None:
+            self._predicted_unlabeled = np.bincount(codes["yhat_unlabeled"], minlength=k)
+        else:  # the distinct labels and their counts
+            self._predicted_unlabeled = np.bincount(codes["yhat_unlabeled"], weights=unlabeled_counts,
+                                                    minlength=k).round().astype(np.int64)
         self._check_identified()
         self._confusion = self._counts / self._counts.sum(axis=0)
 

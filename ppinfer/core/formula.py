@@ -304,6 +304,7 @@ def model_arguments(
     missing: str = "raise",
     function: str = "from_formula",
     design: Design | None = None,
+    unlabeled_columns: dict[str, str] | None = None,
     **keywords,
 ) -> tuple[dict, tuple[int, int]]:
     """Arguments of a regression model's constructor from a formula and two data frames.
@@ -311,7 +312,12 @@ def model_arguments(
     Returns the keyword arguments and the number of rows dropped by the
     formula's missing-value handling in each data frame. ``predicted`` maps
     measured variables to prediction columns (instead of ``yhat``).
+    ``unlabeled_columns`` maps further keywords to column names of ``unlabeled``
+    (a GLM's ``offset_unlabeled``): their values for the unlabeled design's rows
+    are returned under those keywords (read with each partition when
+    ``unlabeled`` is read partition by partition).
     """
+    unlabeled_columns = dict(unlabeled_columns or {})
     if not isinstance(formula, str) or "~" not in formula:
         raise ValueError(f"formula must be a string like 'y ~ x1 + x2'; got {formula!r}.")
     missing = choose(missing, MISSING_OPTIONS, "missing")
@@ -337,6 +343,8 @@ def model_arguments(
         _check_levels(arguments["X"], arguments["X_unlabeled"])
         rows = (arguments["X"].index, arguments["X_unlabeled"].index)
         arguments.update(missing=missing, design=resolve_design(spec, frames, indexes, rows))
+        for key, name in unlabeled_columns.items():
+            arguments[key] = column(name, frames[1], indexes[1], rows[1], key, "unlabeled")
         return arguments, (len(labeled_frame) - len(rows[0]), len(unlabeled_frame) - len(rows[1]))
     if yhat is None:
         raise ValueError(
@@ -347,7 +355,7 @@ def model_arguments(
         raise ValueError(_dropped_message(labeled_frame, X.index, "data"))
     if is_partitioned_table(unlabeled):
         return _partitioned_arguments(formula, (labeled_frame, labeled_index), outcome, X, unlabeled, yhat,
-                                      yhat_unlabeled, missing, spec)
+                                      yhat_unlabeled, missing, spec, unlabeled_columns)
     unlabeled_frame, unlabeled_index = _frame(unlabeled, "unlabeled")
     try:
         (X_unlabeled,) = patsy.build_design_matrices(
@@ -381,6 +389,8 @@ def model_arguments(
         design=resolve_design(spec, (labeled_frame, unlabeled_frame), (labeled_index, unlabeled_index),
                               (X.index, X_unlabeled.index)),
     )
+    for key, name in unlabeled_columns.items():
+        arguments[key] = column(name, unlabeled_frame, unlabeled_index, X_unlabeled.index, key, "unlabeled")
     dropped = (len(labeled_frame) - len(X), len(unlabeled_frame) - len(X_unlabeled))
     return arguments, dropped
 
@@ -398,6 +408,9 @@ def is_partitioned_table(value) -> bool:
 class FormulaPartitions:
     """Builds a partition's variables from a piece of the unlabeled data (the labeled
     design's specification applied to it, as patsy does for a whole frame).
+
+    ``design_columns`` maps keywords to the columns read as they are (the
+    design's, a GLM's offsets).
 
     patsy's specifications do not pickle; sent to a Dask worker, this object
     carries the formula and the labeled data's columns it uses and rebuilds the
@@ -449,14 +462,21 @@ class FormulaPartitions:
         return arrays, rows.size, dropped
 
 
-def _partitioned_arguments(formula, labeled, outcome, X, unlabeled, yhat, yhat_unlabeled, missing, spec):
-    """Arguments of a model whose unlabeled data frame is read partition by partition."""
-    labeled_frame, labeled_index = labeled
+def partitioned_columns(unlabeled) -> list[str]:
+    """The column names of a data frame read partition by partition (:func:`is_partitioned_table`)."""
     if is_dask(unlabeled):
-        columns = [str(c) for c in unlabeled.columns]
-    else:
-        unlabeled = unlabeled if isinstance(unlabeled, ParquetTable) else ParquetTable(unlabeled)
-        columns = unlabeled.columns
+        return [str(c) for c in unlabeled.columns]
+    return (unlabeled if isinstance(unlabeled, ParquetTable) else ParquetTable(unlabeled)).columns
+
+
+def _partitioned_arguments(formula, labeled, outcome, X, unlabeled, yhat, yhat_unlabeled, missing, spec,
+                           unlabeled_columns=None):
+    """Arguments of a model whose unlabeled data frame is read partition by partition;
+    ``unlabeled_columns`` (keyword -> column name) are read with each partition as they are."""
+    labeled_frame, labeled_index = labeled
+    columns = partitioned_columns(unlabeled)
+    if not is_dask(unlabeled) and not isinstance(unlabeled, ParquetTable):
+        unlabeled = ParquetTable(unlabeled)
     if yhat_unlabeled is None:
         yhat_unlabeled = yhat
     names = [yhat_unlabeled] if isinstance(yhat_unlabeled, str) else yhat_unlabeled
@@ -482,10 +502,11 @@ def _partitioned_arguments(formula, labeled, outcome, X, unlabeled, yhat, yhat_u
                     "DataFrame or Parquet files."
                 )
             design_columns[other] = value_other
+    read_columns = {**design_columns, **(unlabeled_columns or {})}
     meta = pd.DataFrame(columns=columns)
     referenced = {name for term in X.design_info.terms for factor in term.factors
                   for name in _referenced_columns(factor.name(), meta)}
-    needed = list(dict.fromkeys([c for c in columns if c in referenced] + names + list(design_columns.values())))
+    needed = list(dict.fromkeys([c for c in columns if c in referenced] + names + list(read_columns.values())))
     absent = [c for c in needed if c not in columns]
     if absent:
         raise ValueError(f"column(s) {absent} are not in unlabeled; it has {columns}.")
@@ -493,7 +514,7 @@ def _partitioned_arguments(formula, labeled, outcome, X, unlabeled, yhat, yhat_u
             for name in _referenced_columns(factor.name(), labeled_frame)}
     labeled_columns = [c for c in labeled_frame.columns if c in used]
     partitions = FormulaPartitions(formula, labeled_frame[labeled_columns], names[0] if len(names) == 1 else names,
-                                   design_columns, missing)
+                                   read_columns, missing)
     if is_dask(unlabeled):
         source = DaskSource({"frame": unlabeled[needed]}, transform=partitions)
     else:
@@ -514,6 +535,7 @@ def _partitioned_arguments(formula, labeled, outcome, X, unlabeled, yhat, yhat_u
         missing=missing,
         design=spec.with_options(resolved),
     )
+    arguments.update({key: handle(key, None) for key in unlabeled_columns or {}})
     _check_levels(X, None)
     return arguments, (len(labeled_frame) - len(X), 0)
 

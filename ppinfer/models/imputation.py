@@ -262,7 +262,7 @@ class MultipleImputation(SyntheticModel):
             y, [] if yhat is None else yhat, [] if yhat_unlabeled is None else yhat_unlabeled,
             X=X, X_unlabeled=X_unlabeled, estimand=estimand, missing=missing,
             design=design_from_keywords("MultipleImputation", design, design_options),
-            names=("yhat", "yhat_unlabeled"), auxiliary=auxiliary,
+            names=("yhat", "yhat_unlabeled"), auxiliary=auxiliary, estimator="MultipleImputation",
         ))
         lab, unl = self.data.labeled, self.data.unlabeled
         if auxiliary is None:

@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike
 from ..core.covariance import LEVERAGE_POWER, _sqrt_bread, parse_cov_type
 from ..core.fitting import EstimatingRows, Fit, chunks, fit_estimating_equations
 from ..core.formula import _frame as positional_frame, resolve_design
+from ..core.in_memory import refuse_streamed, refuse_streamed_design
 from ..core.validation import MISSING_OPTIONS, Variable, as_variable, check_predicted
 from ..core.options import choose
 from ..designs.base import LABELED, UNLABELED, Design, design_from_keywords, group_sums
@@ -40,6 +41,15 @@ def _frame(value, argument: str) -> tuple[pd.DataFrame, pd.Index]:
     if len(frame) == 0:
         raise ValueError(f"{argument} is empty: it needs at least one row.")
     return frame, index
+
+
+def _refuse_streamed_frame(value, argument: str) -> None:
+    """A TypeError for a data frame (or a column of a mapping) read partition by partition."""
+    what = "the unlabeled sample" if argument == "unlabeled" else "the labeled sample"
+    refuse_streamed(value, argument, "MEstimator", target="a pandas DataFrame", what=what, paths=True)
+    if isinstance(value, Mapping) and not isinstance(value, pd.DataFrame):
+        for key, column in value.items():
+            refuse_streamed(column, f"{argument}[{key!r}]", "MEstimator", what=what, memory_maps=False)
 
 
 def _start_values(start, param_names) -> tuple[np.ndarray, list[str]]:
@@ -222,6 +232,9 @@ class MEstimator(PPIModel):
         spec = design_from_keywords("MEstimator", design, design_options)
         self._score, self._jacobian = score, jacobian
         self._start, self.param_names = _start_values(start, param_names)
+        for value, name in ((data, "data"), (unlabeled, "unlabeled")):
+            _refuse_streamed_frame(value, name)
+        refuse_streamed_design(spec.options, spec.names, "MEstimator")
         labeled_frame, labeled_index = _frame(data, "data")
         unlabeled_frame, unlabeled_index = _frame(unlabeled, "unlabeled")
         self._predicted = check_predicted(predicted, labeled_frame, unlabeled_frame, example="{'y': 'yhat'}")

@@ -27,6 +27,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from ..core.covariance import LambdaRule, PPIComponents, TUNING
+from ..core.in_memory import refuse_streamed, refuse_streamed_design
 from ..core.inference import BootstrapInference
 from ..core.options import choose
 from ..core.results import PPIResults
@@ -167,6 +168,12 @@ class PPBoot(Estimator):
             raise TypeError(f"statistic must be a function of the data; got {type(statistic).__name__}.")
         self.statistic = statistic
         self._cache: dict = {}
+        for value, name in ((labeled, "labeled"), (yhat, "yhat"), (unlabeled, "unlabeled")):
+            refuse_streamed(value, name, "ppboot", target="a pandas DataFrame or NumPy array", paths=name != "yhat",
+                            what="the unlabeled sample" if name == "unlabeled" else "the labeled sample",
+                            memory_maps=False)
+        if isinstance(design, Design):
+            refuse_streamed_design(design.options, design.names, "ppboot")
         frames = isinstance(labeled, pd.DataFrame)
         if frames:
             self._data = self._frames(labeled, unlabeled, predicted, yhat)

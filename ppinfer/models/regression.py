@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..core.families import Binomial, Family, Gaussian, GLMFamily, Poisson as PoissonFamily
 from ..core.fitting import Fit, NormalEquations, RowNorm, fit_glm
-from ..core.sources import Column
+from ..core.sources import Column, current_position
 from ..core.validation import ChunkedInput, Variable, as_variable, check_full_rank, check_gram, match_columns
 from ..core.warnings import SeparationWarning
 from ..designs.base import LABELED, Design, design_from_keywords
@@ -35,6 +35,23 @@ class _PredictionCheck:
 
     def __call__(self, values: np.ndarray) -> None:
         self.family.check_prediction(values, self.argument)
+
+
+@dataclass(frozen=True)
+class _PositiveCheck:
+    """Exposures must be positive (run chunk by chunk in the scan of a sample read partition by partition)."""
+
+    argument: str
+
+    def __call__(self, values: np.ndarray) -> None:
+        bad = values <= 0
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"{self.argument} must be positive; found {int(bad.sum())} value(s) <= 0 (first: "
+                f"{values[first].item()!r} at {current_position(first)})."
+            )
+
 
 #: fitted means this close to their bounds signal (quasi-)separation
 SEPARATION_TOLERANCE = 1e-6
@@ -405,7 +422,9 @@ class GLM(RegressionModel):
         Offsets added to the linear predictor of each sample (both or neither).
     exposure, exposure_unlabeled : array-like, shape (n,) and (N,), optional
         Positive exposures of each sample; ``log(exposure)`` is added to the
-        linear predictor (log link only), as in statsmodels.
+        linear predictor (log link only), as in statsmodels. An unlabeled
+        exposure read partition by partition (Dask, Parquet) is checked in the
+        validation pass and its logarithm taken as each partition is read.
     hessian : {"observed", "expected"}
         The Hessian of the estimating function in the influence function (the
         bread of the sandwich). ``"observed"`` (default) stays valid when the
@@ -499,6 +518,8 @@ class GLM(RegressionModel):
     def _offset_variables(self, given: dict) -> tuple[dict, dict]:
         """Validated offsets and log exposures of each sample."""
         labeled, unlabeled = {}, {}
+        #: exposures read partition by partition: checked in the scan, their logarithm taken as they are read
+        self._streamed_exposure: list[str] = []
         for key, other in _OFFSET_ARGUMENTS:
             if (given[key] is None) != (given[other] is None):
                 present, absent = (key, other) if given[key] is not None else (other, key)
@@ -516,11 +537,8 @@ class GLM(RegressionModel):
             for name, target in ((key, labeled), (other, unlabeled)):
                 variable = as_variable(given[name], name, ndim=1, default_name=name)
                 if key == "exposure" and isinstance(variable.values, ChunkedInput):
-                    raise TypeError(
-                        f"{name} is read partition by partition (Dask, Parquet or a memory map): give its "
-                        f"logarithm as {'offset_unlabeled' if name.endswith('_unlabeled') else 'offset'}= instead."
-                    )
-                if key == "exposure":
+                    self._streamed_exposure.append(name)
+                elif key == "exposure":
                     values = variable.values
                     bad = np.isfinite(values) & (values <= 0)
                     if bad.any():
@@ -534,9 +552,20 @@ class GLM(RegressionModel):
                 target[name] = variable
         return labeled, unlabeled
 
+    def _scan(self, design: Design) -> dict:
+        plan = super()._scan(design)
+        plan["checks"] += [(name, _PositiveCheck(name)) for name in self._streamed_exposure]
+        return plan
+
     def _offset(self, sample: str) -> np.ndarray | None:
         data, suffix = (self.labeled, "") if sample == LABELED else (self.unlabeled, "_unlabeled")
-        parts = [data[key + suffix] for key, _ in _OFFSET_ARGUMENTS if key + suffix in data]
+        parts = []
+        for key, _ in _OFFSET_ARGUMENTS:
+            if key + suffix in data:
+                part = data[key + suffix]
+                if key + suffix in self._streamed_exposure:  # a Column of exposures: its logarithm
+                    part = part.map(np.log, part.shape)
+                parts.append(part)
         if len(parts) == 2 and isinstance(parts[0], Column):
             return parts[0].combine(parts[1], np.add, parts[0].shape)
         return None if not parts else parts[0] if len(parts) == 1 else parts[0] + parts[1]
@@ -559,26 +588,46 @@ class GLM(RegressionModel):
         """Build the model from a formula; see :func:`ppinfer.glm`."""
         import pandas as pd
 
-        from ..core.formula import column, model_arguments
+        from ..core.formula import column, is_partitioned_table, model_arguments, partitioned_columns
 
-        arguments, dropped = model_arguments(formula, data, unlabeled, yhat, yhat_unlabeled,
-                                             function="ppinfer.glm", **options)
-        frames = [(data, arguments["X"].index, "data"), (unlabeled, arguments["X_unlabeled"].index, "unlabeled")]
+        partitioned = is_partitioned_table(unlabeled)
         given = dict(offset=offset, offset_unlabeled=offset_unlabeled, exposure=exposure,
                      exposure_unlabeled=exposure_unlabeled)
-        resolved = {}
+        # the unlabeled rows' offsets named by column are read with the unlabeled design's rows (partition
+        # by partition, for a Dask DataFrame or Parquet files); arrays are aligned with them here
+        named, arrays = {}, {}
         for key, other in _OFFSET_ARGUMENTS:
             value, value_other = given[key], given[other]
             if isinstance(value, str) and value_other is None:
-                if isinstance(unlabeled, pd.DataFrame) and value not in unlabeled.columns:
+                columns = partitioned_columns(unlabeled) if partitioned else (
+                    unlabeled.columns if isinstance(unlabeled, pd.DataFrame) else None)
+                if columns is not None and value not in columns:
                     raise ValueError(
                         f"{key}={value!r} is a column of data but not of unlabeled: give the unlabeled rows' {key} "
                         f"too (a column {value!r} in unlabeled, or {other}=...)."
                     )
                 value_other = value
-            for name, entry, (frame, rows, frame_name) in ((key, value, frames[0]), (other, value_other, frames[1])):
-                if entry is not None:
-                    resolved[name] = column(entry, frame.reset_index(drop=True), frame.index, rows, name, frame_name)
+            if value_other is None:
+                continue
+            if isinstance(value_other, str):
+                named[other] = value_other
+            elif partitioned:
+                raise TypeError(
+                    f"{other} must be a column name of unlabeled when unlabeled is a Dask DataFrame or Parquet "
+                    "files (arrays cannot be paired with its rows)."
+                )
+            else:
+                arrays[other] = value_other
+        arguments, dropped = model_arguments(formula, data, unlabeled, yhat, yhat_unlabeled,
+                                             function="ppinfer.glm", unlabeled_columns=named, **options)
+        resolved = {key: arguments.pop(key) for key in named}
+        for key, _ in _OFFSET_ARGUMENTS:
+            if given[key] is not None:
+                resolved[key] = column(given[key], data.reset_index(drop=True), data.index, arguments["X"].index, key,
+                                       "data")
+        for key, entry in arrays.items():
+            resolved[key] = column(entry, unlabeled.reset_index(drop=True), unlabeled.index,
+                                   arguments["X_unlabeled"].index, key, "unlabeled")
         model = cls(**arguments, family=family, hessian=hessian, **resolved)
         model._formula_dropped = dropped
         return model

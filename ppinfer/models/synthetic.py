@@ -31,6 +31,7 @@ from scipy import stats
 from ..core.covariance import parse_cov_type
 from ..core.families import Binomial, Family, Gaussian, Poisson
 from ..core.fitting import CHUNK_ROWS, Fit, fit_glm
+from ..core.in_memory import refuse_streamed, refuse_streamed_design
 from ..core.inference import WaldInference
 from ..core.options import choose
 from ..core.results import PPIResults
@@ -109,9 +110,24 @@ def _with_arrays(sample: Sample, arrays: dict[str, np.ndarray]) -> Sample:
     return Sample({key: Variable(value, [key]) for key, value in arrays.items()}, sample.n_dropped, sample.kept)
 
 
+def _refuse_streamed_inputs(estimator, y, synthetic, synthetic_unlabeled, X, X_unlabeled, names, auxiliary,
+                            design) -> None:
+    """A TypeError for an input whose rows stay in their source (the estimators need them in memory)."""
+    given = [(y, "y"), (X, "X"), (X_unlabeled, "X_unlabeled")]
+    for value, name in ((synthetic, names[0]), (synthetic_unlabeled, names[1])):
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        given += [(item, f"{name}[{k}]" if isinstance(value, (list, tuple)) else name) for k, item in enumerate(items)]
+    if auxiliary is not None:
+        given += list(zip(auxiliary[:2], auxiliary[2]))
+    for value, name in given:
+        refuse_streamed(value, name, estimator)
+    refuse_streamed_design(design.options, design.names, estimator)
+
+
 def synthetic_data(
     y, synthetic, synthetic_unlabeled, *, X, X_unlabeled, estimand, missing: str, design: Design,
     names: tuple[str, str] = ("synthetic", "synthetic_unlabeled"), auxiliary: tuple | None = None,
+    estimator: str = "SyntheticGMM",
 ) -> SyntheticData:
     """Validate the inputs of a synthetic-data estimator, with the design's columns.
 
@@ -122,8 +138,11 @@ def synthetic_data(
     ``auxiliary = (value, value_unlabeled, (name, name_unlabeled))`` adds a second
     pair of designs, validated and row-aligned with the others and kept as ``"W"``
     (its column names as ``SyntheticData.auxiliary_names``). ``design`` is bound to
-    the rows kept; two-phase designs (``label_prob``) are not supported.
+    the rows kept; two-phase designs (``label_prob``) are not supported. Both samples
+    are read in memory: an input read partition by partition (Dask, Parquet, a memory
+    map of non-float64 values) raises a ``TypeError`` naming ``estimator``.
     """
+    _refuse_streamed_inputs(estimator, y, synthetic, synthetic_unlabeled, X, X_unlabeled, names, auxiliary, design)
     if design.two_phase:
         raise ValueError(
             "label_prob (a two-phase design) is not supported by the synthetic-data estimators: their labeled "

@@ -27,6 +27,7 @@ from numpy.typing import ArrayLike
 
 from ..core.covariance import PPIComponents, parse_cov_type
 from ..core.families import Binomial, Gaussian, Poisson
+from ..core.in_memory import refuse_streamed, refuse_streamed_design
 from ..core.inference import WaldInference
 from ..core.options import choose
 from ..core.validation import MISSING_OPTIONS, Variable, as_variable, check_full_rank, make_sample
@@ -393,6 +394,10 @@ class TreatmentEffect(Estimator):
         cov_type: str | None = None,
     ):
         spec = trial_design("TreatmentEffect", design, weights=weights, clusters=clusters, strata=strata)
+        for value, name in ((y, "y"), (treatment, "treatment"), (X, "X"), (prognostic, "prognostic"),
+                            (propensity, "propensity"), (observed_prob, "observed_prob")):
+            refuse_streamed(value, name, "TreatmentEffect", what="the trial")
+        refuse_streamed_design(spec.options, spec.names, "TreatmentEffect", what="the trial")
         self.cov_type = DEFAULT_COV_TYPE
         if cov_type is not None:
             warnings.warn(
@@ -550,6 +555,10 @@ class TreatmentEffect(Estimator):
                                                           "clusters", "weights", "design", "observed_prob",
                                                           *cls.FORMULA_OPTIONS))
         spec = trial_design("treatment_effect", design, weights=weights, clusters=clusters, strata=strata)
+        refuse_streamed(data, "data", "treatment_effect", target="a pandas DataFrame", what="the trial", paths=True)
+        for value, name in ((prognostic, "prognostic"), (propensity, "propensity"), (observed_prob, "observed_prob")):
+            refuse_streamed(value, name, "treatment_effect", what="the trial")
+        refuse_streamed_design(spec.options, spec.names, "treatment_effect", what="the trial")
         arguments, coded_control = trial_arguments(
             formula, data, treatment=treatment, design=spec,
             columns={"prognostic": prognostic, "propensity": propensity, "observed_prob": observed_prob},
