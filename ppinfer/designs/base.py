@@ -49,6 +49,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -422,10 +423,18 @@ class SampleDesign:
         return np.bincount(self.strata, minlength=nstrata).astype(float)
 
     def unit_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """PSU and stratum codes of the sample's PSUs (one pair per row in memory: repeats allowed)."""
+        """PSU and stratum codes of the sample's distinct PSUs."""
         if self.scanned is not None:
             return self.scanned.psu_pairs
-        return self.psu, self.stratum_codes()
+        return self._distinct_pairs
+
+    @cached_property
+    def _distinct_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct (PSU, stratum) pairs of a sample in memory, found once (a sort of its rows)."""
+        psu, strata = self.psu.astype(np.int64), self.stratum_codes().astype(np.int64)
+        width = int(strata.max()) + 1 if strata.size else 1
+        distinct = np.unique(psu * width + strata)
+        return (distinct // width).astype(np.intp), (distinct % width).astype(np.intp)
 
     def present_psu(self, npsu: int) -> np.ndarray:
         """Which PSU codes have rows in this sample."""
