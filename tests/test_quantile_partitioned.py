@@ -178,3 +178,17 @@ def test_naive_pooling_and_bootstrap_raise():
         model.fit(method="naive")
     with pytest.raises(ValueError, match="ci='analytic'"):
         model.fit(ci="bootstrap", n_boot=10)
+
+
+def test_missing_predictions_dropped_or_named():
+    f = DATA["f"].copy()
+    f[N_LABELED + np.array([5, 701, 2400])] = np.nan
+    weights = DATA["weights"]
+    options = {"weights": weights[L], "missing": "drop"}
+    reference = ppinfer.Quantile(DATA["y"][L], f[L], f[U], q=LEVELS, weights_unlabeled=weights[U], **options)
+    model = ppinfer.Quantile(DATA["y"][L], f[L], as_dask(f[U]), q=LEVELS, weights_unlabeled=as_dask(weights[U]),
+                             **options)
+    assert model.nobs_unlabeled == reference.nobs_unlabeled == len(f) - N_LABELED - 3
+    check_fits(model, reference, [{"method": "ppi++"}])
+    with pytest.raises(ValueError, match=r"yhat_unlabeled.*NaN.*partition \d.*missing='drop'"):
+        ppinfer.Quantile(DATA["y"][L], f[L], as_dask(f[U]), q=0.5)
