@@ -41,10 +41,9 @@ state, also in a fresh subprocess: the memory map summed chunk by chunk
 (``mm[a:b].sum(axis=0)``, all 12 columns), or every row group of every Parquet
 file read with pyarrow (``read_row_group``, all 12 columns) and each column
 summed. The table gives time / pass (goal <= 3) and memory (goal < 1 GiB).
-(ppinfer reads Parquet files with ``ParquetFile(path).iter_batches(...)`` and
-pyarrow's default ``pre_buffer=True``, which holds a whole file's column chunks
-in memory; with files of ``--rows-per-file`` = 5e6 rows, 480 MB each, that is
-about 900 MiB, and slower than reading row group by row group.)
+(ppinfer reads the Parquet files row group by row group too, and copies each
+partition's 11 design columns into one float64 array: the fits' extra cost over
+the reference pass.)
 
 Cold runs evict the files from the page cache first: ``sync; echo 1 >
 /proc/sys/vm/drop_caches`` when that file is writable (root), else
