@@ -563,18 +563,22 @@ def fit_mean(
     collectors: Sequence[CollectorFactory | None] | None = None,
     at: np.ndarray | None = None,
     prepared: Sequence[tuple[np.ndarray, float] | None] | None = None,
+    collected: Sequence[Callable[[np.ndarray], Collector] | None] | None = None,
 ) -> Fit:
     """Column means of the responses (each (m, k)) pooled over blocks, as an M-estimate.
 
     The estimating function is ``w_i (v_i - b)``: its Hessian is ``w_i`` times the
     identity, so ``bread = I / sum(w)``. Two passes: the weighted sums, then the
     scores at the mean for the collectors; one when ``prepared`` gives each
-    block's ``(sum w v, sum w)`` (summed when the sample was validated). ``at``
-    evaluates the scores at given values instead of the mean.
+    block's ``(sum w v, sum w)`` (summed when the sample was validated), none
+    when ``collected`` also gives, for a block, its collector at any mean
+    (from score moments summed by that scan). ``at`` evaluates the scores at
+    given values instead of the mean.
     """
     weights = list(weights) if weights is not None else [None] * len(responses)
     factories = list(collectors) if collectors is not None else [None] * len(responses)
     prepared = list(prepared) if prepared is not None else [None] * len(responses)
+    ready = list(collected) if collected is not None else [None] * len(responses)
     responses = [
         (v.map(_AsMatrix(), (v.shape[0], 1)) if isinstance(v, Column) else v[:, None]) if v.ndim == 1 else v
         for v in responses
@@ -586,13 +590,18 @@ def fit_mean(
             block_total, block_weight = given if given is not None else reduce_rows(_WeightedSum(), v, w)
             total, weight = total + block_total, weight + block_weight
     else:
-        for v, w in zip(responses, weights):
-            weight += float(v.shape[0]) if w is None else float(reduce_rows(np.sum, w))
+        for v, w, given in zip(responses, weights, prepared):
+            if given is not None:
+                weight += given[1]
+            else:
+                weight += float(v.shape[0]) if w is None else float(reduce_rows(np.sum, w))
     params = total / weight if at is None else np.asarray(at, dtype=float)
     made = []
-    for v, w, factory in zip(responses, weights, factories):
+    for v, w, factory, at_params in zip(responses, weights, factories, ready):
         collector = None
-        if factory is not None:
+        if factory is not None and at_params is not None:
+            collector = at_params(params)
+        elif factory is not None:
             collector = reduce_rows(_MeanScores(params, factory), v, w, *getattr(factory, "columns", ()))
         made.append(collector)
     return Fit(params, np.eye(k) / weight, sum(v.shape[0] for v in responses), tuple(made))
