@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike
 from dataclasses import dataclass
 
 from ..core.families import Binomial, Family, Gaussian, GLMFamily, Poisson as PoissonFamily
-from ..core.fitting import Fit, NormalEquations, RowNorm, fit_glm
+from ..core.fitting import Fit, NormalEquations, fit_glm
 from ..core.sources import Column
 from ..core.validation import ChunkedInput, Variable, as_variable, check_full_rank, check_gram, match_columns
 from ..core.warnings import SeparationWarning
@@ -155,12 +155,11 @@ class RegressionModel(PPIModel):
 
     def _scan(self, design: Design) -> dict:
         """What the validation scan of the unlabeled rows does besides checking values: the
-        predictions' range check, and the normal equations (and, for a GLM, the largest row
-        norm) that the fits of the unlabeled predictions reuse."""
+        predictions' range check, and the normal equations that the fits of the unlabeled
+        predictions reuse (and whose Gram matrix proves the design finite)."""
         return dict(
             checks=[("yhat_unlabeled", _PredictionCheck(self._family, "yhat_unlabeled"))],
-            accumulators={"normal": NormalEquations("X_unlabeled", "yhat_unlabeled", weights_key(design)),
-                          **({} if self._family.linear else {"row_norm": RowNorm("X_unlabeled")})},
+            accumulators={"normal": NormalEquations("X_unlabeled", "yhat_unlabeled", weights_key(design))},
         )
 
     def _check_unlabeled_design(self, names: list[str]) -> None:
@@ -206,8 +205,6 @@ class RegressionModel(PPIModel):
             what=f"{what} ({self._title})",
             iterate=not evaluate_only,
             normal_equations=normal,
-            row_norms=[self.unlabeled.summary["row_norm"].value if sample != LABELED and "row_norm" in
-                       self.unlabeled.summary else None for sample, _, _, _ in blocks],
         )
 
     def _fitted_values(self, fit: Fit, predicted: bool = False) -> np.ndarray:
