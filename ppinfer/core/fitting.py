@@ -575,8 +575,11 @@ class NormalEquations:
         if self.weights is None:
             return gram, None, X.T @ V, float(X.shape[0])
         w = arrays[self.weights]
-        weighted = X * w[:, None]
-        return gram, weighted.T @ X, weighted.T @ V, float(w.sum())
+        # rows scaled by the square roots of the weights: X'WX is their symmetric product (half a
+        # general one); negative weights give NaN here and are raised on by the design's checks
+        root = np.sqrt(w)[:, None]
+        scaled = X * root
+        return gram, scaled.T @ scaled, scaled.T @ (V * root), float(w.sum())
 
     def finite(self, sums) -> tuple[str, ...]:
         """The design is finite if its Gram matrix's diagonal is: ``sum x^2`` is NaN or infinite

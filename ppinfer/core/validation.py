@@ -27,8 +27,10 @@ from .sources import (
     current_position, is_dask, is_dask_frame, positions,
 )
 
-#: rows per chunk of the checks of a sample held in memory
+#: rows per chunk of the checks of a sample held in memory (at least: see :func:`_check_rows`)
 CHECK_ROWS = 1 << 13
+#: values per chunk of those checks: chunks of a narrow sample have more rows, up to this many values
+CHECK_VALUES = 11 * CHECK_ROWS
 
 MISSING_OPTIONS = ("raise", "drop")
 
@@ -305,8 +307,9 @@ def make_sample(variables: Mapping[str, Variable], *, missing: str, label: str, 
     finite = np.ones(n, dtype=bool) if missing == "drop" else None
     checked = missing == "raise"
     summary = None
-    for start in range(0, n, CHECK_ROWS):
-        rows = slice(start, min(start + CHECK_ROWS, n))
+    step = _check_rows(items)
+    for start in range(0, n, step):
+        rows = slice(start, min(start + step, n))
         arrays = {name: variable.values[rows] for name, variable in items}
         # with missing="raise" the sums come first: they are needed anyway, and some prove their
         # variables finite (a Gram matrix's diagonal), which then need no check of their own
@@ -340,13 +343,21 @@ def make_sample(variables: Mapping[str, Variable], *, missing: str, label: str, 
         sample = Sample(kept, n_dropped=int((~finite).sum()), kept=finite)
     if not checked:
         kept_n = sample.nobs
-        for start in range(0, kept_n, CHECK_ROWS):
-            rows = slice(start, min(start + CHECK_ROWS, kept_n))
+        for start in range(0, kept_n, step):
+            rows = slice(start, min(start + step, kept_n))
             summary = add_partials(summary, _check_chunk(sample.variables, rows, start, checks, accumulators))
     if summary:
         sample.summary.update(summary)
     sample._passes.count = 1  # the scan
     return sample
+
+
+def _check_rows(items) -> int:
+    """Rows per chunk of a scan in memory: :data:`CHECK_ROWS`, or more for a narrow sample, so
+    that a chunk holds about :data:`CHECK_VALUES` values (a chunk of a wide design stays in
+    the cache for the products that follow; one of a single column costs little per row)."""
+    width = sum(_width(variable.values) for _, variable in items)
+    return max(CHECK_ROWS, CHECK_VALUES // max(width, 1))
 
 
 #: zeros for :func:`_all_finite` (read only; pages never written stay the kernel's shared zero page)
