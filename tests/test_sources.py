@@ -162,6 +162,28 @@ def test_linear_fits_read_the_sample_once(table, small_batches, estimator, desig
     assert model.unlabeled_passes == 1
 
 
+def test_linear_fits_keep_their_precision_far_from_zero(tmp_path, small_batches):
+    """The scan sums the score moments about a reference near the mean, so predictions of
+    size 1e7 with unit spread give the in-memory numbers, with clusters and with strata."""
+    rng = np.random.default_rng(8)
+    n, N = 300, 6000
+    y = 1e7 + rng.normal(size=n)
+    f = y + rng.normal(0.3, 0.5, size=n)
+    frame = pd.DataFrame({"f": 1e7 + 0.3 + rng.normal(size=N), "school": rng.integers(0, 40, N)})
+    frame["region"] = frame["school"] % 3
+    frame.to_parquet(tmp_path / "big.parquet", row_group_size=1000)
+    table = ppinfer.read_parquet(tmp_path / "big.parquet")
+    school = rng.integers(0, 40, n)
+    for labeled, unlabeled in (({"clusters": school}, {"clusters_unlabeled": "school"}),
+                               ({"strata": school % 3}, {"strata_unlabeled": "region"})):
+        memory = {key: frame[column].to_numpy() for key, column in unlabeled.items()}
+        parts = {key: table[column] for key, column in unlabeled.items()}
+        expected = ppinfer.Mean(y, f, frame["f"].to_numpy(), **labeled, **memory).fit()
+        model = ppinfer.Mean(y, f, table["f"], **labeled, **parts)
+        assert_same_results({"ppi++": model.fit()}, {"ppi++": expected})
+        assert model.unlabeled_passes == 1
+
+
 # -- errors name the file and row ------------------------------------------------------------------
 @pytest.fixture
 def frame_file(tmp_path):

@@ -51,7 +51,8 @@ class Collector(Protocol):
     (None for a mean, whose Hessian is ``w_i`` times the identity) and
     ``curvature`` (m,) the Hessian weights ``w_i c_i``. For general estimating
     equations (:func:`fit_estimating_equations`) ``X`` is None and ``curvature``
-    (m, p, p) holds each row's Hessian ``-w_i d psi_i / d b`` itself.
+    (m, p, p) holds each row's Hessian ``-w_i d psi_i / d b`` itself. ``scores`` may
+    be a buffer that the next chunk's scores overwrite: a collector keeps sums or copies.
     """
 
     def add(self, rows: slice, scores: np.ndarray, X: np.ndarray | None, curvature: np.ndarray) -> None: ...
