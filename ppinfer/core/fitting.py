@@ -492,13 +492,16 @@ class _Steps:
     """The relative sizes of a fit's Newton steps, to foresee the next one.
 
     Newton's method converges quadratically: the step after one of size ``s`` is
-    about ``C s^2``, with ``C`` estimated from the last two steps (``s / s_prev^2``),
-    plus, after a step made with an earlier point's Hessian, about ``s`` times the
-    distance from that point. The pass at the next point feeds the collectors when
-    that foreseen step is below ten times the tolerance (it is then likely the
-    last; a wrong guess costs one pass that only collects), and may keep the
-    Hessian of this point when the step is small enough (``s^3 <= tol``) that the
-    next step, made with it, is off by far less than the tolerance.
+    about ``C s^2``, with ``C`` estimated from the last two steps (``s / s_prev^2``;
+    1 after the first step), plus, after a step made with an earlier point's
+    Hessian, about ``s`` times the distance from that point. The pass at the next
+    point feeds the collectors only when that foreseen step is below a tenth of
+    the tolerance, so that it is almost surely the last: collecting in a pass that
+    turns out not to be the last wastes the collectors' work (as much as the
+    Hessian's), while not collecting in the last pass costs one pass that only
+    collects. Otherwise the next pass keeps the Hessian of this point when the
+    step is small enough (``s^3 <= tol``) that the step made with it is off by far
+    less than the tolerance, and is then cheap.
     """
 
     def __init__(self, tol: float):
@@ -508,11 +511,10 @@ class _Steps:
         self.kept = False
 
     def final_next(self, size: float) -> bool:
-        if self.last is None:
-            return size < 1e-4
+        rate = 1.0 if self.last is None else size / self.last**2
         stale = self.last if self.kept else 0.0
-        foreseen = size * max(size * size / self.last**2, stale)
-        return foreseen <= 10.0 * self.tol
+        foreseen = size * max(rate * size, stale)
+        return foreseen <= self.tol / 10.0
 
     def may_keep_hessian(self, size: float) -> bool:
         return not self.kept and size**3 <= self.tol
