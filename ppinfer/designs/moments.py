@@ -4,22 +4,20 @@ A mean, a total and a ratio have estimating functions linear in their
 parameter: row ``i`` scores ``s_i(b) = u_i - b z_i`` with ``u_i = w_i v_i`` and
 ``z_i = w_i x_i`` (``x_i = 1`` for a mean or a total), and its Hessian weight
 is ``z_i``. Everything the design's variance needs from such rows, at any
-``b``, follows from a few sums per stratum (or per PSU) that do not depend on
-``b``:
+``b``, follows from a few sums per stratum (or per PSU) about a reference value
+``r``, which do not depend on ``b``:
 
-* per PSU: ``sum u`` and ``sum z`` (the score totals are ``sum u - b sum z``,
-  the PSU's Hessian ``sum z``);
-* per stratum: the row count, ``sum u``, ``sum z`` and the outer products
-  ``sum (u - r z)(u - r z)'``, ``sum z (u - r z)`` and ``sum z^2``.
-
-Sums of ``u - r z`` about a reference ``r`` shift to any ``b`` exactly (see
-:meth:`GroupMoments.shift`).
+* per PSU: ``sum z`` (the PSU's Hessian) and ``sum (u - r z)``, from which the
+  PSU's score total at ``b`` is ``sum (u - r z) - (b - r) sum z``;
+* per stratum: also the row count and the moments ``sum (u - r z)(u - r z)'``,
+  ``sum z (u - r z)`` and ``sum z^2``, which give the sum of the scores' outer
+  products at any ``b`` exactly (see :meth:`GroupMoments.shift`).
 
 So the scan that validates a sample read partition by partition
 (:class:`ScoreMoments`) collects them, and the fit of the unlabeled
 predictions needs no pass of its own (:class:`ScannedScores`). The
 reference is each partition's own least-squares ratio ``sum z u / sum z^2``
-(the mean of ``v`` for a mean), and partial sums are shifted to a common
+(the mean of ``v`` for an unweighted mean), and partial sums are shifted to a common
 reference when they merge, so the squares are of deviations, not of raw values
 (no cancellation when the mean is large against the spread).
 
