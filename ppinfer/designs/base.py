@@ -678,7 +678,9 @@ class DesignCollectorFactory:
 
 
 def group_sums(rows: np.ndarray, codes: np.ndarray, ngroups: int) -> np.ndarray:
-    """(ngroups, q) sums of ``rows`` (m, q) within integer codes."""
+    """(ngroups, q) sums of ``rows`` (m, q) within integer codes (one group: the column sums)."""
+    if ngroups == 1:
+        return rows.sum(axis=0)[None]
     return np.stack([np.bincount(codes, weights=rows[:, k], minlength=ngroups) for k in range(rows.shape[1])],
                     axis=1) if rows.shape[1] else np.zeros((ngroups, 0))
 
@@ -1158,8 +1160,7 @@ class BoundDesign:
         H = self.nstrata
         strata = self.sample(sample).stratum_codes()
         s1 = group_sums(part.rows, strata, H)
-        s2 = group_outer(part.rows, part.rows, strata, H) if H > 1 else \
-            np.einsum("ij,ik->jk", part.rows, part.rows)[None]
+        s2 = group_outer(part.rows, part.rows, strata, H) if H > 1 else (part.rows.T @ part.rows)[None]
         return s1, s2, np.bincount(strata, minlength=H).astype(float)
 
     def centre_within_strata(self, sample: str, values: np.ndarray, psu: bool = False) -> np.ndarray:
