@@ -723,6 +723,11 @@ class GramOf:
         X = np.ascontiguousarray(arrays[self.key])
         return X.T @ X
 
+    def finite(self, gram: np.ndarray) -> tuple[str, ...]:
+        """The design is finite if its Gram matrix's diagonal is (as for
+        :class:`~ppinfer.core.fitting.NormalEquations`)."""
+        return (self.key,) if np.all(np.isfinite(np.diagonal(gram))) else ()
+
 
 def check_full_rank(X: np.ndarray, names: Sequence[str], argument: str) -> None:
     """Raise if the design has too few rows or linearly dependent columns.
