@@ -174,6 +174,8 @@ class PPIModel(Estimator):
         self.labeled = make_sample({**labeled, **design_labeled}, missing=missing, label="labeled")
         unlabeled = {**unlabeled, **design_unlabeled}
         design_checks, design_sums = design.scan_plan(unlabeled)
+        #: the response of the linear fit whose score moments the scan sums (None: no such fit)
+        self._linear_response = None if linear_scores is None else linear_scores[0]
         if linear_scores is not None:
             design_sums.update(design.score_moments(unlabeled, *linear_scores))
         self.unlabeled = make_sample(unlabeled, missing=missing, label="unlabeled",
@@ -235,6 +237,8 @@ class PPIModel(Estimator):
         the unlabeled predictions with the design's weights and collector; None otherwise."""
         moments = self.unlabeled.summary.get("design:scores") if sample == UNLABELED else None
         if moments is None or not isinstance(response, Column) or not isinstance(response.transform, Predictions):
+            return None
+        if response.key != self._linear_response:
             return None
         design = self.design
         weighted, strata, psu = design.spec.unlabeled_keys(self.unlabeled.variables)
