@@ -35,13 +35,17 @@ from .families import Family
 from .sources import Column, reduce_rows
 
 #: rows per chunk in reductions: large enough for BLAS, small enough for the cache
-CHUNK_ROWS = 1 << 13
+CHUNK_ROWS = 1 << 15
+#: rows per chunk of a GLM's passes, which read each chunk of the design several times (the
+#: linear predictor, the scaled rows, their products): small enough to stay in the cache
+DESIGN_CHUNK_ROWS = 1 << 13
 
 
-def chunks(nrows: int):
-    """Slices of at most :data:`CHUNK_ROWS` rows covering ``range(nrows)``."""
-    for start in range(0, nrows, CHUNK_ROWS):
-        yield slice(start, min(start + CHUNK_ROWS, nrows))
+def chunks(nrows: int, size: int | None = None):
+    """Slices of at most ``size`` (default :data:`CHUNK_ROWS`) rows covering ``range(nrows)``."""
+    size = size or CHUNK_ROWS
+    for start in range(0, nrows, size):
+        yield slice(start, min(start + size, nrows))
 
 
 class Collector(Protocol):
@@ -187,7 +191,7 @@ def _block_sums(
     unit_curvature = family.linear and weights is None
     points = beta if previous is None else np.stack([beta, beta - previous])
     buffer, augmented = _RowBuffer(p), _RowBuffer(p + 1)
-    for rows in chunks(v.shape[0]):
+    for rows in chunks(v.shape[0], DESIGN_CHUNK_ROWS):
         Xc = np.ascontiguousarray(X[rows])  # a strided memory map: one chunk copied
         if previous is None:
             eta = Xc @ points
@@ -259,7 +263,7 @@ class _RowBuffer:
 
     def rows(self, m: int) -> np.ndarray:
         if self._array is None or self._array.shape[0] < m:
-            self._array = np.empty((max(m, min(CHUNK_ROWS, 1 << 20)), self.p))
+            self._array = np.empty((max(m, DESIGN_CHUNK_ROWS), self.p))
         return self._array[:m]
 
 
