@@ -132,13 +132,13 @@ def test_parquet_mean_by_hand(table):
 
 
 def test_passes(table):
-    """One pass to validate at construction; then Mean and OLS one pass per fit, a GLM one per
-    Newton step plus one; fits are cached."""
+    """One pass to validate at construction; then none for a mean (the scan sums its score
+    moments), one per fit for OLS, a GLM one per Newton step plus one; fits are cached."""
     d = DATA
     mean = ppinfer.Mean(d["y"][L], d["f"][L], table("yhat_unlabeled", d["f"][U]))
     assert mean.unlabeled_passes == 1
-    assert mean.fit().unlabeled_passes == 1
-    assert mean.fit(method="ppi").unlabeled_passes == 0  # the unlabeled fit is cached
+    assert mean.fit().unlabeled_passes == 0
+    assert mean.fit(method="ppi").unlabeled_passes == 0
     ols = ppinfer.OLS(d["y"][L], d["X"][L], d["f"][L], table("X_unlabeled", d["X"][U]), table("yhat_unlabeled", d["f"][U]))
     assert ols.fit().unlabeled_passes == 1
     assert ols.fit(method="naive").unlabeled_passes == 1
@@ -148,6 +148,40 @@ def test_passes(table):
                           table("yhat_unlabeled", d["f_binary"][U])).fit()
     assert 2 <= logit.unlabeled_passes <= 5
     assert logit.unlabeled_passes == in_memory.unlabeled_passes
+
+
+@pytest.mark.parametrize("design", list(DESIGNS))
+@pytest.mark.parametrize("estimator", ["Mean", "Mean draws", "Total", "Ratio"])
+def test_linear_fits_read_the_sample_once(table, small_batches, estimator, design):
+    """Means, totals and ratios: the scan is the only pass, whatever the design and method."""
+    model = build(estimator, design, table, DATA)
+    if model is None:
+        pytest.skip("not an estimator of this design")
+    results = fits(model)
+    assert all(res.unlabeled_passes == 0 for res in results.values())
+    assert model.unlabeled_passes == 1
+
+
+def test_linear_fits_keep_their_precision_far_from_zero(tmp_path, small_batches):
+    """The scan sums the score moments about a reference near the mean, so predictions of
+    size 1e7 with unit spread give the in-memory numbers, with clusters and with strata."""
+    rng = np.random.default_rng(8)
+    n, N = 300, 6000
+    y = 1e7 + rng.normal(size=n)
+    f = y + rng.normal(0.3, 0.5, size=n)
+    frame = pd.DataFrame({"f": 1e7 + 0.3 + rng.normal(size=N), "school": rng.integers(0, 40, N)})
+    frame["region"] = frame["school"] % 3
+    frame.to_parquet(tmp_path / "big.parquet", row_group_size=1000)
+    table = ppinfer.read_parquet(tmp_path / "big.parquet")
+    school = rng.integers(0, 40, n)
+    for labeled, unlabeled in (({"clusters": school}, {"clusters_unlabeled": "school"}),
+                               ({"strata": school % 3}, {"strata_unlabeled": "region"})):
+        memory = {key: frame[column].to_numpy() for key, column in unlabeled.items()}
+        parts = {key: table[column] for key, column in unlabeled.items()}
+        expected = ppinfer.Mean(y, f, frame["f"].to_numpy(), **labeled, **memory).fit()
+        model = ppinfer.Mean(y, f, table["f"], **labeled, **parts)
+        assert_same_results({"ppi++": model.fit()}, {"ppi++": expected})
+        assert model.unlabeled_passes == 1
 
 
 # -- errors name the file and row ------------------------------------------------------------------

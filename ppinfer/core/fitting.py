@@ -36,12 +36,16 @@ from .sources import Column, reduce_rows
 
 #: rows per chunk in reductions: large enough for BLAS, small enough for the cache
 CHUNK_ROWS = 1 << 15
+#: rows per chunk of a GLM's passes, which read each chunk of the design several times (the
+#: linear predictor, the scaled rows, their products): small enough to stay in the cache
+DESIGN_CHUNK_ROWS = 1 << 13
 
 
-def chunks(nrows: int):
-    """Slices of at most :data:`CHUNK_ROWS` rows covering ``range(nrows)``."""
-    for start in range(0, nrows, CHUNK_ROWS):
-        yield slice(start, min(start + CHUNK_ROWS, nrows))
+def chunks(nrows: int, size: int | None = None):
+    """Slices of at most ``size`` (default :data:`CHUNK_ROWS`) rows covering ``range(nrows)``."""
+    size = size or CHUNK_ROWS
+    for start in range(0, nrows, size):
+        yield slice(start, min(start + size, nrows))
 
 
 class Collector(Protocol):
@@ -51,7 +55,8 @@ class Collector(Protocol):
     (None for a mean, whose Hessian is ``w_i`` times the identity) and
     ``curvature`` (m,) the Hessian weights ``w_i c_i``. For general estimating
     equations (:func:`fit_estimating_equations`) ``X`` is None and ``curvature``
-    (m, p, p) holds each row's Hessian ``-w_i d psi_i / d b`` itself.
+    (m, p, p) holds each row's Hessian ``-w_i d psi_i / d b`` itself. ``scores`` may
+    be a buffer that the next chunk's scores overwrite: a collector keeps sums or copies.
     """
 
     def add(self, rows: slice, scores: np.ndarray, X: np.ndarray | None, curvature: np.ndarray) -> None: ...
@@ -124,12 +129,20 @@ class Fit:
 
 @dataclass
 class _Sums:
+    """A pass's sums at ``b``: score, Hessian (None when the pass did not compute it) and loss;
+    when the pass was also given the previous point ``b0``, the step's reach
+    ``max_i |x_i'(b - b0)|`` and the loss at ``b0``."""
+
     score: np.ndarray
-    hessian: np.ndarray
+    hessian: np.ndarray | None
     loss: float
+    reach: float = 0.0
+    previous_loss: float = 0.0
 
     def __add__(self, other: "_Sums") -> "_Sums":
-        return _Sums(self.score + other.score, self.hessian + other.hessian, self.loss + other.loss)
+        hessian = None if self.hessian is None or other.hessian is None else self.hessian + other.hessian
+        return _Sums(self.score + other.score, hessian, self.loss + other.loss, max(self.reach, other.reach),
+                     self.previous_loss + other.previous_loss)
 
 
 def solve_symmetric(hessian: np.ndarray, rhs: np.ndarray, what: str) -> np.ndarray:
@@ -163,15 +176,29 @@ def _block_sums(
     collector: Collector | None,
     score: bool = True,
     fisher: bool = False,
+    previous: np.ndarray | None = None,
 ) -> _Sums:
     """One pass over a block: score (unless ``score`` is False: a pass that only feeds the
-    collector) and (optionally) Hessian and loss at ``beta``; the rows' scores go to ``collector``."""
+    collector) and (optionally) Hessian and loss at ``beta``; the rows' scores go to ``collector``.
+
+    With ``previous`` (the point the step to ``beta`` started from), the same product with
+    the design also gives each row's ``x_i'(beta - previous)``, whose largest absolute value
+    (the step's reach) certifies the step (see :func:`fit_glm`), and, with ``loss``, the
+    loss at ``previous``, so that a line search needs no pass of its own for it."""
     p = X.shape[1]
     total_score, total_hessian, total_loss = np.zeros(p), np.zeros((p, p)), 0.0
+    reach, previous_loss = 0.0, 0.0
     unit_curvature = family.linear and weights is None
-    for rows in chunks(v.shape[0]):
+    points = beta if previous is None else np.stack([beta, beta - previous])
+    buffer, augmented = _RowBuffer(p), _RowBuffer(p + 1)
+    for rows in chunks(v.shape[0], DESIGN_CHUNK_ROWS):
         Xc = np.ascontiguousarray(X[rows])  # a strided memory map: one chunk copied
-        eta = Xc @ beta
+        if previous is None:
+            eta = Xc @ points
+        else:
+            eta, moved = points @ Xc.T  # one product with the chunk: x_i'b and x_i'(b - b0)
+            if moved.shape[0]:
+                reach = max(reach, float(moved.max()), -float(moved.min()))
         if offset is not None:
             eta = eta + offset[rows]
         residual, curvature = family.working(v[rows], eta, fisher=fisher)
@@ -179,16 +206,65 @@ def _block_sums(
             w = weights[rows]
             residual = residual * w
             curvature = curvature * w
-        if score:
-            total_score += Xc.T @ residual
-        if hessian:
-            total_hessian += _weighted_gram(Xc, None if unit_curvature else curvature)
+        if score and hessian and not unit_curvature:
+            chunk_hessian, chunk_score = _hessian_and_score(Xc, curvature, residual, augmented, buffer)
+            total_hessian += chunk_hessian
+            total_score += chunk_score
+        else:
+            if score:
+                total_score += Xc.T @ residual
+            if hessian:
+                total_hessian += _weighted_gram(Xc, None if unit_curvature else curvature, buffer)
         if loss:
-            row_loss = family.loss(v[rows], eta)
-            total_loss += float((row_loss if weights is None else row_loss * weights[rows]).sum())
+            total_loss += _loss_sum(family, v[rows], eta, None if weights is None else weights[rows])
+            if previous is not None:
+                previous_loss += _loss_sum(family, v[rows], eta - moved, None if weights is None else weights[rows])
         if collector is not None:
-            collector.add(rows, Xc * residual[:, None], Xc, curvature)
-    return _Sums(total_score, total_hessian, total_loss)
+            # the buffer is reused for the next chunk: collectors keep sums or copies
+            scores = np.multiply(Xc, residual[:, None], out=buffer.rows(Xc.shape[0]))
+            collector.add(rows, scores, Xc, curvature)
+    return _Sums(total_score, total_hessian if hessian else None, total_loss, reach, previous_loss)
+
+
+def _loss_sum(family: Family, v: np.ndarray, eta: np.ndarray, weights: np.ndarray | None) -> float:
+    """The (weighted) sum of the rows' losses at ``eta``."""
+    row_loss = family.loss(v, eta)
+    return float(row_loss.sum() if weights is None else row_loss @ weights)
+
+
+#: curvature below which :func:`_hessian_and_score` does not divide by its square root
+_SMALLEST_CURVATURE = 1e-150
+
+
+def _hessian_and_score(X: np.ndarray, curvature: np.ndarray, residual: np.ndarray, augmented: "_RowBuffer",
+                       buffer: "_RowBuffer") -> tuple[np.ndarray, np.ndarray]:
+    """``X' diag(c) X`` and ``X' r`` from one symmetric product: the rows of ``X`` scaled by
+    ``sqrt(c)`` beside the column ``r / sqrt(c)`` (in ``augmented``), whose Gram matrix holds
+    both (its last column is ``X' r``), so that the score costs no second read of the chunk.
+    Curvatures that are negative or too small to divide by fall back to two products."""
+    p = X.shape[1]
+    if curvature.shape[0] == 0 or not curvature.min() > _SMALLEST_CURVATURE:
+        return _weighted_gram(X, curvature, buffer), X.T @ residual
+    root = np.sqrt(curvature)
+    rows = augmented.rows(X.shape[0])
+    np.multiply(X, root[:, None], out=rows[:, :p])
+    np.divide(residual, root, out=rows[:, p])
+    gram = rows.T @ rows
+    return gram[:p, :p], gram[:p, p]
+
+
+class _RowBuffer:
+    """A chunk-sized (rows x p) array reused across the chunks of a pass, so that scaled copies
+    of the design's rows (for a weighted Gram matrix, for the collectors' scores) allocate
+    nothing after the first chunk."""
+
+    def __init__(self, p: int):
+        self.p, self._array = p, None
+
+    def rows(self, m: int) -> np.ndarray:
+        if self._array is None or self._array.shape[0] < m:
+            self._array = np.empty((max(m, DESIGN_CHUNK_ROWS), self.p))
+        return self._array[:m]
 
 
 @dataclass(frozen=True)
@@ -202,32 +278,34 @@ class _BlockPass:
     factory: CollectorFactory | None
     score: bool = True
     fisher: bool = False
+    previous: np.ndarray | None = None
 
     def __call__(self, X, v, weights, offset, *columns):
         collector = None if self.factory is None else self.factory(*columns)
         sums = _block_sums(self.family, X, v, self.beta, weights, offset, hessian=self.hessian, loss=self.loss,
-                           collector=collector, score=self.score, fisher=self.fisher)
+                           collector=collector, score=self.score, fisher=self.fisher, previous=self.previous)
         return sums, collector
 
 
 def _block_pass(family: Family, X, v, beta: np.ndarray, weights, offset=None, *, hessian: bool, loss: bool,
-                factory: CollectorFactory | None, score: bool = True,
-                fisher: bool = False) -> tuple[_Sums, Collector | None]:
+                factory: CollectorFactory | None, score: bool = True, fisher: bool = False,
+                previous: np.ndarray | None = None) -> tuple[_Sums, Collector | None]:
     """One pass over a block, in memory or partition by partition: its sums and collector."""
     needs = tuple(getattr(factory, "columns", ())) if factory is not None else ()
-    return reduce_rows(_BlockPass(family, beta, hessian, loss, factory, score, fisher), X, v, weights, offset,
-                       *needs)
+    return reduce_rows(_BlockPass(family, beta, hessian, loss, factory, score, fisher, previous), X, v, weights,
+                       offset, *needs)
 
 
-def _weighted_gram(X: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+def _weighted_gram(X: np.ndarray, weights: np.ndarray | None, buffer: "_RowBuffer | None" = None) -> np.ndarray:
     """``X' diag(weights) X``: a symmetric rank-k update (BLAS syrk, half a general product)
-    of ``X`` scaled by the square roots of non-negative weights."""
+    of ``X`` scaled by the square roots of non-negative weights (into ``buffer`` if given)."""
     if weights is None:
         return X.T @ X
+    out = None if buffer is None else buffer.rows(X.shape[0])
     if weights.min() >= 0:
-        scaled = X * np.sqrt(weights)[:, None]
+        scaled = np.multiply(X, np.sqrt(weights)[:, None], out=out)
         return scaled.T @ scaled
-    return (X * weights[:, None]).T @ X
+    return np.multiply(X, weights[:, None], out=out).T @ X
 
 
 def fit_glm(
@@ -243,7 +321,6 @@ def fit_glm(
     max_iter: int = 100,
     iterate: bool = True,
     normal_equations: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None,
-    row_norms: Sequence[float | None] | None = None,
 ) -> Fit:
     """Fit a GLM by damped Newton iterations over row reductions.
 
@@ -270,18 +347,17 @@ def fit_glm(
         For a Gaussian fit, each block's ``(X'WX, X'Wv)`` if already summed (by
         the scan that validated the sample): the fit then needs only the pass
         that feeds the collectors.
-    row_norms : sequence aligned with ``blocks``, optional
-        The largest Euclidean norm of each block's design rows (computed for
-        arrays; for a partitioned block, from the scan), for the step bound below.
 
     Notes
     -----
     Solves ``sum_i w_i x_i r_i(b) = 0``. A Gaussian identity-link fit takes one
     Newton step (exact) and one pass at the solution for the collectors; other
     families take Newton steps halved until the loss does not increase, and stop
-    when the step is below ``tol * (1 + max|b|)``. Near convergence the pass
-    that evaluates a step also feeds the collectors, so a converged fit usually
-    needs no extra pass. A family whose variance Hessian depends on the
+    when the step is below ``tol * (1 + max|b|)``. When the next point is
+    foreseen to be the last (:class:`_Steps`), the pass that evaluates it also
+    feeds the collectors, so a converged fit usually needs no extra pass; close
+    to the solution one pass may keep the previous Hessian (the bread is always
+    the Hessian at the estimate). A family whose variance Hessian depends on the
     responses (a non-canonical link with the observed Hessian) iterates by
     Fisher scoring until that point, then by Newton steps with the observed
     Hessian, which the bread is made of.
@@ -292,10 +368,11 @@ def fit_glm(
     ``phi'(0) = -phi''(0)``, ``phi(1) - phi(0) <= phi''(0) ((e^c - 1 - c) / c^2 - 1)``
     with ``c = K M``, which is not positive for ``c <= 1.79`` (the generalised
     self-concordance of Bach 2010, "Self-concordant analysis for logistic
-    regression", Electronic Journal of Statistics). A step with
-    ``K max_i ||x_i|| ||s|| <= 1.5`` is therefore taken without evaluating the loss
-    (after the Hessian, a pass's most expensive part); longer steps are halved
-    until the loss does not increase.
+    regression", Electronic Journal of Statistics). The pass at ``b + s`` computes
+    ``x_i's`` with the linear predictor (one product of the design's rows with
+    both points), and a step with ``K max_i |x_i's| <= 1.5`` is taken without
+    evaluating the loss; longer steps are halved until the loss does not
+    increase (the first trial also gives the loss at ``b``).
     """
     weights = list(weights) if weights is not None else [None] * len(blocks)
     factories = list(collectors) if collectors is not None else [None] * len(blocks)
@@ -304,11 +381,12 @@ def fit_glm(
     nobs = sum(v.shape[0] for _, v in blocks)
 
     def sums(beta: np.ndarray, *, hessian: bool = True, collect: bool = False, loss: bool = False,
-             score: bool = True, fisher: bool = False):
+             score: bool = True, fisher: bool = False, previous: np.ndarray | None = None):
         total, made = None, []
         for (X, v), w, o, f in zip(blocks, weights, offsets, factories):
             part, collector = _block_pass(family, X, v, beta, w, o, hessian=hessian, loss=loss,
-                                          factory=f if collect else None, score=score, fisher=fisher)
+                                          factory=f if collect else None, score=score, fisher=fisher,
+                                          previous=previous)
             total = part if total is None else total + part
             made.append(collector)
         return total, tuple(made)
@@ -342,44 +420,52 @@ def fit_glm(
         beta = _initial_params(family, X0, v0, offsets[0], p)
     # Fisher scoring first where the variance Hessian differs from the expected one
     fisher = family.fisher_differs
-    # a Newton step short enough for the family's third derivative cannot increase the loss:
-    # such steps are taken without computing the loss (see the Notes)
-    bound = None if fisher else _step_bound(family, blocks, row_norms)
-    current, collected = sums(beta, loss=bound is None, fisher=fisher)
+    # a Newton step whose reach is short enough for the family's third derivative cannot
+    # increase the loss: such steps are taken without computing the loss (see the Notes)
+    concordance = None if fisher else getattr(family, "concordance", None)
+    current, collected = sums(beta, loss=concordance is None, fisher=fisher)
     if not _finite(current) and start is not None:
         # a warm start from another fit can put fitted means outside the family's range
         beta = _initial_params(family, X0, v0, offsets[0], p)
-        current, collected = sums(beta, loss=bound is None, fisher=fisher)
+        current, collected = sums(beta, loss=concordance is None, fisher=fisher)
     if not _finite(current):
         raise ValueError(
             f"{what}: the starting values give fitted means outside the range of the {family.name} family "
             "(e.g. negative means with an inverse link, or probabilities above 1 with a log link); "
             "rescale the covariates or use another link."
         )
-    current_has_loss = bound is None
+    current_has_loss = concordance is None
     current_fisher, collected_at_current = fisher, False
+    steps = _Steps(tol)
     for _ in range(max_iter):
         step = solve_symmetric(current.hessian, current.score, what)
-        size = np.max(np.abs(step))
-        if size <= tol * (1.0 + np.max(np.abs(beta))):
+        size = np.max(np.abs(step)) / (1.0 + np.max(np.abs(beta)))
+        if size <= tol:
             break
-        # near convergence the next point is the last: feed the collectors in the same pass
-        collect = size < 1e-4 * (1.0 + np.max(np.abs(beta)))
+        # the next point is likely the last: feed the collectors in the same pass
+        collect = steps.final_next(size)
         fisher = fisher and not collect
-        if bound is not None and bound * np.linalg.norm(step) <= NEWTON_DECREASE_BOUND:
+        if concordance is not None:
+            # close to the solution the Hessian changes too little to matter: keep it for one step
+            keep = not collect and steps.may_keep_hessian(size)
             candidate = beta + step
-            trial, trial_collected = sums(candidate, collect=collect)
-            if _finite(trial):
+            trial, trial_collected = sums(candidate, collect=collect, hessian=not keep, previous=beta)
+            if _finite(trial) and concordance * trial.reach <= NEWTON_DECREASE_BOUND:
+                if keep:
+                    trial.hessian = current.hessian
+                steps.taken(size, kept=keep)
                 beta, current, current_has_loss = candidate, trial, False
                 collected, collected_at_current, current_fisher = trial_collected, collect, False
                 continue
-        if not current_has_loss:
-            current = _Sums(current.score, current.hessian,
-                            sums(beta, hessian=False, loss=True, score=False, fisher=current_fisher)[0].loss)
+        steps.taken(size, kept=False)
         scale = 1.0
         while True:
             candidate = beta + scale * step
-            trial, trial_collected = sums(candidate, collect=collect, loss=True, fisher=fisher)
+            # the loss at beta, if not known yet, comes with the first trial's
+            trial, trial_collected = sums(candidate, collect=collect, loss=True, fisher=fisher,
+                                          previous=None if current_has_loss else beta)
+            if not current_has_loss:
+                current.loss, current_has_loss = trial.previous_loss, True
             if np.isfinite(trial.loss) and trial.loss <= current.loss + 1e-12 * abs(current.loss):
                 break
             scale /= 2.0
@@ -397,16 +483,54 @@ def fit_glm(
             f"{what} did not converge in {max_iter} iterations; for a logistic or Poisson model the "
             "response may be perfectly separated by the design (estimates at infinity)."
         )
-    if not collected_at_current or current_fisher:
-        final, collected = sums(beta, hessian=current_fisher, collect=True, score=False)
-        if current_fisher:
+    # the bread needs the observed Hessian at the estimate itself
+    fresh = not (current_fisher or steps.kept)
+    if not collected_at_current or not fresh:
+        final, collected = sums(beta, hessian=not fresh, collect=True, score=False)
+        if not fresh:
             current = final
     return Fit(beta, _bread(family, current.hessian, what), nobs, collected)
 
 
+class _Steps:
+    """The relative sizes of a fit's Newton steps, to foresee the next one.
+
+    Newton's method converges quadratically: the step after one of size ``s`` is
+    about ``C s^2``, with ``C`` estimated from the last two steps (``s / s_prev^2``;
+    1 after the first step), plus, after a step made with an earlier point's
+    Hessian, about ``s`` times the distance from that point. The pass at the next
+    point feeds the collectors only when that foreseen step is below a tenth of
+    the tolerance, so that it is almost surely the last: collecting in a pass that
+    turns out not to be the last wastes the collectors' work (as much as the
+    Hessian's), while not collecting in the last pass costs one pass that only
+    collects. Otherwise the next pass keeps the Hessian of this point when the
+    step is small enough (``s^3 <= tol``) that the step made with it is off by far
+    less than the tolerance, and is then cheap.
+    """
+
+    def __init__(self, tol: float):
+        self.tol = tol
+        self.last: float | None = None
+        #: the current point's Hessian is the previous point's
+        self.kept = False
+
+    def final_next(self, size: float) -> bool:
+        rate = 1.0 if self.last is None else size / self.last**2
+        stale = self.last if self.kept else 0.0
+        foreseen = size * max(rate * size, stale)
+        return foreseen <= self.tol / 10.0
+
+    def may_keep_hessian(self, size: float) -> bool:
+        return not self.kept and size**3 <= self.tol
+
+    def taken(self, size: float, *, kept: bool) -> None:
+        self.last, self.kept = size, kept
+
+
 def _finite(sums: "_Sums") -> bool:
     """A pass's score, Hessian and loss are finite (fitted means inside the family's range)."""
-    return bool(np.isfinite(sums.loss) and np.all(np.isfinite(sums.score)) and np.all(np.isfinite(sums.hessian)))
+    return bool(np.isfinite(sums.loss) and np.all(np.isfinite(sums.score))
+                and (sums.hessian is None or np.all(np.isfinite(sums.hessian))))
 
 
 def _initial_params(family: Family, X, v, offset, p: int) -> np.ndarray:
@@ -437,45 +561,6 @@ def _bread(family: Family, hessian: np.ndarray, what: str) -> np.ndarray:
 NEWTON_DECREASE_BOUND = 1.5
 
 
-def _step_bound(family: Family, blocks, row_norms) -> float | None:
-    """``K max_i ||x_i||`` over the blocks' rows (``K``: the family's ``concordance``), bounding
-    ``K max_i |x_i's|`` by ``||s||`` times it; None if the family has no such constant or a
-    block's row norms are unknown (a partitioned block without ``row_norms``)."""
-    concordance = getattr(family, "concordance", None)
-    if concordance is None:
-        return None
-    norms = list(row_norms) if row_norms is not None else [None] * len(blocks)
-    largest = 0.0
-    for (X, _), norm in zip(blocks, norms):
-        if norm is None:
-            if isinstance(X, Column):
-                return None
-            norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", X, X)))) if X.shape[0] else 0.0
-        largest = max(largest, norm)
-    return concordance * largest
-
-
-class Maximum:
-    """A largest value, merged across partitions."""
-
-    def __init__(self, value: float):
-        self.value = value
-
-    def merge(self, other: "Maximum") -> "Maximum":
-        return Maximum(max(self.value, other.value))
-
-
-@dataclass(frozen=True)
-class RowNorm:
-    """Scan accumulator of the largest Euclidean norm of a design's rows."""
-
-    X: str
-
-    def __call__(self, arrays) -> Maximum:
-        X = arrays[self.X]
-        return Maximum(float(np.sqrt(np.max(np.einsum("ij,ij->i", X, X)))) if X.shape[0] else 0.0)
-
-
 @dataclass(frozen=True)
 class NormalEquations:
     """Scan accumulator of a design ``X`` and responses ``V``: the Gram matrix ``X'X`` (the
@@ -497,8 +582,17 @@ class NormalEquations:
         if self.weights is None:
             return gram, None, X.T @ V, float(X.shape[0])
         w = arrays[self.weights]
-        weighted = X * w[:, None]
-        return gram, weighted.T @ X, weighted.T @ V, float(w.sum())
+        # rows scaled by the square roots of the weights: X'WX is their symmetric product (half a
+        # general one); negative weights give NaN here and are raised on by the design's checks
+        root = np.sqrt(w)[:, None]
+        scaled = X * root
+        return gram, scaled.T @ scaled, scaled.T @ (V * root), float(w.sum())
+
+    def finite(self, sums) -> tuple[str, ...]:
+        """The design is finite if its Gram matrix's diagonal is: ``sum x^2`` is NaN or infinite
+        for a column holding a NaN or an infinite value (or, harmlessly, overflowing squares:
+        those rows are then looked for and not found)."""
+        return (self.X,) if np.all(np.isfinite(np.diagonal(sums[0]))) else ()
 
 
 @dataclass(frozen=True)
@@ -515,6 +609,11 @@ class ResponseSums:
             return V.sum(axis=0), float(V.shape[0])
         w = arrays[self.weights]
         return w @ V, float(w.sum())
+
+    def finite(self, sums) -> tuple[str, ...]:
+        """Unweighted responses are finite if their column sums are (a NaN or infinite value
+        makes its column's sum non-finite)."""
+        return (self.V,) if self.weights is None and np.all(np.isfinite(sums[0])) else ()
 
 
 @dataclass(frozen=True)
@@ -563,18 +662,22 @@ def fit_mean(
     collectors: Sequence[CollectorFactory | None] | None = None,
     at: np.ndarray | None = None,
     prepared: Sequence[tuple[np.ndarray, float] | None] | None = None,
+    collected: Sequence[Callable[[np.ndarray], Collector] | None] | None = None,
 ) -> Fit:
     """Column means of the responses (each (m, k)) pooled over blocks, as an M-estimate.
 
     The estimating function is ``w_i (v_i - b)``: its Hessian is ``w_i`` times the
     identity, so ``bread = I / sum(w)``. Two passes: the weighted sums, then the
     scores at the mean for the collectors; one when ``prepared`` gives each
-    block's ``(sum w v, sum w)`` (summed when the sample was validated). ``at``
-    evaluates the scores at given values instead of the mean.
+    block's ``(sum w v, sum w)`` (summed when the sample was validated), none
+    when ``collected`` also gives, for a block, its collector at any mean
+    (from score moments summed by that scan). ``at`` evaluates the scores at
+    given values instead of the mean.
     """
     weights = list(weights) if weights is not None else [None] * len(responses)
     factories = list(collectors) if collectors is not None else [None] * len(responses)
     prepared = list(prepared) if prepared is not None else [None] * len(responses)
+    ready = list(collected) if collected is not None else [None] * len(responses)
     responses = [
         (v.map(_AsMatrix(), (v.shape[0], 1)) if isinstance(v, Column) else v[:, None]) if v.ndim == 1 else v
         for v in responses
@@ -586,13 +689,18 @@ def fit_mean(
             block_total, block_weight = given if given is not None else reduce_rows(_WeightedSum(), v, w)
             total, weight = total + block_total, weight + block_weight
     else:
-        for v, w in zip(responses, weights):
-            weight += float(v.shape[0]) if w is None else float(reduce_rows(np.sum, w))
+        for v, w, given in zip(responses, weights, prepared):
+            if given is not None:
+                weight += given[1]
+            else:
+                weight += float(v.shape[0]) if w is None else float(reduce_rows(np.sum, w))
     params = total / weight if at is None else np.asarray(at, dtype=float)
     made = []
-    for v, w, factory in zip(responses, weights, factories):
+    for v, w, factory, at_params in zip(responses, weights, factories, ready):
         collector = None
-        if factory is not None:
+        if factory is not None and at_params is not None:
+            collector = at_params(params)
+        elif factory is not None:
             collector = reduce_rows(_MeanScores(params, factory), v, w, *getattr(factory, "columns", ()))
         made.append(collector)
     return Fit(params, np.eye(k) / weight, sum(v.shape[0] for v in responses), tuple(made))

@@ -27,8 +27,10 @@ from .sources import (
     current_position, is_dask, is_dask_frame, positions,
 )
 
-#: rows per chunk of the checks of a sample held in memory
-CHECK_ROWS = 1 << 15
+#: rows per chunk of the checks of a sample held in memory (at least: see :func:`_check_rows`)
+CHECK_ROWS = 1 << 13
+#: values per chunk of those checks: chunks of a narrow sample have more rows, up to this many values
+CHECK_VALUES = 11 * CHECK_ROWS
 
 MISSING_OPTIONS = ("raise", "drop")
 
@@ -310,11 +312,17 @@ def make_sample(variables: Mapping[str, Variable], *, missing: str, label: str, 
     finite = np.ones(n, dtype=bool) if missing == "drop" else None
     checked = missing == "raise"
     summary = None
-    for start in range(0, n, CHECK_ROWS):
-        rows = slice(start, min(start + CHECK_ROWS, n))
+    step = _check_rows(items)
+    for start in range(0, n, step):
+        rows = slice(start, min(start + step, n))
+        arrays = {name: variable.values[rows] for name, variable in items}
+        # with missing="raise" the sums come first: they are needed anyway, and some prove their
+        # variables finite (a Gram matrix's diagonal), which then need no check of their own
+        sums = _accumulate(accumulators, arrays) if checked else {}
+        proven = _proven_finite(accumulators, sums)
         for name, variable in items:
-            chunk = variable.values[rows]
-            if _all_finite(chunk):
+            chunk = arrays[name]
+            if name in proven or _all_finite(chunk):
                 continue
             row_ok = _finite_rows(chunk)
             if finite is not None:
@@ -322,7 +330,10 @@ def make_sample(variables: Mapping[str, Variable], *, missing: str, label: str, 
             else:
                 _raise_not_finite(name, variable.values, start + int(np.flatnonzero(~row_ok)[0]))
         if checked:
-            summary = add_partials(summary, _check_chunk(variables, rows, start, checks, accumulators))
+            with positions(start):
+                for key, check in checks:
+                    check(arrays[key])
+            summary = add_partials(summary, sums)
     if finite is None or finite.all():
         sample = Sample(dict(variables))
     else:
@@ -337,8 +348,8 @@ def make_sample(variables: Mapping[str, Variable], *, missing: str, label: str, 
         sample = Sample(kept, n_dropped=int((~finite).sum()), kept=finite)
     if not checked:
         kept_n = sample.nobs
-        for start in range(0, kept_n, CHECK_ROWS):
-            rows = slice(start, min(start + CHECK_ROWS, kept_n))
+        for start in range(0, kept_n, step):
+            rows = slice(start, min(start + step, kept_n))
             summary = add_partials(summary, _check_chunk(sample.variables, rows, start, checks, accumulators))
     if summary:
         sample.summary.update(summary)
@@ -346,12 +357,47 @@ def make_sample(variables: Mapping[str, Variable], *, missing: str, label: str, 
     return sample
 
 
+def _check_rows(items) -> int:
+    """Rows per chunk of a scan in memory: :data:`CHECK_ROWS`, or more for a narrow sample, so
+    that a chunk holds about :data:`CHECK_VALUES` values (a chunk of a wide design stays in
+    the cache for the products that follow; one of a single column costs little per row)."""
+    width = sum(_width(variable.values) for _, variable in items)
+    return max(CHECK_ROWS, CHECK_VALUES // max(width, 1))
+
+
+#: zeros for :func:`_all_finite` (read only; pages never written stay the kernel's shared zero page)
+_ZEROS = np.zeros(1 << 19)
+_ZEROS.flags.writeable = False
+
+
 def _all_finite(values: np.ndarray) -> bool:
-    """Whether every value is finite: ``0 * x`` is 0 for a finite ``x`` and NaN otherwise, so one
-    dot product with zeros (no temporary the size of ``values``) decides."""
-    flat = values.reshape(-1)
+    """Whether every value is finite: ``0 * x`` is 0 for a finite ``x`` and NaN otherwise, so
+    one dot product with zeros per piece of ``values`` decides, without a temporary the size
+    of ``values`` (a plain dot product: no BLAS skips its zero factors)."""
+    rows = max(1, _ZEROS.shape[0] // max(_width(values), 1))
     with np.errstate(invalid="ignore"):
-        return not np.isnan(flat @ np.zeros(flat.shape[0]))
+        for start in range(0, values.shape[0], rows):
+            flat = values[start : start + rows].reshape(-1)
+            if np.isnan(flat @ _ZEROS[: flat.shape[0]]):
+                return False
+    return True
+
+
+def _accumulate(accumulators: Mapping[str, "Accumulator"], arrays: Mapping[str, np.ndarray]) -> dict:
+    """Each accumulator's partial sums of a chunk (NaNs, if any, are raised on by the caller)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return {name: accumulate(arrays) for name, accumulate in accumulators.items()}
+
+
+def _proven_finite(accumulators: Mapping[str, "Accumulator"], sums: Mapping[str, object]) -> set[str]:
+    """Variables whose values the accumulators' sums prove finite (an accumulator with a
+    ``finite(result)`` method names them: a Gram matrix with a finite diagonal, a finite sum)."""
+    proven: set[str] = set()
+    for name, result in sums.items():
+        finite = getattr(accumulators[name], "finite", None)
+        if finite is not None and result is not None:
+            proven.update(finite(result))
+    return proven
 
 
 def _finite_rows(values: np.ndarray) -> np.ndarray:
@@ -740,6 +786,11 @@ class GramOf:
     def __call__(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
         X = np.ascontiguousarray(arrays[self.key])
         return X.T @ X
+
+    def finite(self, gram: np.ndarray) -> tuple[str, ...]:
+        """The design is finite if its Gram matrix's diagonal is (as for
+        :class:`~ppinfer.core.fitting.NormalEquations`)."""
+        return (self.key,) if np.all(np.isfinite(np.diagonal(gram))) else ()
 
 
 def check_full_rank(X: np.ndarray, names: Sequence[str], argument: str) -> None:

@@ -62,6 +62,7 @@ from ..core.validation import (
     ChunkedInput, Sample, Variable, as_cluster_labels, as_variable, check_range, recode_clusters,
 )
 from ..core.warnings import FewClustersWarning, PPIWarning
+from .moments import ScoreMoments
 
 __all__ = ["Design", "BoundDesign", "DesignWarning", "design_from_keywords"]
 
@@ -301,11 +302,7 @@ class Design:
         pairs; the range of the fpc in each stratum. (A sample in memory needs none.)"""
         if not any(isinstance(v.values, ChunkedInput) for v in unlabeled.values()):
             return [], {}
-        names = self.names
-        weights = "weights_unlabeled" if "weights_unlabeled" in unlabeled else None
-        psu = names.get("clusters_unlabeled", "clusters_unlabeled")
-        psu = psu if psu in unlabeled else None
-        strata = "strata_unlabeled" if "strata_unlabeled" in unlabeled else None
+        weights, strata, psu = self.unlabeled_keys(unlabeled)
         fpc = "fpc_unlabeled" if "fpc_unlabeled" in unlabeled else None
         checks, sums = [], {}
         if weights:
@@ -316,6 +313,21 @@ class Design:
         if fpc:
             sums["design:fpc"] = GroupRange(fpc, strata)
         return checks, sums
+
+    def unlabeled_keys(self, unlabeled: dict[str, Variable]) -> tuple[str | None, str | None, str | None]:
+        """The unlabeled sample's keys of the weights, strata and PSU labels (None: not given)."""
+        psu = self.names.get("clusters_unlabeled", "clusters_unlabeled")
+        return ("weights_unlabeled" if "weights_unlabeled" in unlabeled else None,
+                "strata_unlabeled" if "strata_unlabeled" in unlabeled else None,
+                psu if psu in unlabeled else None)
+
+    def score_moments(self, unlabeled: dict[str, Variable], response: str, denominator: str | None = None) -> dict:
+        """The scan accumulator of a linear fit's score moments (see :mod:`ppinfer.designs.moments`)
+        for an unlabeled sample read partition by partition (``{}`` for a sample in memory)."""
+        if not any(isinstance(v.values, ChunkedInput) for v in unlabeled.values()):
+            return {}
+        weights, strata, psu = self.unlabeled_keys(unlabeled)
+        return {"design:scores": ScoreMoments(response, denominator, weights, strata, psu)}
 
     def bind(self, labeled: Sample, unlabeled: Sample, *, what: str = "the model") -> "BoundDesign":
         """Validate the design against the samples' rows (after missing rows were dropped)."""
@@ -675,7 +687,9 @@ class DesignCollectorFactory:
 
 
 def group_sums(rows: np.ndarray, codes: np.ndarray, ngroups: int) -> np.ndarray:
-    """(ngroups, q) sums of ``rows`` (m, q) within integer codes."""
+    """(ngroups, q) sums of ``rows`` (m, q) within integer codes (one group: the column sums)."""
+    if ngroups == 1:
+        return rows.sum(axis=0)[None]
     return np.stack([np.bincount(codes, weights=rows[:, k], minlength=ngroups) for k in range(rows.shape[1])],
                     axis=1) if rows.shape[1] else np.zeros((ngroups, 0))
 
@@ -1155,8 +1169,7 @@ class BoundDesign:
         H = self.nstrata
         strata = self.sample(sample).stratum_codes()
         s1 = group_sums(part.rows, strata, H)
-        s2 = group_outer(part.rows, part.rows, strata, H) if H > 1 else \
-            np.einsum("ij,ik->jk", part.rows, part.rows)[None]
+        s2 = group_outer(part.rows, part.rows, strata, H) if H > 1 else (part.rows.T @ part.rows)[None]
         return s1, s2, np.bincount(strata, minlength=H).astype(float)
 
     def centre_within_strata(self, sample: str, values: np.ndarray, psu: bool = False) -> np.ndarray:

@@ -89,6 +89,7 @@ class Mean(PPIModel):
             missing=missing,
             design=design,
             accumulators={"sums": ResponseSums("yhat_unlabeled", weights_key(design))},
+            linear_scores=("yhat_unlabeled", None),
         )
         if self.labeled.nobs < 2:
             raise ValueError(f"y has {self.labeled.nobs} complete row(s); at least 2 are needed for a variance.")
@@ -100,20 +101,25 @@ class Mean(PPIModel):
                     predicted: bool = False) -> Fit:
         responses = [response if isinstance(response, Column) else np.asarray(response).reshape(response.shape[0], -1)
                      for _, response, _, _ in blocks]
-        prepared = []
-        for sample, response, weights, _ in blocks:
+        prepared, collected = [], []
+        for sample, response, weights, factory in blocks:
+            scanned = self._scanned_scores(sample, response, weights, factory)
             found = self._prepared(sample, response, weights, "sums")
-            if found is None:
+            if scanned is not None:
+                prepared.append(scanned.sums())
+            elif found is None:
                 prepared.append(None)
             else:
                 (total, weight), predictions = found
                 prepared.append((np.atleast_1d(predictions(total[None, :])[0]), weight))
+            collected.append(None if scanned is None else scanned.collector)
         return fit_mean(
             responses,
             weights=[weights for _, _, weights, _ in blocks],
             collectors=[factory for _, _, _, factory in blocks],
             at=start if evaluate_only else None,
             prepared=prepared,
+            collected=collected,
         )
 
     def _design_rows(self, sample: str, predicted: bool = False):
@@ -204,20 +210,28 @@ class Total(Mean):
         for sample, response, weights, factory in blocks:
             rows = response.shape[0]
             scale = None if self._population_size is None or weights is not None else self._population_size / rows
-            part, part_weight = reduce_rows(_ExpandedSums(scale), response, weights)
+            scanned = self._scanned_scores(sample, response, weights, factory)
+            if scanned is not None:
+                scanned = scanned.scaled(1.0 if scale is None else scale)
+                part, part_weight = scanned.sums()
+            else:
+                part, part_weight = reduce_rows(_ExpandedSums(scale), response, weights)
             totals = part if totals is None else totals + part
             weight += part_weight
-            parts.append((response, weights, scale, factory))
+            parts.append((response, weights, scale, factory, scanned))
         params = totals if not evaluate_only else np.asarray(start, dtype=float)
         collected = []
-        for response, weights, scale, factory in parts:
+        for response, weights, scale, factory, scanned in parts:
             collector = None
-            if factory is not None:
+            if factory is not None and scanned is not None:
+                # the scores w v / W (the totals' rows are not centred) with Hessian weights w / W^2
+                collector = scanned.collector(np.zeros_like(params), 1.0 / weight)
+            elif factory is not None:
                 collector = reduce_rows(_TotalScores(scale, weight, factory), response, weights,
                                         *getattr(factory, "columns", ()))
             collected.append(collector)
         k = params.shape[0]
-        return Fit(params, np.eye(k) * weight, sum(r.shape[0] for r, _, _, _ in parts), tuple(collected))
+        return Fit(params, np.eye(k) * weight, sum(part[0].shape[0] for part in parts), tuple(collected))
 
     def _fitted_values(self, fit: Fit, predicted: bool = False) -> np.ndarray:
         weights = self._expansion(self.design.fit_weights("labeled"), self.nobs)
@@ -285,6 +299,7 @@ class Ratio(Mean):
             missing=missing,
             design=design_from_keywords("Ratio", design, design_options),
             accumulators={"x_sum": _Sum("x_unlabeled")},
+            linear_scores=("yhat_unlabeled", "x_unlabeled"),
         )
         if self.labeled.nobs < 2:
             raise ValueError(f"y has {self.labeled.nobs} complete row(s); at least 2 are needed for a variance.")
@@ -305,17 +320,24 @@ class Ratio(Mean):
         parts = []
         for sample, response, weights, factory in blocks:
             x = self._denominator(sample)
-            top, bottom = reduce_rows(_RatioSums(), response, x, weights)
+            scanned = self._scanned_scores(sample, response, weights, factory)
+            if scanned is not None:
+                top, bottom = scanned.sums()
+                top = float(top[0])
+            else:
+                top, bottom = reduce_rows(_RatioSums(), response, x, weights)
             numerator += top
             denominator += bottom
-            parts.append((response, x, weights, factory))
+            parts.append((response, x, weights, factory, scanned))
         if denominator == 0:
             raise ValueError(f"{what}: the weighted denominator sums to 0.")
         ratio = numerator / denominator if not evaluate_only else float(np.asarray(start).ravel()[0])
         collected = []
-        for response, x, weights, factory in parts:
+        for response, x, weights, factory, scanned in parts:
             collector = None
-            if factory is not None:
+            if factory is not None and scanned is not None:
+                collector = scanned.collector(np.array([ratio]))
+            elif factory is not None:
                 collector = reduce_rows(_RatioScores(ratio, factory), response, x, weights,
                                         *getattr(factory, "columns", ()))
             collected.append(collector)

@@ -34,7 +34,10 @@ from ..core.options import choose
 from ..core.results import PPIResults
 from ..core.validation import Variable, make_sample
 from ..core.warnings import ConstantOutcomeWarning, PPIWarning
-from ..designs.base import LABELED, UNLABELED, Contributions, Design, DesignCollector, group_sums, warn_few_clusters
+from ..designs.base import (
+    LABELED, UNLABELED, Contributions, Design, DesignCollector, DesignCollectorFactory, group_sums, warn_few_clusters,
+)
+from ..designs.moments import ScannedScores
 from .base import Estimator
 
 METHODS = {
@@ -152,6 +155,7 @@ class PPIModel(Estimator):
         outcome_columns: int | None = None,
         checks=(),
         accumulators=None,
+        linear_scores: tuple[str, str | None] | None = None,
     ) -> None:
         """Validate both samples together with the design's columns, then bind the design.
 
@@ -161,11 +165,19 @@ class PPIModel(Estimator):
         ``outcome_columns`` None takes the columns of the labeled ``y``).
         ``checks`` and ``accumulators`` run in the scan of the unlabeled sample
         (see :func:`~ppinfer.core.validation.make_sample`), with the design's own.
+        ``linear_scores`` = (response key, denominator key or None) says the fit of the
+        unlabeled predictions is linear in its parameter (a mean, total or ratio): the scan
+        of a partitioned sample then sums its score moments (:mod:`ppinfer.designs.moments`),
+        and that fit needs no pass of its own.
         """
         design_labeled, design_unlabeled = design.variables()
         self.labeled = make_sample({**labeled, **design_labeled}, missing=missing, label="labeled")
         unlabeled = {**unlabeled, **design_unlabeled}
         design_checks, design_sums = design.scan_plan(unlabeled)
+        #: the response of the linear fit whose score moments the scan sums (None: no such fit)
+        self._linear_response = None if linear_scores is None else linear_scores[0]
+        if linear_scores is not None:
+            design_sums.update(design.score_moments(unlabeled, *linear_scores))
         self.unlabeled = make_sample(unlabeled, missing=missing, label="unlabeled",
                                      checks=[*checks, *design_checks], accumulators={**(accumulators or {}),
                                                                                       **design_sums})
@@ -219,6 +231,28 @@ class PPIModel(Estimator):
             return None
         sums = self._unlabeled_sums(key)
         return None if sums is None else (sums, response.transform)
+
+    def _scanned_scores(self, sample: str, response, weights, factory) -> ScannedScores | None:
+        """The scan's score moments of a linear fit (see :meth:`_setup`) when they serve this block:
+        the unlabeled predictions with the design's weights and collector; None otherwise."""
+        moments = self.unlabeled.summary.get("design:scores") if sample == UNLABELED else None
+        if moments is None or not isinstance(response, Column) or not isinstance(response.transform, Predictions):
+            return None
+        if response.key != self._linear_response:
+            return None
+        design = self.design
+        weighted, strata, psu = design.spec.unlabeled_keys(self.unlabeled.variables)
+        if weights is not design.unlabeled.weights or (design.weights_derived and weighted):
+            return None
+        if factory is not None and not (isinstance(factory, DesignCollectorFactory)
+                                        and factory.psu is design.unlabeled.psu
+                                        and factory.strata is design.unlabeled.strata):
+            return None
+        stored = self.unlabeled.column(response.key).shape
+        columns = 1 if len(stored) == 1 else stored[1]
+        # the fit's response is a linear map of the stored columns (their row mean, one draw, or all)
+        mapping = np.asarray(response.transform(np.eye(columns)), dtype=float).reshape(columns, -1)
+        return ScannedScores(design, moments.linear(mapping), strata, psu)
 
     def _warn_design(self) -> None:
         """Warnings about the labeled sample's size and clusters (after ``param_names`` are set)."""

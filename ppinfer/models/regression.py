@@ -11,9 +11,11 @@ from numpy.typing import ArrayLike
 from dataclasses import dataclass
 
 from ..core.families import Binomial, Family, Gaussian, GLMFamily, Poisson as PoissonFamily
-from ..core.fitting import Fit, NormalEquations, RowNorm, fit_glm
+from ..core.fitting import Fit, NormalEquations, fit_glm
 from ..core.sources import Column, current_position
-from ..core.validation import ChunkedInput, Variable, as_variable, check_full_rank, check_gram, match_columns
+from ..core.validation import (
+    ChunkedInput, GramOf, Variable, as_variable, check_full_rank, check_gram, match_columns,
+)
 from ..core.warnings import SeparationWarning
 from ..designs.base import LABELED, Design, design_from_keywords
 from .base import document_design_keywords, with_design_keywords
@@ -172,20 +174,23 @@ class RegressionModel(PPIModel):
 
     def _scan(self, design: Design) -> dict:
         """What the validation scan of the unlabeled rows does besides checking values: the
-        predictions' range check, and the normal equations (and, for a GLM, the largest row
-        norm) that the fits of the unlabeled predictions reuse."""
-        return dict(
-            checks=[("yhat_unlabeled", _PredictionCheck(self._family, "yhat_unlabeled"))],
-            accumulators={"normal": NormalEquations("X_unlabeled", "yhat_unlabeled", weights_key(design)),
-                          **({} if self._family.linear else {"row_norm": RowNorm("X_unlabeled")})},
-        )
+        predictions' range check, and the Gram matrix (the rank check's; its diagonal proves the
+        design finite), with, for a Gaussian fit, the rest of the normal equations that the fit of
+        the unlabeled predictions solves."""
+        if self._family.linear:
+            sums = {"normal": NormalEquations("X_unlabeled", "yhat_unlabeled", weights_key(design))}
+        else:  # an iterated fit cannot start from the normal equations: the Gram matrix alone
+            sums = {"gram": GramOf("X_unlabeled")}
+        return dict(checks=[("yhat_unlabeled", _PredictionCheck(self._family, "yhat_unlabeled"))],
+                    accumulators=sums)
 
     def _check_unlabeled_design(self, names: list[str]) -> None:
         """Rank of the unlabeled design, from the Gram matrix the scan summed (an all-zero
         column of a formula's categorical level is named as such)."""
         from ..core.formula import check_zero_columns
 
-        gram = self.unlabeled.summary["normal"][0]
+        summary = self.unlabeled.summary
+        gram = summary["normal"][0] if "normal" in summary else summary["gram"]
         check_zero_columns([name for name, value in zip(names, np.diag(gram)) if value == 0], "unlabeled")
         check_gram(gram, self.nobs_unlabeled, names, "X_unlabeled")
 
@@ -223,8 +228,6 @@ class RegressionModel(PPIModel):
             what=f"{what} ({self._title})",
             iterate=not evaluate_only,
             normal_equations=normal,
-            row_norms=[self.unlabeled.summary["row_norm"].value if sample != LABELED and "row_norm" in
-                       self.unlabeled.summary else None for sample, _, _, _ in blocks],
         )
 
     def _fitted_values(self, fit: Fit, predicted: bool = False) -> np.ndarray:
