@@ -686,7 +686,7 @@ def _source_of(items: Mapping[str, Variable], label: str = "unlabeled") -> tuple
               if name not in chunked}
     built = {id(c.source): c.source for c in chunked.values() if c.source is not None}
     keys = {name: (chunked[name].key or name) if name in chunked else name for name in items}
-    _check_rows(items, label)
+    _check_row_counts(items, label)
     if built:
         if len(built) > 1 or any(c.source is None for c in chunked.values()) or arrays:
             raise TypeError(
@@ -722,7 +722,7 @@ def _rows_of(value) -> int | None:
     return len(value)
 
 
-def _check_rows(items: Mapping[str, Variable], label: str) -> None:
+def _check_row_counts(items: Mapping[str, Variable], label: str) -> None:
     """Raise if two arguments of a partitioned sample have different numbers of rows."""
     first, tables = None, set()
     for name, variable in items.items():
