@@ -187,3 +187,12 @@ def formula_frames(rows: int, seed: int = 5):
     table["hit"] = (table["y"] > 1.5).astype(float)
     table["prob"] = 1 / (1 + np.exp(-(table["pred"] - 1.5)))
     return table.iloc[:300].reset_index(drop=True), table.iloc[300:].reset_index(drop=True)
+
+
+def parquet_columns(folder, d: dict) -> "ColumnsOf":
+    """The unlabeled columns of ``d`` written to two Parquet files in ``folder`` (row groups of 500
+    rows), as the array arguments of :class:`ColumnsOf`."""
+    frame = unlabeled_frame(d)
+    frame.iloc[:1300].to_parquet(folder / "part-0.parquet", row_group_size=500)
+    frame.iloc[1300:].to_parquet(folder / "part-1.parquet", row_group_size=500)
+    return ColumnsOf(frame, ppinfer.read_parquet(folder))

@@ -18,7 +18,7 @@ import ppinfer
 from ppinfer.core import sources
 from ppinfer.core.validation import ChunkedSample
 
-from sources_cases import N_LABELED, ColumnsOf, assert_same_results, data, fits, unlabeled_frame
+from sources_cases import N_LABELED, assert_same_results, parquet_columns, data, fits, unlabeled_frame
 
 pytest.importorskip("pyarrow")
 da = pytest.importorskip("dask.array")
@@ -82,11 +82,7 @@ def as_dask(_, values):
 @pytest.fixture(scope="module")
 def parquet(tmp_path_factory):
     """The unlabeled columns in two Parquet files."""
-    folder = tmp_path_factory.mktemp("unlabeled")
-    frame = unlabeled_frame(DATA)
-    frame.iloc[:1300].to_parquet(folder / "part-0.parquet", row_group_size=500)
-    frame.iloc[1300:].to_parquet(folder / "part-1.parquet", row_group_size=500)
-    return ColumnsOf(frame, ppinfer.read_parquet(folder))
+    return parquet_columns(tmp_path_factory.mktemp("unlabeled"), DATA)
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,7 @@ from ppinfer.core.fitting import NEWTON_DECREASE_BOUND, fit_glm
 from ppinfer.core.validation import ChunkedSample
 
 from sources_cases import (
-    DESIGNS, ESTIMATORS, N_LABELED, ColumnsOf, assert_same_results, build, data, fits, formula_frames,
-    unlabeled_frame,
+    DESIGNS, ESTIMATORS, N_LABELED, assert_same_results, parquet_columns, build, data, fits, formula_frames,
 )
 
 pytest.importorskip("pyarrow")
@@ -42,11 +41,7 @@ L, U = slice(0, N_LABELED), slice(N_LABELED, None)
 @pytest.fixture(scope="module")
 def table(tmp_path_factory):
     """The unlabeled columns in two Parquet files (row groups of 500 rows)."""
-    folder = tmp_path_factory.mktemp("unlabeled")
-    frame = unlabeled_frame(DATA)
-    frame.iloc[:1300].to_parquet(folder / "part-0.parquet", row_group_size=500)
-    frame.iloc[1300:].to_parquet(folder / "part-1.parquet", row_group_size=500)
-    return ColumnsOf(frame, ppinfer.read_parquet(folder))
+    return parquet_columns(tmp_path_factory.mktemp("unlabeled"), DATA)
 
 
 @pytest.fixture
