@@ -3,8 +3,9 @@
 The bracketing search of :mod:`ppinfer.models.partitioned_cdf` must give the
 numbers of the in-memory inversion, which visits every breakpoint: point
 estimates, interval ends (two-sided and one-sided, several levels), p-values,
-lambdas and degrees of freedom, for every design whose samples are independent,
-with and without ties, with synthetic draws, and when the search has to split
+lambdas and degrees of freedom, for every design whose samples are independent
+and for two-phase designs (the labeled rows are part of the all-units fit), with
+and without ties, with synthetic draws, and when the search has to split
 gaps and count in several passes (limits made small here). The in-memory
 numbers themselves are checked against order statistics, R's survey formulas
 and Monte Carlo coverage in test_quantile_*.py; equality carries those checks over.
@@ -154,13 +155,35 @@ def test_memory_map_of_float32_values(tmp_path):
     check_fits(model, reference, [{"method": "ppi++"}])
 
 
-@pytest.mark.parametrize("design, words", [("two-phase", "two phases"), ("two-phase fpc", "two phases")])
-def test_designs_joining_the_samples_raise(design, words):
-    model = quantile(design, as_dask)
-    with pytest.raises(TypeError, match=words):
-        model.fit()
-    # classical needs no unlabeled row
-    assert np.all(np.isfinite(model.fit(method="classical").params))
+@pytest.mark.parametrize("design, fits", [
+    ("two-phase", [{"method": "ppi++"}, {"method": "ppi++", "cov_type": "CR1"}, {"method": "ppi"},
+                   {"method": "classical"}]),
+    ("two-phase fpc", [{"method": "ppi++"}, {"method": "ppi++", "lam": "overall"},
+                       {"method": "ppi++", "cov_type": "HC2"}, {"method": "ppi++", "lam": 1.3}]),
+])
+def test_two_phase_designs_equal_in_memory(design, fits):
+    """The all-units fit u holds the labeled rows too (first-phase weights): with PSUs of each
+    sample's own (CR2 by default, CR1), and with strata and an fpc (the second-phase term;
+    lambda per stratum and overall, HC2, a fixed lambda)."""
+    check_fits(quantile(design, as_dask), quantile(design, lambda v: v), fits)
+
+
+def test_two_phase_labeling_strata_in_several_rounds(monkeypatch):
+    """Labeling strata (their second-phase term) with weights and strata, and a search that
+    splits gaps and gathers their rows in several rounds."""
+    monkeypatch.setattr(partitioned, "COLLECT_CELLS", 40)
+    monkeypatch.setattr(partitioned, "REFINE_POINTS", 6)
+    y, f, weights, region = DATA["y"], DATA["f"], DATA["weights"], DATA["region"]
+    options = {"label_prob": DATA["label_prob"][L], "label_strata": DATA["school"][L] % 4, "strata": region[L],
+               "weights": weights[L]}
+
+    def model(convert):
+        return ppinfer.Quantile(y[L], f[L], convert(f[U]), q=LEVELS, strata_unlabeled=convert(region[U]),
+                                weights_unlabeled=convert(weights[U]), **options)
+
+    assert model(as_dask).fit().unlabeled_passes >= 3
+    check_fits(model(as_dask), model(lambda v: v),
+               [{"method": "ppi++"}, {"method": "ppi++", "lam": "overall"}, {"method": "ppi++", "lam": 0.7}])
 
 
 def test_clusters_in_both_samples_raise():
