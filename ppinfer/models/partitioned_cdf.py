@@ -181,8 +181,8 @@ class _Nodes:
         def pick(a, b):
             return np.concatenate([a, b], axis=-1)[..., take]
 
-        right = {f: pick(other.right[f], self.right[f]) for f in FIELDS}
-        left = {f: pick(other.left[f], self.left[f]) for f in FIELDS}
+        right = {f: pick(other.right[f], self.right[f]) for f in self.right}
+        left = {f: pick(other.left[f], self.left[f]) for f in self.left}
         low, high = np.full(merged_t.size - 1, np.nan), np.full(merged_t.size - 1, np.nan)
         for nodes in (self, other):
             position = np.searchsorted(merged_t, nodes.t)
@@ -275,6 +275,8 @@ class PartitionedCDF:
         self.labeled_points = np.unique(labeled_values)
         self.outcome_points = np.unique(labeled.streams["y"].values)
         self._nodes: _Nodes | None = None
+        #: the unlabeled sums kept at each node (with PSUs shared by the samples: and the cross sums)
+        self.fields: tuple[str, ...] = FIELDS
         #: a design joining the samples: what builds its labeled side (None: independent samples)
         self._joint_parts: tuple | None = None
         self._joint: _Joint | None = None
@@ -292,16 +294,19 @@ class PartitionedCDF:
         """The labeled side of a design joining the samples (built once the unlabeled
         PSUs' weights are known, which CR2 needs)."""
         if self._joint is None and self._joint_parts is not None:
-            if self.cov_type == "CR2" and self.npsu and self.psu_shares is None:
+            if self.npsu and self.psu_shares is None:
                 self._ensure_nodes()
-            weight = None if self.psu_shares is None else self.psu_shares * self.total
-            self._joint = _Joint(*self._joint_parts, psu_weight=weight)
+            weight = totals = None
+            if self.psu_shares is not None:
+                weight, totals = self.psu_shares * self.total, self.psu_shares * self.psu_multiplier
+            self._joint = _Joint(*self._joint_parts, psu_weight=weight,
+                                 unlabeled_psu=totals if len(self.fields) > len(FIELDS) else None)
         return self._joint
 
     @property
     def collect_rows(self) -> int:
         """Rows gathered into memory in one round (:data:`COLLECT_CELLS`)."""
-        return max(1, COLLECT_CELLS // (2 * len(FIELDS) * self.H + 3))
+        return max(1, COLLECT_CELLS // (2 * len(self.fields) * self.H + 3))
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -343,6 +348,10 @@ class PartitionedCDF:
                     cdf.labeled_psu_share = np.bincount(design.labeled.psu, weights=share / total,
                                                         minlength=design.npsu)
             cdf._joint_parts = (builder, y, f, labeled_part, unlabeled.weight_total(), masks)
+            if design.labeled.psu is not None and unlabeled.psu is not None and np.any(
+                    design.labeled.present_psu(design.npsu) & unlabeled.present_psu(design.npsu)):
+                names = ("y", "f", "u") if design.two_phase else ("y", "f")
+                cdf.fields = FIELDS + tuple(f"{kind}_{name}" for kind in ("m", "k") for name in names)
         return cdf
 
     # -- counting passes ---------------------------------------------------------------------------
@@ -424,7 +433,21 @@ class PartitionedCDF:
         neighbours = position[1:] - position[:-1] == 1
         low[position[:-1][neighbours]] = gap_low[neighbours]
         high[position[:-1][neighbours]] = gap_high[neighbours]
+        if len(self.fields) > len(FIELDS):
+            self._shared_sums(sorted_t, at(coef, at_most)[..., order], right, "right")
+            self._shared_sums(sorted_t, at(coef, below_bins)[..., order], left, "left")
         return _Nodes(sorted_t, right, left, n_right, n_left, low, high)
+
+    def _shared_sums(self, t: np.ndarray, coef: np.ndarray, sums: dict, side: str) -> None:
+        """The cross sums at ``t`` from the unlabeled PSUs' coefficients there (npsu, m): per
+        stratum ``m_A = sum_g C^A_g(t) C_g(t)`` and ``k_A = sum_g K^A_g C_g(t)`` over the PSUs
+        with labeled units, ``C^A_g`` the labeled fit A's coefficients at most (or below) ``t``."""
+        joint = self.joint
+        psu = joint.labeled_psu
+        strata, unlabeled = self.psu_strata[psu], coef[psu]
+        for name, labeled in joint.psu_sums.items():
+            sums[f"m_{name}"] = _by_stratum(labeled(psu[:, None], t[None, :], side) * unlabeled, strata, self.H)
+            sums[f"k_{name}"] = _by_stratum(labeled.totals[psu][:, None] * unlabeled, strata, self.H)
 
     def _multipliers(self, shares: np.ndarray) -> np.ndarray:
         """Each PSU's coefficient per unit of weight share: the square root of its stratum's
@@ -446,7 +469,7 @@ class PartitionedCDF:
     def _totals(self) -> dict:
         """The unlabeled sums over all rows (at +inf), (H, 1)."""
         nodes = self._ensure_nodes()
-        return {f: nodes.right[f][:, -1:] for f in FIELDS}
+        return {f: nodes.right[f][:, -1:] for f in self.fields}
 
     def _with_labeled_part(self, points: Points, sums: dict, totals: dict) -> tuple[dict, dict]:
         """The all-units fit's weight shares ``a`` and coefficients ``c`` (two phases: the
@@ -491,7 +514,7 @@ class PartitionedCDF:
         if self.joint is None:
             blocks[3] = self._per_block(variance)
         else:
-            cov_yf, var_f = self.joint.blocks(points, dict(levels, u=F), sums["c"] - F * totals["c"],
+            cov_yf, var_f = self.joint.blocks(points, dict(levels, u=F), sums, sums["c"] - F * totals["c"],
                                               np.maximum(self.counts, 1.0)[:, None], self._per_block)
             blocks[1] = cov_yf + blocks[1]
             blocks[2] = var_f + self._per_block(variance) + blocks[2]
@@ -516,12 +539,12 @@ class PartitionedCDF:
         position = np.clip(np.searchsorted(nodes.t, t), 0, nodes.t.size - 1)
         if np.all(nodes.t[position] == t):
             stored = nodes.right if side == "right" else nodes.left
-            return self._evaluation(t, {f: stored[f][:, position] for f in FIELDS}, side)
+            return self._evaluation(t, {f: stored[f][:, position] for f in self.fields}, side)
         points = np.unique(t)
         fresh, _ = self._count(points)
         index = np.searchsorted(fresh.t, t)
         stored = fresh.right if side == "right" else fresh.left
-        return self._evaluation(t, {f: stored[f][:, index] for f in FIELDS}, side)
+        return self._evaluation(t, {f: stored[f][:, index] for f in self.fields}, side)
 
     # -- the inversion ---------------------------------------------------------------------------
     def invert(self, q: np.ndarray, lam: np.ndarray, critical: np.ndarray | None, alternative: str):
@@ -551,7 +574,7 @@ class PartitionedCDF:
 
     def _bounds(self, nodes: _Nodes, gaps: np.ndarray, lam: np.ndarray):
         """Bounds of ``F(t; lam)`` and ``s(t; lam)`` over the inside of ``gaps``."""
-        box = {f: _Interval(nodes.right[f][:, gaps], nodes.left[f][:, gaps + 1]) for f in FIELDS}
+        box = {f: _Interval(nodes.right[f][:, gaps], nodes.left[f][:, gaps + 1]) for f in self.fields}
         # labeled pieces are constant inside a gap: those just after its left node
         base, slopes, blocks = self._pieces(Points(nodes.t[gaps], "right"), box)
         lam = np.asarray(lam, dtype=float)[:, None]
@@ -609,8 +632,13 @@ class PartitionedCDF:
             coef = alpha * self.root[group]
             dp = dx = coef * coef
         increments = {"a": alpha, "c": coef, "x": dx, "p": dp}
-        right = {f: nodes.right[f][:, t_gap].copy() for f in FIELDS}
-        left = {f: nodes.right[f][:, t_gap].copy() for f in FIELDS}
+        if len(self.fields) > len(FIELDS):
+            # inside a gap the labeled coefficients of a PSU are those at its left node
+            for name, labeled in self.joint.psu_sums.items():
+                increments[f"m_{name}"] = coef * labeled(group, nodes.t[row_gap], "right")
+                increments[f"k_{name}"] = coef * labeled.totals[group]
+        right = {f: nodes.right[f][:, t_gap].copy() for f in self.fields}
+        left = {f: nodes.right[f][:, t_gap].copy() for f in self.fields}
         gap_start = nodes.t[t_gap]
 
         def within_gap(sorted_values, prefix, side):
@@ -661,7 +689,7 @@ class _Joint:
     """
 
     def __init__(self, builder: _Builder, y: Stream, f: Stream, labeled_part, weight_elsewhere: float, masks,
-                 *, psu_weight: np.ndarray | None):
+                 *, psu_weight: np.ndarray | None, unlabeled_psu: np.ndarray | None):
         H = builder.design.nstrata
         self.u: Stream | None = None
         #: per block: the pair sums of y, f and u with u's labeled rows over PSUs (units)
@@ -678,24 +706,71 @@ class _Joint:
         self.strata = {name: _StrataSums(s, s.coef, H) for name, s in streams.items()}
         if self.u is not None:
             self.strata["alpha"] = _StrataSums(self.u, self.u.alpha, H)
+        #: PSUs shared by the samples: the labeled fits' coefficients per PSU (for the cross sums
+        #: streamed at the nodes) and ``sum_{v_i <= t} c_i K_g(i)`` per stratum, ``K_g`` the
+        #: unlabeled coefficients' total of PSU g
+        self.psu_sums: dict[str, _PsuSums] = {}
+        self.shared: dict[str, _StrataSums] = {}
+        if unlabeled_psu is not None:
+            self.labeled_psu = np.unique(y.units)
+            for name, s in streams.items():
+                coef = np.broadcast_to(s.coef, s.units.shape)
+                self.psu_sums[name] = _PsuSums(s.values, coef, s.units, builder.design.npsu)
+                self.shared[name] = _StrataSums(s, coef * unlabeled_psu[s.units], H)
 
-    def blocks(self, points: Points, levels: dict, centred_u, G: np.ndarray, per_block):
+    def _shared_products(self, points: Points, levels: dict, sums: dict) -> dict:
+        """``sum_g A_g N_g`` (H, m) over PSUs shared by the samples, for A = y, f (and u's labeled
+        rows), N the unlabeled rows of u: ``m_A - F_A k_A - F_u l_A + F_A F_u r_A``."""
+        F = levels["u"]
+        out = {}
+        for name, labeled in self.shared.items():
+            level = levels[name]
+            out[name] = (sums[f"m_{name}"] - level * sums[f"k_{name}"] - F * labeled(points)
+                         + (level * F) * labeled.totals)
+        return out
+
+    def blocks(self, points: Points, levels: dict, sums: dict, centred_u, G: np.ndarray, per_block):
         """``cov_yf`` and ``var_f`` (K, m) beyond the labeled fits' terms and the variance of
         the unlabeled sample's own PSU sums; ``levels`` are ``F_y``, ``F_f`` and ``F_u``,
-        ``centred_u`` (H, m) the strata totals of u's centred coefficients."""
+        ``sums`` the unlabeled sums and ``centred_u`` (H, m) the strata totals of u's centred
+        coefficients."""
+        shared = {name: per_block(value) for name, value in self._shared_products(points, levels, sums).items()}
         covariance = {}
         for name in ("y", "f"):
-            sums = self.strata[name]
-            centred = sums(points) - levels[name] * sums.totals
-            covariance[name] = -per_block(centred * centred_u * (1.0 / G))
-        own = 0.0
+            totals = self.strata[name]
+            centred = totals(points) - levels[name] * totals.totals
+            covariance[name] = shared.get(name, 0.0) - per_block(centred * centred_u * (1.0 / G))
+        own = 2.0 * shared["u"] if "u" in shared else 0.0
         if self.units:
             # each kind of pair sum (y, f and u with u's labeled rows) over the blocks
             pairs = [_stack([term(points, levels) for term in kind]) for kind in zip(*self.units)]
             covariance["y"] = covariance["y"] + pairs[0]
             covariance["f"] = covariance["f"] + pairs[1]
-            own = pairs[2]
+            own = own + pairs[2]
         return -covariance["y"], own - 2.0 * covariance["f"]
+
+
+class _PsuSums:
+    """``C_g(t) = sum_{i in g, v_i <= t} c_i`` of a labeled fit at pairs (PSU g, point t).
+
+    The rows are sorted by PSU, then by the rank of their value; a pair's sum is a
+    difference of two cumulative sums found by binary search."""
+
+    def __init__(self, values: np.ndarray, coefficients: np.ndarray, psu: np.ndarray, npsu: int):
+        self.levels = np.unique(values)
+        self.width = self.levels.size + 1
+        key = psu.astype(np.int64) * self.width + np.searchsorted(self.levels, values) + 1
+        order = np.argsort(key, kind="stable")
+        self.keys = key[order]
+        self.sums = np.r_[0.0, np.cumsum(coefficients[order])]
+        self.totals = np.bincount(psu, weights=coefficients, minlength=npsu)
+
+    def __call__(self, psu, t, side: str) -> np.ndarray:
+        psu, t = np.broadcast_arrays(np.asarray(psu, dtype=np.int64), t)
+        start = psu * self.width
+        rank = np.searchsorted(self.levels, t, side=side)
+        return self.sums[np.searchsorted(self.keys, start + rank, side="right")] - \
+            self.sums[np.searchsorted(self.keys, start, side="left")]
 
 
 class _Evaluation(Evaluation):

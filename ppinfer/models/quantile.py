@@ -490,13 +490,6 @@ class Quantile(PPIModel):
         outcomes, predictions = self.labeled["y"], self._prediction(LABELED, draw)
         if kind == "classical":
             return RectifiedCDF.from_design(design, outcomes, predictions, None, cov_type=cov_type, kind=kind)
-        labeled_psu, unlabeled_psu = design.labeled.psu, design.unlabeled.psu
-        if labeled_psu is not None and unlabeled_psu is not None and np.any(
-                design.labeled.present_psu(design.npsu) & design.unlabeled.present_psu(design.npsu)):
-            raise TypeError(
-                "Quantile on an unlabeled sample read partition by partition does not yet support clusters with "
-                "units in both samples. Load the unlabeled predictions into a NumPy array."
-            )
         return PartitionedCDF.build(design, outcomes, predictions, self._prediction(UNLABELED, draw),
                                     cov_type=cov_type, by_stratum=by_stratum)
 
