@@ -4,8 +4,9 @@ The bracketing search of :mod:`ppinfer.models.partitioned_cdf` must give the
 numbers of the in-memory inversion, which visits every breakpoint: point
 estimates, interval ends (two-sided and one-sided, several levels), p-values,
 lambdas and degrees of freedom, for every design (independent samples, two
-phases, clusters with units in both samples), with and without ties, with synthetic draws, and when the search has to split
-gaps and count in several passes (limits made small here). The in-memory
+phases, clusters with units in both samples), with and without ties, with
+synthetic draws, and when the search has to split gaps and count in several
+passes (limits made small here). The in-memory
 numbers themselves are checked against order statistics, R's survey formulas
 and Monte Carlo coverage in test_quantile_*.py; equality carries those checks over.
 """

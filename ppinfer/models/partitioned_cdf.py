@@ -42,21 +42,34 @@ values. Each round is one pass over the unlabeled sample. The gaps between the
 decisive places are never resolved: their values do not change the point
 estimate or the interval's hull.
 
-*Designs joining the samples.* A two-phase design has one variance, of the
-labeled rows' ``(Y, f - u)`` and the unlabeled rows' ``(0, -u)`` (as in memory):
-``cov_yf`` gains ``-V(y, u)`` and ``var_f`` gains ``-2 V(f, u) + V(u, u)``, where the
-all-units fit ``u`` holds the labeled rows' predictions (first-phase weights) and
-the unlabeled ones, its weight shares over both parts. The labeled rows of ``u``
-are in memory (:class:`_Joint`): their pair sums with ``y``, ``f`` and themselves
-are labeled terms centred by ``F_u(t)``, and their stratum sums are added to the
-unlabeled sample's ``a`` and ``c``; ``F_u`` includes them. The stratum centring of
-``V(y, u)`` and ``V(f, u)`` needs only the stratum totals, so without PSUs shared
-by the samples the fields above suffice. All of it is constant inside a gap but for
-``F_u`` and the unlabeled sums, so the interval arithmetic is unchanged.
+*Designs joining the samples.* A two-phase design, or one whose PSUs have units
+in both samples, has one variance, of the labeled rows' ``(Y, f - u)`` and the
+unlabeled rows' ``(0, -u)`` (as in memory, with the PSU counts of both samples):
+``cov_yf`` gains ``-V(y, u)`` and ``var_f`` gains ``-2 V(f, u) + V(u, u)``, ``u`` the
+all-units fit of the predictions. In a two-phase design ``u`` also holds the
+labeled rows' predictions (first-phase weights; the shares are of both parts'
+weight). Write ``u = u_L + u_U`` (labeled rows, in memory; unlabeled rows,
+counted) and ``A_g = C^A_g(t) - F_A K^A_g`` for a fit A and PSU g (``C`` its
+coefficients at most ``t``, ``K`` their total). Then (:class:`_Joint`):
 
-Supported designs: weights, strata, clusters and fpc of each sample, and
-two-phase designs (fpc and labeling strata included) whose PSUs hold units of
-one sample only. Naive pooling is not available on a partitioned sample.
+* the pair sums over PSUs of ``y``, ``f`` and ``u_L`` with ``u_L`` are labeled terms,
+  centred by the whole fit's ``F_u(t)``;
+* ``u_L``'s weight shares and coefficients per stratum join the unlabeled sample's
+  ``a`` and ``c`` (so ``F_u`` and the stratum centring include them), and the fields
+  ``x`` and ``p`` give ``sum_g (U^U_g)^2``;
+* a PSU with units in both samples adds ``sum_g A_g U^U_g = m_A - F_A k_A - F_u l_A
+  + F_A F_u r_A`` for A in (y, f, u_L): ``m_A = sum_g C^A_g(t) C^U_g(t)`` and
+  ``k_A = sum_g K^A_g C^U_g(t)`` are counted at the nodes as further fields (from the
+  PSU x bin table, and by increments for gathered rows), ``l_A = sum_g C^A_g(t) K^U_g``
+  and ``r_A`` follow from the labeled rows once the PSU totals ``K^U_g`` are known.
+
+Inside a gap every labeled ``C^A_g`` is constant and non-negative and every
+``C^U_g`` non-decreasing, so ``m_A`` and ``k_A`` are monotone there like the other
+fields, and the interval arithmetic bounds these terms too (``F_u`` moving in the gap).
+
+Supported designs: weights, strata, clusters and fpc of either sample, two-phase
+designs (fpc and labeling strata included) and PSUs with units in both samples.
+Naive pooling is not available on a partitioned sample.
 """
 
 from __future__ import annotations
@@ -72,7 +85,7 @@ from .rectified_cdf import Cumulative, Evaluation, Points, RectifiedCDF, Stream,
 
 #: numbers kept for the rows of the unlabeled sample gathered in one round of the search: each
 #: gathered value becomes a node holding ``2 * len(FIELDS)`` sums per stratum (about 1.5 million
-#: rows, 130 MB, without strata)
+#: rows, 130 MB, without strata; fewer rows with the cross sums of PSUs shared by the samples)
 COLLECT_CELLS = 1 << 24
 
 #: points that split a gap holding more rows than one round gathers
@@ -157,7 +170,8 @@ class _Count:
 class _Nodes:
     """Points with the unlabeled sums on both sides, sorted, and what lies between them.
 
-    ``t`` (M,); ``right[f]``, ``left[f]`` (H, M) for ``f`` in :data:`FIELDS` and
+    ``t`` (M,); ``right[f]``, ``left[f]`` (H, M) for ``f`` in :data:`FIELDS` (and the cross
+    sums of PSUs shared by the samples, ``PartitionedCDF.fields``) and
     ``n_right``, ``n_left`` (M,) row counts at most / below each point;
     ``low``, ``high`` (M - 1,) the smallest and largest unlabeled value strictly
     between consecutive nodes (NaN when unknown).
