@@ -699,7 +699,10 @@ class _Joint:
     two-phase design ``u`` also holds the labeled rows (their first-phase weights, shares of
     the weight of both parts): their pair sums with ``y``, ``f`` and themselves are terms of
     the labeled sample centred by the whole fit's CDF ``F_u`` (:attr:`units`), and their
-    stratum sums join the unlabeled sample's (:attr:`strata`).
+    stratum sums join the unlabeled sample's (:attr:`strata`). A PSU with units in both
+    samples adds the products of its labeled fits' and its unlabeled rows' centred sums:
+    cross sums counted at the nodes (:attr:`psu_sums` gives the labeled side) and labeled
+    sums weighted by the unlabeled PSU totals (:attr:`shared`).
     """
 
     def __init__(self, builder: _Builder, y: Stream, f: Stream, labeled_part, weight_elsewhere: float, masks,
@@ -751,8 +754,8 @@ class _Joint:
         shared = {name: per_block(value) for name, value in self._shared_products(points, levels, sums).items()}
         covariance = {}
         for name in ("y", "f"):
-            totals = self.strata[name]
-            centred = totals(points) - levels[name] * totals.totals
+            stratum_sums = self.strata[name]
+            centred = stratum_sums(points) - levels[name] * stratum_sums.totals
             covariance[name] = shared.get(name, 0.0) - per_block(centred * centred_u * (1.0 / G))
         own = 2.0 * shared["u"] if "u" in shared else 0.0
         if self.units:
