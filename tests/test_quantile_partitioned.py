@@ -3,9 +3,10 @@
 The bracketing search of :mod:`ppinfer.models.partitioned_cdf` must give the
 numbers of the in-memory inversion, which visits every breakpoint: point
 estimates, interval ends (two-sided and one-sided, several levels), p-values,
-lambdas and degrees of freedom, for every design whose samples are independent,
-with and without ties, with synthetic draws, and when the search has to split
-gaps and count in several passes (limits made small here). The in-memory
+lambdas and degrees of freedom, for every design (independent samples, two
+phases, clusters with units in both samples), with and without ties, with
+synthetic draws, and when the search has to split gaps and count in several
+passes (limits made small here). The in-memory
 numbers themselves are checked against order statistics, R's survey formulas
 and Monte Carlo coverage in test_quantile_*.py; equality carries those checks over.
 """
@@ -29,7 +30,6 @@ LEVELS = [0.1, 0.5, 0.9]
 CHUNK = 700
 DATA = data()
 L, U = slice(0, N_LABELED), slice(N_LABELED, None)
-SUPPORTED = [d for d in DESIGNS if not d.startswith("two-phase")]
 
 
 def as_dask(values):
@@ -76,7 +76,7 @@ FITS = [{"method": "ppi++"}, {"method": "ppi"}, {"method": "classical"}, {"metho
 CLUSTERED_FITS = FITS[:-1] + [{"method": "ppi++", "cov_type": "CR0", "use_t": False}]
 
 
-@pytest.mark.parametrize("design", SUPPORTED)
+@pytest.mark.parametrize("design", DESIGNS)
 def test_dask_arrays_equal_in_memory(design):
     # a fresh model: the labeled sample's fits need no pass, PPI++ a few counting passes
     assert 1 <= quantile(design, as_dask).fit().unlabeled_passes <= 8
@@ -154,22 +154,50 @@ def test_memory_map_of_float32_values(tmp_path):
     check_fits(model, reference, [{"method": "ppi++"}])
 
 
-@pytest.mark.parametrize("design, words", [("two-phase", "two phases"), ("two-phase fpc", "two phases")])
-def test_designs_joining_the_samples_raise(design, words):
-    model = quantile(design, as_dask)
-    with pytest.raises(TypeError, match=words):
-        model.fit()
-    # classical needs no unlabeled row
-    assert np.all(np.isfinite(model.fit(method="classical").params))
+def test_two_phase_leverage_and_fixed_lambda():
+    """Two phases with strata and an fpc (the second-phase term): the leverage of the labeled rows
+    of the all-units fit u (HC2) and a lambda beyond [0, 1]."""
+    fits = [{"method": "ppi++", "cov_type": "HC2"}, {"method": "ppi++", "lam": 1.3}]
+    check_fits(quantile("two-phase fpc", as_dask), quantile("two-phase fpc", lambda v: v), fits)
 
 
-def test_clusters_in_both_samples_raise():
-    school = DATA["school"]
-    f = DATA["f"]
-    model = ppinfer.Quantile(DATA["y"][L], f[L], as_dask(f[U]), q=0.5, clusters=school[L],
-                             clusters_unlabeled=as_dask(school[U]))
-    with pytest.raises(TypeError, match="clusters with units in both samples"):
-        model.fit()
+def joined(convert, *, two_phase: bool, strata: bool, label_strata: bool = False):
+    """A model whose clusters (schools) have units in both samples."""
+    y, f, school, region, weights = (DATA[k] for k in ("y", "f", "school", "region", "weights"))
+    labeled, unlabeled = {"clusters": school[L]}, {"clusters_unlabeled": school[U]}
+    if two_phase:
+        labeled["label_prob"] = DATA["label_prob"][L]
+    if label_strata:
+        labeled["label_strata"] = school[L] % 4
+    if strata:
+        labeled.update(strata=region[L], weights=weights[L])
+        unlabeled.update(strata_unlabeled=region[U], weights_unlabeled=weights[U])
+    unlabeled = {key: convert(value) for key, value in unlabeled.items()}
+    return ppinfer.Quantile(y[L], f[L], convert(f[U]), q=LEVELS, **labeled, **unlabeled)
+
+
+@pytest.mark.parametrize("two_phase, strata, fits", [
+    (False, False, [{"method": "ppi++"}, {"method": "ppi++", "cov_type": "CR1"}, {"method": "ppi"}]),
+    (True, True, [{"method": "ppi++"}, {"method": "ppi++", "lam": "overall"}, {"method": "ppi++", "lam": 0.6}]),
+])
+def test_clusters_in_both_samples_equal_in_memory(two_phase, strata, fits):
+    """PSUs with units in both samples (independent samples; two phases with strata and
+    weights): the cross sums of the labeled and unlabeled units of each PSU (CR2 by default)."""
+    check_fits(joined(as_dask, two_phase=two_phase, strata=strata),
+               joined(lambda v: v, two_phase=two_phase, strata=strata), fits)
+
+
+def test_joined_samples_in_several_rounds(monkeypatch):
+    """Two phases with labeling strata (their second-phase term), strata, weights and PSUs with
+    units in both samples, with a search that splits gaps, gathers their rows in several rounds
+    and counts in several passes."""
+    monkeypatch.setattr(partitioned, "COLLECT_CELLS", 40)
+    monkeypatch.setattr(partitioned, "REFINE_POINTS", 6)
+    monkeypatch.setattr(partitioned, "DENSE_CELLS", 60 * 200)
+    options = {"two_phase": True, "strata": True, "label_strata": True}
+    assert joined(as_dask, **options).fit().unlabeled_passes >= 3
+    check_fits(joined(as_dask, **options), joined(lambda v: v, **options),
+               [{"method": "ppi++"}, {"method": "ppi++", "lam": 0.7}])
 
 
 def test_naive_pooling_and_bootstrap_raise():

@@ -42,9 +42,34 @@ values. Each round is one pass over the unlabeled sample. The gaps between the
 decisive places are never resolved: their values do not change the point
 estimate or the interval's hull.
 
-Supported designs: those whose samples are independent (weights, strata,
-clusters and fpc of each sample; not two-phase designs or PSUs with units in
-both samples). Naive pooling is not available on a partitioned sample.
+*Designs joining the samples.* A two-phase design, or one whose PSUs have units
+in both samples, has one variance, of the labeled rows' ``(Y, f - u)`` and the
+unlabeled rows' ``(0, -u)`` (as in memory, with the PSU counts of both samples):
+``cov_yf`` gains ``-V(y, u)`` and ``var_f`` gains ``-2 V(f, u) + V(u, u)``, ``u`` the
+all-units fit of the predictions. In a two-phase design ``u`` also holds the
+labeled rows' predictions (first-phase weights; the shares are of both parts'
+weight). Write ``u = u_L + u_U`` (labeled rows, in memory; unlabeled rows,
+counted) and ``A_g = C^A_g(t) - F_A K^A_g`` for a fit A and PSU g (``C`` its
+coefficients at most ``t``, ``K`` their total). Then (:class:`_Joint`):
+
+* the pair sums over PSUs of ``y``, ``f`` and ``u_L`` with ``u_L`` are labeled terms,
+  centred by the whole fit's ``F_u(t)``;
+* ``u_L``'s weight shares and coefficients per stratum join the unlabeled sample's
+  ``a`` and ``c`` (so ``F_u`` and the stratum centring include them), and the fields
+  ``x`` and ``p`` give ``sum_g (U^U_g)^2``;
+* a PSU with units in both samples adds ``sum_g A_g U^U_g = m_A - F_A k_A - F_u l_A
+  + F_A F_u r_A`` for A in (y, f, u_L): ``m_A = sum_g C^A_g(t) C^U_g(t)`` and
+  ``k_A = sum_g K^A_g C^U_g(t)`` are counted at the nodes as further fields (from the
+  PSU x bin table, and by increments for gathered rows), ``l_A = sum_g C^A_g(t) K^U_g``
+  and ``r_A`` follow from the labeled rows once the PSU totals ``K^U_g`` are known.
+
+Inside a gap every labeled ``C^A_g`` is constant and non-negative and every
+``C^U_g`` non-decreasing, so ``m_A`` and ``k_A`` are monotone there like the other
+fields, and the interval arithmetic bounds these terms too (``F_u`` moving in the gap).
+
+Supported designs: weights, strata, clusters and fpc of either sample, two-phase
+designs (fpc and labeling strata included) and PSUs with units in both samples.
+Naive pooling is not available on a partitioned sample.
 """
 
 from __future__ import annotations
@@ -56,11 +81,11 @@ import numpy as np
 from ..core.covariance import leverage_scale
 from ..core.sources import reduce_rows
 from ..designs.base import LABELED, UNLABELED
-from .rectified_cdf import Cumulative, Evaluation, Points, RectifiedCDF, _Builder
+from .rectified_cdf import Cumulative, Evaluation, Points, RectifiedCDF, Stream, Term, _Builder
 
 #: numbers kept for the rows of the unlabeled sample gathered in one round of the search: each
 #: gathered value becomes a node holding ``2 * len(FIELDS)`` sums per stratum (about 1.5 million
-#: rows, 130 MB, without strata)
+#: rows, 130 MB, without strata; fewer rows with the cross sums of PSUs shared by the samples)
 COLLECT_CELLS = 1 << 24
 
 #: points that split a gap holding more rows than one round gathers
@@ -145,7 +170,8 @@ class _Count:
 class _Nodes:
     """Points with the unlabeled sums on both sides, sorted, and what lies between them.
 
-    ``t`` (M,); ``right[f]``, ``left[f]`` (H, M) for ``f`` in :data:`FIELDS` and
+    ``t`` (M,); ``right[f]``, ``left[f]`` (H, M) for ``f`` in :data:`FIELDS` (and the cross
+    sums of PSUs shared by the samples, ``PartitionedCDF.fields``) and
     ``n_right``, ``n_left`` (M,) row counts at most / below each point;
     ``low``, ``high`` (M - 1,) the smallest and largest unlabeled value strictly
     between consecutive nodes (NaN when unknown).
@@ -169,8 +195,8 @@ class _Nodes:
         def pick(a, b):
             return np.concatenate([a, b], axis=-1)[..., take]
 
-        right = {f: pick(other.right[f], self.right[f]) for f in FIELDS}
-        left = {f: pick(other.left[f], self.left[f]) for f in FIELDS}
+        right = {f: pick(other.right[f], self.right[f]) for f in self.right}
+        left = {f: pick(other.left[f], self.left[f]) for f in self.left}
         low, high = np.full(merged_t.size - 1, np.nan), np.full(merged_t.size - 1, np.nan)
         for nodes in (self, other):
             position = np.searchsorted(merged_t, nodes.t)
@@ -209,9 +235,30 @@ class _Interval:
 
     __rmul__ = __mul__
 
+    def __neg__(self):
+        return _Interval(-self.high, -self.low)
+
+    def __getitem__(self, index):
+        return _Interval(self.low[index], self.high[index])
+
+    def sum(self, axis=None, keepdims: bool = False):
+        return _Interval(self.low.sum(axis=axis, keepdims=keepdims), self.high.sum(axis=axis, keepdims=keepdims))
+
     def square(self):
         low = np.where((self.low <= 0) & (self.high >= 0), 0.0, np.minimum(self.low**2, self.high**2))
         return _Interval(low, np.maximum(self.low**2, self.high**2))
+
+
+def _square(value):
+    return value.square() if isinstance(value, _Interval) else value * value
+
+
+def _stack(values: list):
+    """``np.stack`` of arrays or intervals."""
+    if not any(isinstance(v, _Interval) for v in values):
+        return np.stack(values)
+    intervals = [_as_interval(v) for v in values]
+    return _Interval(np.stack([v.low for v in intervals]), np.stack([v.high for v in intervals]))
 
 
 def _as_interval(value) -> _Interval:
@@ -242,48 +289,84 @@ class PartitionedCDF:
         self.labeled_points = np.unique(labeled_values)
         self.outcome_points = np.unique(labeled.streams["y"].values)
         self._nodes: _Nodes | None = None
+        #: the unlabeled sums kept at each node (with PSUs shared by the samples: and the cross sums)
+        self.fields: tuple[str, ...] = FIELDS
+        #: a design joining the samples: what builds its labeled side (None: independent samples)
+        self._joint_parts: tuple | None = None
+        self._joint: _Joint | None = None
+        #: two phases with clusters: the labeled rows' shares of the all-units fit's weight per PSU
+        self.labeled_psu_share: np.ndarray | None = None
+        #: per PSU: the unlabeled rows' shares of the weight (known after the first pass)
+        self.psu_shares: np.ndarray | None = None
 
     @property
     def nstrata(self) -> int:
         return self.H if self.by_stratum else 1
 
     @property
+    def joint(self) -> _Joint | None:
+        """The labeled side of a design joining the samples (built once the unlabeled
+        PSUs' weights are known, which CR2 needs)."""
+        if self._joint is None and self._joint_parts is not None:
+            if self.npsu and self.psu_shares is None:
+                self._ensure_nodes()
+            weight = totals = None
+            if self.psu_shares is not None:
+                weight, totals = self.psu_shares * self.total, self.psu_shares * self.psu_multiplier
+            self._joint = _Joint(*self._joint_parts, psu_weight=weight,
+                                 unlabeled_psu=totals if len(self.fields) > len(FIELDS) else None)
+        return self._joint
+
+    @property
     def collect_rows(self) -> int:
         """Rows gathered into memory in one round (:data:`COLLECT_CELLS`)."""
-        return max(1, COLLECT_CELLS // (2 * len(FIELDS) * self.H + 3))
+        return max(1, COLLECT_CELLS // (2 * len(self.fields) * self.H + 3))
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
     def build(cls, design, outcomes, predictions, predictions_unlabeled, *, cov_type: str,
               by_stratum: bool = False) -> PartitionedCDF:
-        """The PPI rectified CDF of ``design`` (independent samples) for ``cov_type``;
-        ``predictions_unlabeled`` is a column of the partitioned unlabeled sample."""
+        """The PPI rectified CDF of ``design`` for ``cov_type``; ``predictions_unlabeled`` is a
+        column of the partitioned unlabeled sample."""
         builder = _Builder(design, cov_type)
         weights = design.fit_weights(LABELED)
         y = builder.stream("y", [(LABELED, outcomes, weights)])
         f = builder.stream("f", [(LABELED, predictions, weights)])
-        counts = design.psu_counts(LABELED)
         H = design.nstrata
+        masks = [y.stratum_codes == h for h in range(H)] if by_stratum else [None]
+        blocks = [builder._blocks(y, f, None) if mask is None else
+                  builder._blocks(y.within(mask), f.within(mask), None, full=(y, f, mask)) for mask in masks]
+        f_strata = None
         if by_stratum:
-            blocks, f_strata = [], []
-            for h in range(H):
-                mask = y.stratum_codes == h
-                yh, fh = y.within(mask), f.within(mask)
-                blocks.append((builder.variance(yh, yh, counts), builder.variance(yh, fh, counts),
-                               builder.variance(fh, fh, counts), []))
-                f_strata.append((Cumulative(fh.sorted, fh.alpha), fh.share()))
-        else:
-            blocks = [(builder.variance(y, y, counts), builder.variance(y, f, counts),
-                       builder.variance(f, f, counts), [])]
-            f_strata = None
+            f_strata = [(Cumulative(fh.sorted, fh.alpha), fh.share()) for fh in (f.within(m) for m in masks)]
         labeled = RectifiedCDF({"y": y, "f": f}, blocks)
         unlabeled = design.unlabeled
         total = unlabeled.weight_total()
-        root = np.sqrt(np.broadcast_to(design.factors(UNLABELED, cov_type, 1), (H,)).astype(float))
-        return cls(labeled, f_strata, predictions_unlabeled, design.phase_one_weights(UNLABELED), unlabeled.psu,
-                   unlabeled.strata, total=total, root=root, counts=design.psu_counts(UNLABELED),
-                   npsu=design.npsu if unlabeled.psu is not None else 0, psu_strata=design.psu_strata,
-                   nstrata=H, by_stratum=by_stratum, cov_type=cov_type)
+        if design.two_phase:
+            # the all-units fit u: the labeled rows' predictions with their first-phase weights, then these
+            first_phase = design.phase_one_weights(LABELED)
+            total += outcomes.size if first_phase is None else float(first_phase.sum())
+        sample = "all" if design.two_phase else UNLABELED
+        root = np.sqrt(np.broadcast_to(design.factors(sample, cov_type, 1), (H,)).astype(float))
+        cdf = cls(labeled, f_strata, predictions_unlabeled, design.phase_one_weights(UNLABELED), unlabeled.psu,
+                  unlabeled.strata, total=total, root=root,
+                  counts=design.psu_counts("all" if design.combined else UNLABELED),
+                  npsu=design.npsu if unlabeled.psu is not None else 0, psu_strata=design.psu_strata,
+                  nstrata=H, by_stratum=by_stratum, cov_type=cov_type)
+        if design.combined:
+            labeled_part = None
+            if design.two_phase:
+                labeled_part = (predictions, first_phase)
+                if unlabeled.psu is not None:
+                    share = np.full(outcomes.size, 1.0) if first_phase is None else first_phase
+                    cdf.labeled_psu_share = np.bincount(design.labeled.psu, weights=share / total,
+                                                        minlength=design.npsu)
+            cdf._joint_parts = (builder, y, f, labeled_part, unlabeled.weight_total(), masks)
+            if design.labeled.psu is not None and unlabeled.psu is not None and np.any(
+                    design.labeled.present_psu(design.npsu) & unlabeled.present_psu(design.npsu)):
+                names = ("y", "f", "u") if design.two_phase else ("y", "f")
+                cdf.fields = FIELDS + tuple(f"{kind}_{name}" for kind in ("m", "k") for name in names)
+        return cdf
 
     # -- counting passes ---------------------------------------------------------------------------
     def _pass(self, points: np.ndarray, collect: np.ndarray | None = None) -> _Tally:
@@ -324,6 +407,7 @@ class PartitionedCDF:
         if self.npsu:
             cells = np.cumsum(tally.dense.reshape(self.npsu, B), axis=1)  # alpha of each PSU at most each bin
             if self.psu_multiplier is None:
+                self.psu_shares = cells[:, -1]
                 self.psu_multiplier = self._multipliers(cells[:, -1])
             coef = cells * self.psu_multiplier[:, None]
             K = coef[:, -1:]
@@ -363,13 +447,29 @@ class PartitionedCDF:
         neighbours = position[1:] - position[:-1] == 1
         low[position[:-1][neighbours]] = gap_low[neighbours]
         high[position[:-1][neighbours]] = gap_high[neighbours]
+        if len(self.fields) > len(FIELDS):
+            self._shared_sums(sorted_t, at(coef, at_most)[..., order], right, "right")
+            self._shared_sums(sorted_t, at(coef, below_bins)[..., order], left, "left")
         return _Nodes(sorted_t, right, left, n_right, n_left, low, high)
+
+    def _shared_sums(self, t: np.ndarray, coef: np.ndarray, sums: dict, side: str) -> None:
+        """The cross sums at ``t`` from the unlabeled PSUs' coefficients there (npsu, m): per
+        stratum ``m_A = sum_g C^A_g(t) C_g(t)`` and ``k_A = sum_g K^A_g C_g(t)`` over the PSUs
+        with labeled units, ``C^A_g`` the labeled fit A's coefficients at most (or below) ``t``."""
+        joint = self.joint
+        psu = joint.labeled_psu
+        strata, unlabeled = self.psu_strata[psu], coef[psu]
+        for name, labeled in joint.psu_sums.items():
+            sums[f"m_{name}"] = _by_stratum(labeled(psu[:, None], t[None, :], side) * unlabeled, strata, self.H)
+            sums[f"k_{name}"] = _by_stratum(labeled.totals[psu][:, None] * unlabeled, strata, self.H)
 
     def _multipliers(self, shares: np.ndarray) -> np.ndarray:
         """Each PSU's coefficient per unit of weight share: the square root of its stratum's
         factor, times the CR2 adjustment of its share of the weight."""
         multiplier = self.root[self.psu_strata].copy()
         if self.cov_type == "CR2":
+            if self.labeled_psu_share is not None:
+                shares = shares + self.labeled_psu_share
             multiplier *= leverage_scale(shares, "CR2")
         return multiplier
 
@@ -380,18 +480,61 @@ class PartitionedCDF:
             self._nodes, _ = self._count(points)
         return self._nodes
 
-    def _unlabeled_terms(self, sums: dict) -> tuple[np.ndarray, np.ndarray]:
-        """``F_u`` (m,) and the unlabeled variance block of each stratum (H, m) from sums (H, m)."""
+    def _totals(self) -> dict:
+        """The unlabeled sums over all rows (at +inf), (H, 1)."""
         nodes = self._ensure_nodes()
-        totals = {f: nodes.right[f][:, -1:] for f in FIELDS}  # at +inf
+        return {f: nodes.right[f][:, -1:] for f in self.fields}
+
+    def _with_labeled_part(self, points: Points, sums: dict, totals: dict) -> tuple[dict, dict]:
+        """The all-units fit's weight shares ``a`` and coefficients ``c`` (two phases: the
+        unlabeled sample's and the labeled rows'; these are constant inside a gap)."""
+        joint = self.joint
+        if joint is None or joint.u is None:
+            return sums, totals
+        alpha, coef = joint.strata["alpha"], joint.strata["u"]
+        sums = dict(sums, a=sums["a"] + alpha(points), c=sums["c"] + coef(points))
+        totals = dict(totals, a=totals["a"] + alpha.totals, c=totals["c"] + coef.totals)
+        return sums, totals
+
+    def _unlabeled_terms(self, sums: dict, totals: dict):
+        """``F_u`` (m,) and the unlabeled variance block of each stratum (H, m) from sums (H, m)
+        (arrays at nodes, :class:`_Interval` bounds over gaps)."""
         F = sums["a"].sum(axis=0)
         G = np.maximum(self.counts, 1.0)[:, None]
         centred = sums["c"] - F * totals["c"]
-        variance = sums["p"] - 2.0 * F * sums["x"] + F * F * totals["x"] - centred * centred / G
+        variance = sums["p"] - 2.0 * (F * sums["x"]) + _square(F) * totals["x"] - _square(centred) * (1.0 / G)
         return F, variance
 
-    def _labeled_terms(self, t: np.ndarray, side: str):
-        points = Points(t, side)
+    def _per_block(self, per_stratum):
+        """(H, m) per-stratum pieces as the blocks' K strata."""
+        return per_stratum if self.by_stratum else per_stratum.sum(axis=0, keepdims=True)
+
+    def _slopes(self, F, sums: dict, totals: dict, levels: dict, f_parts):
+        """(K, m) coefficients of lambda in ``F(t; lam)``."""
+        if not self.by_stratum:
+            return (F - levels["f"])[None]
+        share_u = totals["a"]
+        share_f = np.array([share for _, share in self.f_strata])[:, None]
+        return sums["a"] - F * share_u - (f_parts - F * share_f)
+
+    def _pieces(self, points: Points, sums: dict):
+        """``F_Y`` (m,), the slopes (K, m) and the blocks (4, K, m) at ``points`` from the
+        unlabeled sums there (:class:`_Interval` bounds: the slopes and the blocks are too)."""
+        levels, blocks, f_parts = self._labeled_terms(points)
+        sums, totals = self._with_labeled_part(points, sums, self._totals())
+        F, variance = self._unlabeled_terms(sums, totals)
+        slopes = self._slopes(F, sums, totals, levels, f_parts)
+        blocks = list(blocks)
+        if self.joint is None:
+            blocks[3] = self._per_block(variance)
+        else:
+            cov_yf, var_f = self.joint.blocks(points, dict(levels, u=F), sums, sums["c"] - F * totals["c"],
+                                              np.maximum(self.counts, 1.0)[:, None], self._per_block)
+            blocks[1] = cov_yf + blocks[1]
+            blocks[2] = var_f + self._per_block(variance) + blocks[2]
+        return levels["y"], slopes, blocks
+
+    def _labeled_terms(self, points: Points):
         levels = self.labeled.levels(points)
         blocks = self.labeled.blocks(points, levels)
         f_parts = None
@@ -400,18 +543,8 @@ class PartitionedCDF:
         return levels, blocks, f_parts
 
     def _evaluation(self, t: np.ndarray, sums: dict, side: str) -> Evaluation:
-        levels, blocks, f_parts = self._labeled_terms(t, side)
-        F, variance = self._unlabeled_terms(sums)
-        if self.by_stratum:
-            nodes = self._nodes
-            share_u = nodes.right["a"][:, -1]
-            share_f = np.array([share for _, share in self.f_strata])
-            slopes = sums["a"] - F * share_u[:, None] - (f_parts - F * share_f[:, None])
-            blocks[3] = variance
-        else:
-            slopes = (F - levels["f"])[None]
-            blocks[3, 0] = variance.sum(axis=0)
-        return _Evaluation(levels["y"], slopes, blocks)
+        base, slopes, blocks = self._pieces(Points(t, side), sums)
+        return _Evaluation(base, slopes, np.array(blocks))
 
     def evaluate(self, t, side: str = "right") -> Evaluation:
         """The pieces at points ``t`` (one counting pass unless they are all nodes)."""
@@ -420,12 +553,12 @@ class PartitionedCDF:
         position = np.clip(np.searchsorted(nodes.t, t), 0, nodes.t.size - 1)
         if np.all(nodes.t[position] == t):
             stored = nodes.right if side == "right" else nodes.left
-            return self._evaluation(t, {f: stored[f][:, position] for f in FIELDS}, side)
+            return self._evaluation(t, {f: stored[f][:, position] for f in self.fields}, side)
         points = np.unique(t)
         fresh, _ = self._count(points)
         index = np.searchsorted(fresh.t, t)
         stored = fresh.right if side == "right" else fresh.left
-        return self._evaluation(t, {f: stored[f][:, index] for f in FIELDS}, side)
+        return self._evaluation(t, {f: stored[f][:, index] for f in self.fields}, side)
 
     # -- the inversion ---------------------------------------------------------------------------
     def invert(self, q: np.ndarray, lam: np.ndarray, critical: np.ndarray | None, alternative: str):
@@ -455,33 +588,15 @@ class PartitionedCDF:
 
     def _bounds(self, nodes: _Nodes, gaps: np.ndarray, lam: np.ndarray):
         """Bounds of ``F(t; lam)`` and ``s(t; lam)`` over the inside of ``gaps``."""
-        lo = {f: nodes.right[f][:, gaps] for f in FIELDS}
-        hi = {f: nodes.left[f][:, gaps + 1] for f in FIELDS}
-        box = {f: _Interval(lo[f], hi[f]) for f in FIELDS}
-        t = nodes.t[gaps]
+        box = {f: _Interval(nodes.right[f][:, gaps], nodes.left[f][:, gaps + 1]) for f in self.fields}
         # labeled pieces are constant inside a gap: those just after its left node
-        levels, blocks, f_parts = self._labeled_terms(t, "right")
-        totals = {f: nodes.right[f][:, -1:] for f in FIELDS}
-        F = _Interval(lo["a"].sum(axis=0), hi["a"].sum(axis=0))
-        G = np.maximum(self.counts, 1.0)[:, None]
-        centred = box["c"] - F * totals["c"]
-        variance = box["p"] - 2.0 * (F * box["x"]) + F.square() * totals["x"] - centred.square() * (1.0 / G)
-        lam = np.asarray(lam, dtype=float)
-        if self.by_stratum:
-            share_u = totals["a"][:, 0][:, None]
-            share_f = np.array([share for _, share in self.f_strata])[:, None]
-            slopes = box["a"] - F * share_u - (f_parts - F * share_f)
-            value = _Interval(levels["y"], levels["y"])
-            unlabeled = _Interval(0.0, 0.0)
-            for k in range(self.H):
-                value = value + lam[k] * _Interval(slopes.low[k], slopes.high[k])
-                unlabeled = unlabeled + (lam[k] ** 2) * _Interval(variance.low[k], variance.high[k])
-            labeled_part = _labeled_variance(blocks, lam[:, None])
-        else:
-            value = levels["y"] + lam[0] * (F - levels["f"])
-            unlabeled = (lam[0] ** 2) * _Interval(variance.low.sum(axis=0), variance.high.sum(axis=0))
-            labeled_part = _labeled_variance(blocks, lam[:, None])
-        total = unlabeled + labeled_part
+        base, slopes, blocks = self._pieces(Points(nodes.t[gaps], "right"), box)
+        lam = np.asarray(lam, dtype=float)[:, None]
+        value = base + (lam * slopes).sum(axis=0)
+        var_y, cov_yf, var_f, var_fu = blocks
+        cross = cov_yf * lam
+        # the order of Evaluation.parts
+        total = (var_y - cross - cross + lam * var_f * lam + lam * var_fu * lam).sum(axis=0)
         return value, np.sqrt(np.maximum(total.low, 0.0)), np.sqrt(np.maximum(total.high, 0.0))
 
     def _resolve(self, nodes: _Nodes, gaps: np.ndarray) -> None:
@@ -531,8 +646,13 @@ class PartitionedCDF:
             coef = alpha * self.root[group]
             dp = dx = coef * coef
         increments = {"a": alpha, "c": coef, "x": dx, "p": dp}
-        right = {f: nodes.right[f][:, t_gap].copy() for f in FIELDS}
-        left = {f: nodes.right[f][:, t_gap].copy() for f in FIELDS}
+        if len(self.fields) > len(FIELDS):
+            # inside a gap the labeled coefficients of a PSU are those at its left node
+            for name, labeled in self.joint.psu_sums.items():
+                increments[f"m_{name}"] = coef * labeled(group, nodes.t[row_gap], "right")
+                increments[f"k_{name}"] = coef * labeled.totals[group]
+        right = {f: nodes.right[f][:, t_gap].copy() for f in self.fields}
+        left = {f: nodes.right[f][:, t_gap].copy() for f in self.fields}
         gap_start = nodes.t[t_gap]
 
         def within_gap(sorted_values, prefix, side):
@@ -556,6 +676,120 @@ class PartitionedCDF:
         return _Nodes(t, right, left, n_right, n_left, empty, empty.copy())
 
 
+class _StrataSums:
+    """``sum c_i 1{v_i <= t}`` over the rows of each stratum of a labeled stream: (H, m)."""
+
+    def __init__(self, stream: Stream, coefficients, nstrata: int):
+        codes = stream.stratum_codes
+        coefficients = np.broadcast_to(coefficients, codes.shape)
+        self.parts = [Cumulative(stream.values[codes == h], coefficients[codes == h]) for h in range(nstrata)]
+        self.totals = np.array([part.total for part in self.parts])[:, None]
+
+    def __call__(self, points: Points) -> np.ndarray:
+        return np.array([part(points) for part in self.parts]).reshape(len(self.parts), len(points))
+
+
+class _Joint:
+    """The labeled side of a design joining the samples (two phases; PSUs with units in both).
+
+    Such a design has one variance, of the labeled rows' ``(Y, f - u)`` and the unlabeled
+    rows' ``(0, -u)`` (:meth:`_Builder._blocks <ppinfer.models.rectified_cdf._Builder._blocks>`),
+    ``u`` the fit of every unit's prediction: besides the labeled fits' own terms,
+    ``cov_yf`` holds ``-V(y, u)`` and ``var_f`` holds ``-2 V(f, u) + V(u, u)``. In a
+    two-phase design ``u`` also holds the labeled rows (their first-phase weights, shares of
+    the weight of both parts): their pair sums with ``y``, ``f`` and themselves are terms of
+    the labeled sample centred by the whole fit's CDF ``F_u`` (:attr:`units`), and their
+    stratum sums join the unlabeled sample's (:attr:`strata`). A PSU with units in both
+    samples adds the products of its labeled fits' and its unlabeled rows' centred sums:
+    cross sums counted at the nodes (:attr:`psu_sums` gives the labeled side) and labeled
+    sums weighted by the unlabeled PSU totals (:attr:`shared`).
+    """
+
+    def __init__(self, builder: _Builder, y: Stream, f: Stream, labeled_part, weight_elsewhere: float, masks,
+                 *, psu_weight: np.ndarray | None, unlabeled_psu: np.ndarray | None):
+        H = builder.design.nstrata
+        self.u: Stream | None = None
+        #: per block: the pair sums of y, f and u with u's labeled rows over PSUs (units)
+        self.units: list[list[Term]] = []
+        if labeled_part is not None:
+            values, weights = labeled_part
+            u = builder.stream("u", [(LABELED, values, weights)], elsewhere=(weight_elsewhere, psu_weight))
+            self.u = u
+            for mask in masks:
+                yk, fk, uk = (s if mask is None else s.within(mask) for s in (y, f, u))
+                self.units.append([builder.units_term(a, uk) for a in (yk, fk, uk)])
+        streams = {"y": y, "f": f} if self.u is None else {"y": y, "f": f, "u": self.u}
+        #: per stratum: the coefficients of y, f (and u's labeled rows) at most t, and u's weight shares
+        self.strata = {name: _StrataSums(s, s.coef, H) for name, s in streams.items()}
+        if self.u is not None:
+            self.strata["alpha"] = _StrataSums(self.u, self.u.alpha, H)
+        #: PSUs shared by the samples: the labeled fits' coefficients per PSU (for the cross sums
+        #: streamed at the nodes) and ``sum_{v_i <= t} c_i K_g(i)`` per stratum, ``K_g`` the
+        #: unlabeled coefficients' total of PSU g
+        self.psu_sums: dict[str, _PsuSums] = {}
+        self.shared: dict[str, _StrataSums] = {}
+        if unlabeled_psu is not None:
+            self.labeled_psu = np.unique(y.units)
+            for name, s in streams.items():
+                coef = np.broadcast_to(s.coef, s.units.shape)
+                self.psu_sums[name] = _PsuSums(s.values, coef, s.units, builder.design.npsu)
+                self.shared[name] = _StrataSums(s, coef * unlabeled_psu[s.units], H)
+
+    def _shared_products(self, points: Points, levels: dict, sums: dict) -> dict:
+        """``sum_g A_g N_g`` (H, m) over PSUs shared by the samples, for A = y, f (and u's labeled
+        rows), N the unlabeled rows of u: ``m_A - F_A k_A - F_u l_A + F_A F_u r_A``."""
+        F = levels["u"]
+        out = {}
+        for name, labeled in self.shared.items():
+            level = levels[name]
+            out[name] = (sums[f"m_{name}"] - level * sums[f"k_{name}"] - F * labeled(points)
+                         + (level * F) * labeled.totals)
+        return out
+
+    def blocks(self, points: Points, levels: dict, sums: dict, centred_u, G: np.ndarray, per_block):
+        """``cov_yf`` and ``var_f`` (K, m) beyond the labeled fits' terms and the variance of
+        the unlabeled sample's own PSU sums; ``levels`` are ``F_y``, ``F_f`` and ``F_u``,
+        ``sums`` the unlabeled sums and ``centred_u`` (H, m) the strata totals of u's centred
+        coefficients."""
+        shared = {name: per_block(value) for name, value in self._shared_products(points, levels, sums).items()}
+        covariance = {}
+        for name in ("y", "f"):
+            stratum_sums = self.strata[name]
+            centred = stratum_sums(points) - levels[name] * stratum_sums.totals
+            covariance[name] = shared.get(name, 0.0) - per_block(centred * centred_u * (1.0 / G))
+        own = 2.0 * shared["u"] if "u" in shared else 0.0
+        if self.units:
+            # each kind of pair sum (y, f and u with u's labeled rows) over the blocks
+            pairs = [_stack([term(points, levels) for term in kind]) for kind in zip(*self.units)]
+            covariance["y"] = covariance["y"] + pairs[0]
+            covariance["f"] = covariance["f"] + pairs[1]
+            own = own + pairs[2]
+        return -covariance["y"], own - 2.0 * covariance["f"]
+
+
+class _PsuSums:
+    """``C_g(t) = sum_{i in g, v_i <= t} c_i`` of a labeled fit at pairs (PSU g, point t).
+
+    The rows are sorted by PSU, then by the rank of their value; a pair's sum is a
+    difference of two cumulative sums found by binary search."""
+
+    def __init__(self, values: np.ndarray, coefficients: np.ndarray, psu: np.ndarray, npsu: int):
+        self.levels = np.unique(values)
+        self.width = self.levels.size + 1
+        key = psu.astype(np.int64) * self.width + np.searchsorted(self.levels, values) + 1
+        order = np.argsort(key, kind="stable")
+        self.keys = key[order]
+        self.sums = np.r_[0.0, np.cumsum(coefficients[order])]
+        self.totals = np.bincount(psu, weights=coefficients, minlength=npsu)
+
+    def __call__(self, psu, t, side: str) -> np.ndarray:
+        psu, t = np.broadcast_arrays(np.asarray(psu, dtype=np.int64), t)
+        start = psu * self.width
+        rank = np.searchsorted(self.levels, t, side=side)
+        return self.sums[np.searchsorted(self.keys, start + rank, side="right")] - \
+            self.sums[np.searchsorted(self.keys, start, side="left")]
+
+
 class _Evaluation(Evaluation):
     """An :class:`Evaluation` from pieces computed elsewhere."""
 
@@ -576,13 +810,6 @@ def _running_before(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
     starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
     first = np.repeat(starts, np.diff(np.r_[starts, groups.size]))
     return exclusive - exclusive[first]
-
-
-def _labeled_variance(blocks: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """The labeled part of the variance, summed over strata (as :meth:`Evaluation.parts`)."""
-    var_y, cov_yf, var_f = blocks[0], blocks[1], blocks[2]
-    cross = cov_yf * lam
-    return (var_y - cross - cross + lam * var_f * lam).sum(axis=0)
 
 
 def _decide(nodes: _Nodes, views, q: float, lam: np.ndarray, critical: float | None, alternative: str, bounds):

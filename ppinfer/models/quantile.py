@@ -319,9 +319,9 @@ class Quantile(PPIModel):
     estimate or an end of the interval can lie, gathering their rows (or
     splitting a stretch first when it holds more than about a million rows). No
     approximation is made; each step is a pass, counted in ``res.unlabeled_passes``
-    (3 or 4 for a PPI++ fit is typical). It needs independent samples (weights, strata,
-    clusters and fpc of each sample; not two-phase designs or clusters with units
-    in both samples) and offers no naive pooling.
+    (3 or 4 for a PPI++ fit is typical). Every design is supported (weights, strata,
+    clusters and fpc, two phases, clusters with units in both samples); naive
+    pooling is not.
 
     PPI++ tunes lambda for each level at the lambda = 1 point estimate ``t0``
     with the mean's formula ``C_Yf / (V_f + V_fu)`` for the indicators at ``t0``,
@@ -490,12 +490,6 @@ class Quantile(PPIModel):
         outcomes, predictions = self.labeled["y"], self._prediction(LABELED, draw)
         if kind == "classical":
             return RectifiedCDF.from_design(design, outcomes, predictions, None, cov_type=cov_type, kind=kind)
-        if design.combined:
-            raise TypeError(
-                "Quantile on an unlabeled sample read partition by partition needs independent samples; this "
-                f"design {'has two phases' if design.two_phase else 'has clusters with units in both samples'}. "
-                "Load the unlabeled predictions into a NumPy array."
-            )
         return PartitionedCDF.build(design, outcomes, predictions, self._prediction(UNLABELED, draw),
                                     cov_type=cov_type, by_stratum=by_stratum)
 

@@ -535,15 +535,18 @@ class _Builder:
         strata = self._strata(sample)
         return float(factor[0]) if strata is None or np.ptp(factor) == 0 else factor[strata]
 
-    def stream(self, name: str, parts: list[tuple[str, np.ndarray, np.ndarray | None]]) -> Stream:
+    def stream(self, name: str, parts: list[tuple[str, np.ndarray, np.ndarray | None]],
+               elsewhere: tuple[float, np.ndarray | None] = (0.0, None)) -> Stream:
         """A fit's rows from ``parts`` ``(sample, values, weights)``: shares of weight,
         corrected coefficients (leverage of labeled rows kept one by one; CR2 of
-        PSUs with the fit's weight per PSU), times the square root of the factor."""
+        PSUs with the fit's weight per PSU), times the square root of the factor.
+        ``elsewhere`` holds the total weight of the fit's rows not in ``parts`` (a
+        partitioned sample's) and their weight per PSU (for CR2; None: no PSUs)."""
         design, cov_type = self.design, self.cov_type
-        total = float(sum(values.size if w is None else w.sum() for _, values, w in parts))
+        total = float(sum(values.size if w is None else w.sum() for _, values, w in parts)) + elsewhere[0]
         psu_share = None
         if cov_type == "CR2":
-            psu_share = np.zeros(design.npsu)
+            psu_share = np.zeros(design.npsu) if elsewhere[1] is None else elsewhere[1] / total
             for sample, values, w in parts:
                 psu = design.sample(sample).psu
                 if psu is not None:
@@ -728,21 +731,25 @@ class _Builder:
             slopes.append(_Slope(within[2], within[1]))
         return RectifiedCDF(streams, blocks, slopes)
 
-    def _blocks(self, y: Stream, f: Stream, u: Stream, full=None) -> tuple[list[Term], ...]:
+    def _blocks(self, y: Stream, f: Stream, u: Stream | None, full=None) -> tuple[list[Term], ...]:
         """The terms of (var_y, cov_yf, var_f, var_fu); for one stratum's rows, ``full`` holds
-        the labeled streams of all rows and the stratum's mask of labeled rows."""
+        the labeled streams of all rows and the stratum's mask of labeled rows. Without ``u``:
+        the terms of the labeled fits alone (the rest comes from a partitioned sample)."""
         design = self.design
         if design.combined:
             counts = design.psu_counts("all")
             var_y = self.variance(y, y, counts)
-            cov_yf = self.variance(y, f, counts) + self.variance(y, u, counts, -1.0)
-            var_f = self.variance(f, f, counts) + self.variance(f, u, counts, -2.0) + self.variance(u, u, counts)
+            cov_yf = self.variance(y, f, counts)
+            var_f = self.variance(f, f, counts)
+            if u is not None:
+                cov_yf += self.variance(y, u, counts, -1.0)
+                var_f += self.variance(f, u, counts, -2.0) + self.variance(u, u, counts)
             var_fu = []
         else:
             labeled, unlabeled = design.psu_counts(LABELED), design.psu_counts(UNLABELED)
             var_y, cov_yf, var_f = (self.variance(y, y, labeled), self.variance(y, f, labeled),
                                     self.variance(f, f, labeled))
-            var_fu = self.variance(u, u, unlabeled)
+            var_fu = [] if u is None else self.variance(u, u, unlabeled)
         if design.two_phase and (design.has_fpc or design.label_strata is not None):
             extra = self.phase_two(y, f, None) if full is None else self.phase_two(*full)
             var_y, cov_yf, var_f = var_y + extra[0], cov_yf + extra[1], var_f + extra[2]
