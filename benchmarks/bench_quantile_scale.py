@@ -19,11 +19,20 @@ For each N it reports, in a fresh subprocess each:
   into a NumPy array, its time, and whether the two give the same estimate and
   interval (to 1e-10).
 
+``--design`` picks the sampling design: ``srs`` (independent simple random
+samples, the default); ``two-phase``, the labeled units a random subsample of
+the phase-one sample (``label_prob = n / (n + N)``), so the all-units fit holds
+the labeled rows too; ``clusters``, PSUs of 1,000 consecutive unlabeled rows
+and of 10 labeled rows (independent samples; CR2); ``shared-clusters``, PSUs of 1,000 consecutive unlabeled
+rows with the labeled units spread over the same PSUs (an in-memory
+``clusters_unlabeled`` array beside the streamed predictions, CR2 intervals).
+
 Usage (from the repository root)::
 
     export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
     python benchmarks/bench_quantile_scale.py --N 1e7 --in-memory
     python benchmarks/bench_quantile_scale.py --N 1e8
+    python benchmarks/bench_quantile_scale.py --N 1e7 --in-memory --design two-phase
 """
 
 from __future__ import annotations
@@ -76,17 +85,37 @@ def labeled_sample(folder: str, n: int, seed: int = 1):
     return pred + rng.normal(scale=0.05, size=pred.size), pred
 
 
-def run_fit(folder: str, n: int, in_memory: bool) -> dict:
+def design_options(design: str, n: int, N: int) -> dict:
+    """The keywords of ``--design`` (the unlabeled PSUs as an in-memory array)."""
+    import numpy as np
+
+    if design == "two-phase":
+        return {"label_prob": np.full(n, n / (n + N))}
+    if design == "clusters":
+        npsu = max(N // 1000, 1)
+        return {"clusters": npsu + np.arange(n) // 10, "clusters_unlabeled": np.arange(N) // 1000}
+    if design == "shared-clusters":
+        npsu = max(N // 1000, 1)
+        return {"clusters": np.random.default_rng(2).integers(0, npsu, size=n),
+                "clusters_unlabeled": np.arange(N) // 1000}
+    return {}
+
+
+def run_fit(folder: str, n: int, in_memory: bool, design: str = "srs") -> dict:
     import numpy as np
 
     import ppinfer
 
     y, f = labeled_sample(folder, n)
     table = ppinfer.read_parquet(folder)
+    import pyarrow.parquet as pq
+
+    N = sum(pq.ParquetFile(path).metadata.num_rows for path in table.paths)
+    options = design_options(design, n, N)
     out = {}
     memory = PeakMemory()
     start = time.perf_counter()
-    model = ppinfer.Quantile(y, f, table["pred"], q=0.5)
+    model = ppinfer.Quantile(y, f, table["pred"], q=0.5, **options)
     result = model.fit()
     interval = result.conf_int().to_numpy()
     out["seconds"] = time.perf_counter() - start
@@ -94,12 +123,10 @@ def run_fit(folder: str, n: int, in_memory: bool) -> dict:
     out["passes"] = model.unlabeled_passes
     out["estimate"], out["interval"] = float(result.params.iloc[0]), interval.ravel().tolist()
     if in_memory:
-        import pyarrow.parquet as pq
-
         values = np.concatenate([pq.read_table(path, columns=["pred"]).column("pred").to_numpy()
                                  for path in table.paths])
         start = time.perf_counter()
-        reference = ppinfer.Quantile(y, f, values, q=0.5).fit()
+        reference = ppinfer.Quantile(y, f, values, q=0.5, **options).fit()
         expected = reference.conf_int().to_numpy()
         out["in_memory_seconds"] = time.perf_counter() - start
         out["same"] = bool(np.allclose(interval, expected, rtol=0, atol=1e-10)
@@ -123,14 +150,15 @@ def run_pass(folder: str) -> dict:
 
 def child(arguments) -> None:
     if arguments.child == "fit":
-        result = run_fit(arguments.folder, arguments.n, arguments.in_memory)
+        result = run_fit(arguments.folder, arguments.n, arguments.in_memory, arguments.design)
     else:
         result = run_pass(arguments.folder)
     print(json.dumps(result))
 
 
-def fresh(kind: str, folder: str, n: int, in_memory: bool) -> dict:
-    command = [sys.executable, os.path.abspath(__file__), "--child", kind, "--folder", folder, "--n", str(n)]
+def fresh(kind: str, folder: str, n: int, in_memory: bool, design: str = "srs") -> dict:
+    command = [sys.executable, os.path.abspath(__file__), "--child", kind, "--folder", folder, "--n", str(n),
+               "--design", design]
     if in_memory:
         command.append("--in-memory")
     done = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -143,13 +171,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--dir", default="/tmp/ppinfer_bench")
     parser.add_argument("--in-memory", action="store_true")
+    parser.add_argument("--design", choices=["srs", "two-phase", "clusters", "shared-clusters"], default="srs")
     parser.add_argument("--child", choices=["fit", "pass"])
     parser.add_argument("--folder")
     arguments = parser.parse_args()
     if arguments.child:
         child(arguments)
         return
-    print(f"# load {os.getloadavg()[0]:.2f}; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}")
+    print(f"# load {os.getloadavg()[0]:.2f}; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}; "
+          f"design {arguments.design}")
     print("| N | fit (s) | one pass (s) | fit / pass | passes | peak memory (MiB) | in memory (s) | same |")
     print("|---|---|---|---|---|---|---|---|")
     for N in arguments.N:
@@ -158,7 +188,7 @@ def main() -> None:
             sys.exit(f"no Parquet files at {folder}: run benchmarks/bench_scale.py --N {N:g} --sources parquet")
         fresh("pass", folder, arguments.n, False)  # warm the page cache
         reference = fresh("pass", folder, arguments.n, False)
-        fit = fresh("fit", folder, arguments.n, arguments.in_memory)
+        fit = fresh("fit", folder, arguments.n, arguments.in_memory, arguments.design)
         memory = f"{fit['in_memory_seconds']:.2f}" if "in_memory_seconds" in fit else ""
         print(f"| {int(N):,} | {fit['seconds']:.2f} | {reference['seconds']:.2f} | "
               f"{fit['seconds'] / reference['seconds']:.1f} | {fit['passes']} | {fit['peak_mib']:.0f} | "
