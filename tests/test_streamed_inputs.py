@@ -122,11 +122,14 @@ def test_glm_formula_streamed_exposure(glm_data, small_batches):
 
 def test_glm_formula_streamed_dask_processes(glm_data):
     """The offsets' and exposures' partitions are read by worker processes (the plan pickles)."""
+    from concurrent.futures import ProcessPoolExecutor
+
     import dask
 
     labeled, unlabeled, _ = glm_data
     streamed = dd.from_pandas(unlabeled, npartitions=2)
-    with dask.config.set(scheduler="processes", num_workers=2):
+    # one pool for every pass (dask would start a pool of processes for each computation)
+    with ProcessPoolExecutor(2) as pool, dask.config.set(scheduler="processes", pool=pool):
         actual, expected = _glm_pair(labeled, unlabeled, streamed, "poisson offset", offset=None, exposure="days",
                                      clusters="school")
         assert_same_results({"ppi++": actual.fit()}, {"ppi++": expected.fit()})
