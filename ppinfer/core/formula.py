@@ -30,7 +30,6 @@ from __future__ import annotations
 import ast
 import os
 import re
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -427,9 +426,10 @@ class FormulaPartitions:
         outcome, X = _labeled_design(self.formula, self.labeled)
         self.info = X.design_info
         self.outcome = OutcomeTransform(outcome.design_info, self.labeled)
+        self.plain = plain_columns(self.info)
 
     def __getstate__(self):
-        return {key: value for key, value in self.__dict__.items() if key not in ("info", "outcome")}
+        return {key: value for key, value in self.__dict__.items() if key not in ("info", "outcome", "plain")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -437,15 +437,7 @@ class FormulaPartitions:
 
     def __call__(self, frame: pd.DataFrame, partition: Partition):
         frame = frame.reset_index(drop=True)
-        try:
-            (X,) = patsy.build_design_matrices([self.info], frame, NA_action="drop", return_type="dataframe")
-        except patsy.PatsyError as error:
-            raise ValueError(
-                f"could not build the unlabeled design of {partition.describe()} with the labeled data's "
-                f"specification: {error}. Every categorical level in unlabeled must occur in data (merge rare "
-                "levels, or drop those rows)."
-            ) from None
-        rows = X.index.to_numpy()
+        X, rows = self._design(frame, partition)
         dropped = len(frame) - rows.size
         if dropped and self.missing == "raise":
             first = int(np.setdiff1d(np.arange(len(frame)), rows)[0])
@@ -455,11 +447,95 @@ class FormulaPartitions:
                 "to drop incomplete rows."
             )
         predictions = frame[self.predictions].iloc[rows]
-        arrays = {"X_unlabeled": X.to_numpy(dtype=float),
+        arrays = {"X_unlabeled": X,
                   "yhat_unlabeled": self.outcome(predictions, "yhat_unlabeled").to_numpy(dtype=float)}
         for key, name in self.design_columns.items():
             arrays[key] = frame[name].to_numpy()[rows]
         return arrays, rows.size, dropped
+
+
+    def _design(self, frame: pd.DataFrame, partition: Partition) -> tuple[np.ndarray, np.ndarray]:
+        """The partition's design matrix (C-ordered float64) and the positions of its complete rows."""
+        if self.plain is not None:
+            kinds = [_kind(frame, name) for name in self.plain if name is not None]
+            for name, kind in zip([n for n in self.plain if n is not None], kinds):
+                if kind == "other":
+                    raise TypeError(
+                        f"column {name!r} of unlabeled is {frame[name].dtype} in {partition.describe()}, but numeric "
+                        f"in data; convert it to numbers (e.g. pandas.to_numeric) before fitting."
+                    )
+            if "patsy" not in kinds:
+                return plain_design(frame, self.plain)
+        try:
+            (X,) = patsy.build_design_matrices([self.info], frame, NA_action="drop", return_type="dataframe")
+        except patsy.PatsyError as error:
+            raise ValueError(
+                f"could not build the unlabeled design of {partition.describe()} with the labeled data's "
+                f"specification: {error}. Every categorical level in unlabeled must occur in data (merge rare "
+                "levels, or drop those rows)."
+            ) from None
+        return np.ascontiguousarray(X.to_numpy(dtype=float)), X.index.to_numpy()
+
+
+def plain_columns(info) -> list[str | None] | None:
+    """The variables of a design made of an intercept and numeric columns used as they are
+    (``y ~ x1 + x2``), in the design's column order (None: the intercept); None when a term
+    transforms, interacts or is categorical (patsy then builds the design)."""
+    names: list[str | None] = []
+    for term in info.terms:
+        if not term.factors:
+            names.append(None)
+            continue
+        factor = term.factors[0]
+        code = getattr(factor, "code", None)
+        described = info.factor_infos[factor]
+        if (len(term.factors) != 1 or described.type != "numerical" or described.num_columns != 1
+                or not isinstance(code, str) or not code.isidentifier()):
+            return None
+        names.append(code)
+    return names if len(names) == len(info.column_names) else None
+
+
+def _kind(frame: pd.DataFrame, name: str) -> str:
+    """How a variable of :func:`plain_columns` is read from a partition: "numbers" (NumPy
+    integers or floats, or pandas' nullable ones, their missing values as NaN), "patsy" (a
+    name that is not a column: patsy evaluates it) or "other" (strings, booleans, categories:
+    not the numbers the labeled data held)."""
+    if name not in frame.columns:
+        return "patsy"
+    dtype = frame[name].dtype
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        return "numbers"
+    return "other"
+
+
+def _float_column(series: pd.Series) -> np.ndarray:
+    """A numeric column as float64 values (pandas' missing values as NaN, as patsy reads them)."""
+    if isinstance(series.dtype, np.dtype):
+        return series.to_numpy()
+    return series.to_numpy(dtype=float, na_value=np.nan)
+
+
+#: rows of a partition copied into the design matrix at a time (they stay in the cache)
+PLAIN_BLOCK_ROWS = 4096
+
+
+def plain_design(frame: pd.DataFrame, names: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """What patsy builds for :func:`plain_columns` (rows with a NaN dropped, as its
+    ``NA_action="drop"``; infinite values are kept for the validating scan to name), copied
+    column by column in blocks of rows into a C-ordered float64 array."""
+    columns = [None if name is None else _float_column(frame[name]) for name in names]
+    m = len(frame)
+    X = np.empty((m, len(names)))
+    for start in range(0, m, PLAIN_BLOCK_ROWS):
+        block = X[start:start + PLAIN_BLOCK_ROWS]
+        for j, column in enumerate(columns):
+            block[:, j] = 1.0 if column is None else column[start:start + PLAIN_BLOCK_ROWS]
+    missing = np.isnan(X).any(axis=1)
+    if not missing.any():
+        return X, np.arange(m)
+    rows = np.flatnonzero(~missing)
+    return X[rows], rows
 
 
 def partitioned_columns(unlabeled) -> list[str]:
