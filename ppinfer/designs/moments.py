@@ -56,9 +56,9 @@ class ScoreMoments:
 
     def __call__(self, arrays: Mapping[str, np.ndarray]) -> "GroupMoments | None":
         v = arrays[self.V]
-        u = v.reshape(v.shape[0], -1)
-        if u.shape[0] == 0:
+        if v.shape[0] == 0:  # an empty partition (a filtered Dask DataFrame): nothing to add
             return None
+        u = v.reshape(v.shape[0], -1)
         w = arrays[self.weights] if self.weights else None
         x = arrays[self.X] if self.X else None
         z = _product(w, x, u.shape[0])
