@@ -77,3 +77,18 @@ def test_empty_dask_partition(estimator, design):
     reference = linear_model(estimator, memory["f"].to_numpy(), memory["x"].to_numpy(),
                              **options(memory, numpy_column))
     assert_same(chunked, reference)
+
+
+# -- sources.py: Dask arrays of unknown chunk sizes beside arrays of known ones -------------------------
+def test_dask_array_of_unknown_chunks_beside_known_chunks():
+    """``DataFrame.to_dask_array()`` has chunks of unknown size: it is paired partition by partition
+    with arrays of known chunks (Dask cannot rechunk it), as DataFrame columns are."""
+    frame = pd.DataFrame({"f": F[U], "x": XR[U]})
+    table = dd.from_pandas(frame, npartitions=3)
+    unknown = table["f"].to_dask_array()
+    assert np.isnan(unknown.chunks[0]).all()
+    chunked = ppinfer.Ratio(Y[L], XR[L], F[L], table["x"].to_dask_array(lengths=True), unknown)
+    assert_same(chunked, ppinfer.Ratio(Y[L], XR[L], F[L], XR[U], F[U]))
+    # partitions that do not line up are named by ppinfer, not by Dask's rechunking
+    with pytest.raises(ValueError, match="partitions"):
+        ppinfer.Ratio(Y[L], XR[L], F[L], da.from_array(XR[U], chunks=200), unknown)

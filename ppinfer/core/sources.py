@@ -279,7 +279,8 @@ class DaskSource(RowSource):
         blocks, counts = {}, set()
         for key, value in items.items():
             if isinstance(value, da.Array):
-                if chunks is not None and value.chunks[0] != chunks:
+                # chunks of unknown size cannot be rechunked: such blocks are paired by number, as a DataFrame's
+                if chunks is not None and value.chunks[0] != chunks and not np.isnan(value.chunks[0]).any():
                     value = value.rechunk({0: chunks})
                 if value.ndim == 2 and len(value.chunks[1]) > 1:
                     value = value.rechunk({1: -1})
