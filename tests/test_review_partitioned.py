@@ -92,3 +92,48 @@ def test_dask_array_of_unknown_chunks_beside_known_chunks():
     # partitions that do not line up are named by ppinfer, not by Dask's rechunking
     with pytest.raises(ValueError, match="partitions"):
         ppinfer.Ratio(Y[L], XR[L], F[L], da.from_array(XR[U], chunks=200), unknown)
+
+
+# -- validation: rows named by a check after missing="drop" dropped earlier rows -----------------------
+def _dropped_then_bad():
+    """Predictions with NaN at positions 310 and 320, a negative weight at 350 (dropped rows come first)."""
+    f, w = F[U].copy(), W[U].copy()
+    f[[310, 320]] = np.nan
+    w[350] = -1.0
+    return f, w
+
+
+def test_check_names_the_row_of_the_source_after_drop():
+    """The check of a partition's kept rows names the row of the source (row 50 of partition 1,
+    position 350), not its position among the kept rows (348)."""
+    f, w = _dropped_then_bad()
+    with pytest.raises(ValueError, match=r"at row 50 of partition 1 \(position 350 of the sample\)"):
+        ppinfer.Mean(Y[L], F[L], da.from_array(f, chunks=300), weights=W[L],
+                     weights_unlabeled=da.from_array(w, chunks=300), missing="drop")
+
+
+def test_check_names_the_row_given_after_drop_in_memory():
+    """The same for a sample in memory: the position in the array given."""
+    X = np.column_stack([np.ones(n + N), XR])
+    X[n + 10, 1] = X[n + 20, 1] = np.nan
+    p = 1 / (1 + np.exp(-F))
+    p[n + 360] = 1.5
+    binary = (Y[L] > 5).astype(float)
+    with pytest.raises(ValueError, match=r"first: 1.5 at position 360\)"):
+        ppinfer.Logit(binary, X[L], p[L], X[U], p[U], missing="drop")
+
+
+def test_check_names_the_row_of_the_file_after_the_formula_dropped_rows(tmp_path, monkeypatch):
+    """Rows the formula drops (a missing covariate) do not shift the row a later check names."""
+    from ppinfer.core import sources
+
+    monkeypatch.setattr(sources, "PARTITION_ROWS", 300)
+    x = rng.normal(size=n + N)
+    table = pd.DataFrame({"x": x, "prob": 1 / (1 + np.exp(-x)), "hit": (Y > 5).astype(float)})
+    unlabeled = table.iloc[n:].reset_index(drop=True)
+    unlabeled.loc[[310, 320], "x"] = np.nan
+    unlabeled.loc[350, "prob"] = 1.5
+    unlabeled.to_parquet(tmp_path / "u.parquet")
+    with pytest.raises(ValueError, match=r"at row 350 of file u.parquet \(position 350 of the sample\)"):
+        ppinfer.logit("hit ~ x", table.iloc[:n], unlabeled=ppinfer.read_parquet(tmp_path), yhat="prob",
+                      missing="drop")

@@ -459,7 +459,7 @@ class FormulaPartitions:
                   "yhat_unlabeled": self.outcome(predictions, "yhat_unlabeled").to_numpy(dtype=float)}
         for key, name in self.design_columns.items():
             arrays[key] = frame[name].to_numpy()[rows]
-        return arrays, rows.size, dropped
+        return arrays, rows.size, dropped, rows if dropped else None
 
 
 def partitioned_columns(unlabeled) -> list[str]:
