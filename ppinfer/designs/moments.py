@@ -129,11 +129,15 @@ class GroupMoments:
         P = _group_sums(d * z[:, None], codes, G)
         if G == 1:
             M = (d.T @ d)[None]
-        else:
+        elif G <= 8:
             M = np.zeros((G, u.shape[1], u.shape[1]))
             for g in range(G):
                 rows = d[codes == g]
                 M[g] = rows.T @ rows
+        else:
+            from .base import group_outer  # (base imports this module)
+
+            M = group_outer(d, d, codes, G)  # many groups: one sort of the rows, not a scan of them per group
         return cls(keys, count, Z, Z2, reference, D, M, P)
 
     def shift(self, reference: np.ndarray) -> "GroupMoments":
