@@ -167,3 +167,25 @@ def test_score_moments_of_many_strata_cost_a_sort_not_a_scan_per_stratum():
     baseline, expected = best(lambda: group_outer(d, d, codes, G))
     np.testing.assert_allclose(moments.M, expected, rtol=1e-10, atol=1e-10)
     assert elapsed < 10 * baseline + 0.05, (elapsed, baseline)
+
+
+# -- moments.py: strata and PSUs sorted across partitions (checked, no bug found) ---------------------------
+@pytest.mark.parametrize("estimator", ["Mean", "Total", "Ratio"])
+def test_sorted_strata_and_split_psu(estimator):
+    """Unlabeled rows sorted by stratum and PSU in partitions of 250 rows: most strata and PSUs lie in one
+    partition, some PSUs are split between two; weights, fpc and missing='drop' (NaN predictions)."""
+    order = np.argsort(REGION[U] * 100 + SCHOOL[U], kind="stable")
+    f, x, w, region, school = (values[U][order] for values in (F, XR, W, REGION, SCHOOL))
+    f = f.copy()
+    f[[5, 260, 261]] = np.nan
+
+    def design(convert):
+        return {"weights": W[L], "weights_unlabeled": convert(w), "strata": REGION[L],
+                "strata_unlabeled": convert(region), "clusters": SCHOOL[L], "clusters_unlabeled": convert(school),
+                "fpc": np.full(n, 4000.0), "fpc_unlabeled": convert(np.full(N, 4000.0)), "missing": "drop"}
+
+    def dask(values):
+        return da.from_array(values, chunks=250)
+
+    chunked = linear_model(estimator, dask(f), dask(x), **design(dask))
+    assert_same(chunked, linear_model(estimator, f, x, **design(lambda values: values)))
