@@ -189,3 +189,21 @@ def test_sorted_strata_and_split_psu(estimator):
 
     chunked = linear_model(estimator, dask(f), dask(x), **design(dask))
     assert_same(chunked, linear_model(estimator, f, x, **design(lambda values: values)))
+
+
+# -- designs: fpc ranges of a scanned sample matched to strata by label, not by the label's text ------------
+@pytest.mark.parametrize("where", ["parquet", "numpy"])
+def test_fpc_of_strata_labelled_by_floats_beside_integer_labels(tmp_path, where):
+    """Labeled strata 0, 1, 2 and unlabeled strata 0.0, 1.0, 2.0 (a float column) are the same strata; the
+    scanned fpc ranges found them by their text ('0.0' is not in ['0', '1', '2'] raised before)."""
+    region = REGION[U].astype(int)
+    pd.DataFrame({"f": F[U], "region": region.astype(float), "fpc": 5000.0}).to_parquet(tmp_path / "u.parquet")
+    table = ppinfer.read_parquet(tmp_path)
+    unlabeled_strata = table["region"] if where == "parquet" else region.astype(float)
+    labeled = {"strata": REGION[L].astype(int), "fpc": np.full(n, 5000.0)}
+    chunked = ppinfer.Mean(Y[L], F[L], table["f"], strata_unlabeled=unlabeled_strata, fpc_unlabeled=table["fpc"],
+                           **labeled)
+    memory = ppinfer.Mean(Y[L], F[L], F[U], strata_unlabeled=region.astype(float),
+                          fpc_unlabeled=np.full(N, 5000.0), **labeled)
+    assert chunked.design.stratum_names == memory.design.stratum_names
+    assert_same(chunked, memory)
