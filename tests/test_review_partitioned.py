@@ -207,3 +207,17 @@ def test_fpc_of_strata_labelled_by_floats_beside_integer_labels(tmp_path, where)
                           fpc_unlabeled=np.full(N, 5000.0), **labeled)
     assert chunked.design.stratum_names == memory.design.stratum_names
     assert_same(chunked, memory)
+
+
+# -- validation: pandas' NA in the object values of a Dask partition --------------------------------------
+def test_nullable_boolean_predictions_with_missing_values():
+    """A nullable boolean column with NA (pandas' ``boolean`` dtype) is missing values, as in memory, not
+    a TypeError ('float() argument must be ... not NAType')."""
+    values = pd.Series(F[U] > 5, dtype="boolean")
+    values[[5, 700]] = pd.NA
+    memory = ppinfer.Mean(Y[L], F[L], values, missing="drop")
+    chunked = ppinfer.Mean(Y[L], F[L], dd.from_pandas(values.to_frame("f"), npartitions=3)["f"], missing="drop")
+    assert chunked.unlabeled.n_dropped == memory.unlabeled.n_dropped == 2
+    assert_same(chunked, memory)
+    with pytest.raises(ValueError, match=r"NaN or infinite value\(s\) in rows 0 to 299 of partition 0"):
+        ppinfer.Mean(Y[L], F[L], dd.from_pandas(values.to_frame("f"), npartitions=3)["f"])

@@ -457,6 +457,8 @@ class _Reader:
                 values = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
                 ok = ~pd.isna(values)
             else:
+                if isinstance(values, np.ndarray) and values.dtype == object:  # pandas NA (a nullable column): missing
+                    values = np.where(pd.isna(values), np.nan, values)
                 try:
                     values = np.asarray(values, dtype=float)
                 except (TypeError, ValueError) as error:
