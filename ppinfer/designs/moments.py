@@ -135,9 +135,15 @@ class GroupMoments:
                 rows = d[codes == g]
                 M[g] = rows.T @ rows
         else:
-            from .base import group_outer  # (base imports this module)
-
-            M = group_outer(d, d, codes, G)  # many groups: one sort of the rows, not a scan of them per group
+            # many groups: the rows sorted once, then each group's slice (not a scan of every row per group;
+            # no (rows, k, k) products either: k is every stored column, all synthetic draws)
+            order = np.argsort(codes, kind="stable")
+            bounds = np.searchsorted(codes[order], np.arange(G + 1))
+            d_sorted = d[order]
+            M = np.empty((G, u.shape[1], u.shape[1]))
+            for g in range(G):
+                rows = d_sorted[bounds[g] : bounds[g + 1]]
+                M[g] = rows.T @ rows
         return cls(keys, count, Z, Z2, reference, D, M, P)
 
     def shift(self, reference: np.ndarray) -> "GroupMoments":
