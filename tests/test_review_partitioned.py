@@ -221,3 +221,18 @@ def test_nullable_boolean_predictions_with_missing_values():
     assert_same(chunked, memory)
     with pytest.raises(ValueError, match=r"NaN or infinite value\(s\) in rows 0 to 299 of partition 0"):
         ppinfer.Mean(Y[L], F[L], dd.from_pandas(values.to_frame("f"), npartitions=3)["f"])
+
+
+# -- sources: a source without rows --------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["memmap", "parquet"])
+def test_source_without_rows(tmp_path, kind):
+    """A memory map or Parquet file of 0 rows is an empty sample, named as such (as an empty array is),
+    not a TypeError ('NoneType' object is not subscriptable: no partition to reduce)."""
+    if kind == "memmap":
+        np.lib.format.open_memmap(tmp_path / "empty.npy", mode="w+", dtype=np.float32, shape=(0,)).flush()
+        empty = np.load(tmp_path / "empty.npy", mmap_mode="r")
+    else:
+        pd.DataFrame({"f": np.zeros(0)}).to_parquet(tmp_path / "empty.parquet")
+        empty = ppinfer.read_parquet(tmp_path)["f"]
+    with pytest.raises(ValueError, match="the unlabeled sample is empty: it has no rows"):
+        ppinfer.Mean(Y[L], F[L], empty)

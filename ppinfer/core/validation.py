@@ -607,7 +607,8 @@ class ChunkedSample:
         reader = _Reader(specs, missing)
         label_keys = tuple(name for name, spec in specs.items() if spec.kind == "labels")
         result = source.reduce(_Scan(reader, tuple(checks), dict(accumulators or {}), label_keys))
-        nobs, dropped = int(result["rows"]), int(result["dropped"])
+        # a source without rows (a memory map or Parquet files of 0 rows) has no partition to reduce
+        nobs, dropped = (0, 0) if result is None else (int(result["rows"]), int(result["dropped"]))
         if nobs == 0:
             what = "every row has a NaN or infinite value or a missing label" if dropped else "it has no rows"
             raise ValueError(f"the {label} sample is empty: {what}.")
