@@ -128,7 +128,7 @@ def test_check_names_the_row_of_the_file_after_the_formula_dropped_rows(tmp_path
     from ppinfer.core import sources
 
     monkeypatch.setattr(sources, "PARTITION_ROWS", 300)
-    x = rng.normal(size=n + N)
+    x = np.random.default_rng(5).normal(size=n + N)
     table = pd.DataFrame({"x": x, "prob": 1 / (1 + np.exp(-x)), "hit": (Y > 5).astype(float)})
     unlabeled = table.iloc[n:].reset_index(drop=True)
     unlabeled.loc[[310, 320], "x"] = np.nan
@@ -141,9 +141,9 @@ def test_check_names_the_row_of_the_file_after_the_formula_dropped_rows(tmp_path
 
 # -- moments.py: many strata -----------------------------------------------------------------------------
 def test_score_moments_of_many_strata_cost_a_sort_not_a_scan_per_stratum():
-    """The squares of many strata (counties) are summed after one sort of the rows, as the in-memory
-    collector does (a scan of every row per stratum made a partition of 1M rows and 2,000 strata
-    take seconds); their values are the strata's sums of squares."""
+    """The squares of many strata (counties) are summed over slices of the rows sorted once, in about
+    the time of the in-memory collector's ``group_outer`` (a scan of every row per stratum made a
+    partition of 1M rows and 2,000 strata take seconds); their values are the strata's sums of squares."""
     import time
 
     from ppinfer.designs.base import group_outer
