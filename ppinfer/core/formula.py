@@ -451,7 +451,7 @@ class FormulaPartitions:
                   "yhat_unlabeled": self.outcome(predictions, "yhat_unlabeled").to_numpy(dtype=float)}
         for key, name in self.design_columns.items():
             arrays[key] = frame[name].to_numpy()[rows]
-        return arrays, rows.size, dropped
+        return arrays, rows.size, dropped, rows if dropped else None
 
 
     def _design(self, frame: pd.DataFrame, partition: Partition) -> tuple[np.ndarray, np.ndarray]:

@@ -59,6 +59,8 @@ class Partition(Mapping):
     base: int = 0
     #: rows the source's transform dropped (the formula's missing values)
     dropped: int = 0
+    #: the partition's row numbers of the rows left after missing rows were dropped (None: no row dropped)
+    kept: np.ndarray | None = None
 
     def __getitem__(self, key: str) -> np.ndarray:
         return self.arrays[key]
@@ -71,7 +73,7 @@ class Partition(Mapping):
 
     def where(self, row: int) -> str:
         """Words naming the partition's row ``row`` (counted from 0 within the partition)."""
-        return describe_position(row, self.offset, self.label, self.base)
+        return describe_position(row if self.kept is None else int(self.kept[row]), self.offset, self.label, self.base)
 
     def describe(self) -> str:
         """Words naming the partition's rows."""
@@ -79,8 +81,9 @@ class Partition(Mapping):
             return f"positions {self.offset or 0:,} to {(self.offset or 0) + self.nrows - 1:,}"
         return f"rows {self.base:,} to {self.base + self.nrows - 1:,} of {self.label}"
 
-    def with_arrays(self, arrays: dict[str, np.ndarray], nrows: int, dropped: int = 0) -> "Partition":
-        return Partition(arrays, nrows, self.offset, self.label, self.base, self.dropped + dropped)
+    def with_arrays(self, arrays: dict[str, np.ndarray], nrows: int, dropped: int = 0,
+                    kept: np.ndarray | None = None) -> "Partition":
+        return Partition(arrays, nrows, self.offset, self.label, self.base, self.dropped + dropped, kept)
 
 
 def describe_position(row: int, offset: int | None = 0, label: str = "", base: int = 0) -> str:
@@ -96,9 +99,10 @@ _CURRENT = contextvars.ContextVar("ppinfer_partition", default=None)
 
 
 @contextmanager
-def positions(offset: int | None, label: str = "", base: int = 0):
-    """Within the block, :func:`current_position` names rows of the given partition."""
-    token = _CURRENT.set((offset, label, base))
+def positions(offset: int | None, label: str = "", base: int = 0, kept: np.ndarray | None = None):
+    """Within the block, :func:`current_position` names rows of the given partition (``kept``: the
+    partition's row numbers of the rows the checks see, when missing rows were dropped)."""
+    token = _CURRENT.set((offset, label, base, kept))
     try:
         yield
     finally:
@@ -108,7 +112,10 @@ def positions(offset: int | None, label: str = "", base: int = 0):
 def current_position(row: int) -> str:
     """The words for a row found bad by a check: its position in the sample (and partition)."""
     context = _CURRENT.get()
-    return f"position {row}" if context is None else describe_position(row, *context)
+    if context is None:
+        return f"position {row}"
+    offset, label, base, kept = context
+    return describe_position(row if kept is None else int(kept[row]), offset, label, base)
 
 
 # -- combining partial results ----------------------------------------------------------------------
@@ -256,7 +263,7 @@ class DaskSource(RowSource):
         Arrays are paired by row chunks (rechunked to the first array's when
         their chunks differ); DataFrames and Series by partition number.
     transform : callable, optional
-        ``transform(frame_piece, partition) -> (arrays, nrows, dropped)`` builds a
+        ``transform(frame_piece, partition) -> (arrays, nrows, dropped, kept)`` builds a
         partition's variables from a piece of one DataFrame (given as the only
         collection), as the formula interface does; ``partition`` (without
         arrays) names its rows in messages.
@@ -279,7 +286,8 @@ class DaskSource(RowSource):
         blocks, counts = {}, set()
         for key, value in items.items():
             if isinstance(value, da.Array):
-                if chunks is not None and value.chunks[0] != chunks:
+                # chunks of unknown size cannot be rechunked: such blocks are paired by number, as a DataFrame's
+                if chunks is not None and value.chunks[0] != chunks and not np.isnan(value.chunks[0]).any():
                     value = value.rechunk({0: chunks})
                 if value.ndim == 2 and len(value.chunks[1]) > 1:
                     value = value.rechunk({1: -1})
@@ -477,7 +485,7 @@ class ParquetSource(RowSource):
         The file columns of each variable: one column is given as it is read,
         several as one float64 array of those columns (in that order).
     transform : callable, optional
-        ``transform(frame, partition) -> (arrays, nrows, dropped)`` builds the
+        ``transform(frame, partition) -> (arrays, nrows, dropped, kept)`` builds the
         variables from a pandas DataFrame of the partition's columns ``read`` (the
         formula interface).
     read : sequence of str, optional

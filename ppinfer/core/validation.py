@@ -348,9 +348,12 @@ def make_sample(variables: Mapping[str, Variable], *, missing: str, label: str, 
         sample = Sample(kept, n_dropped=int((~finite).sum()), kept=finite)
     if not checked:
         kept_n = sample.nobs
+        # checks name a bad row by its position in the arrays given, not among the kept rows
+        given = None if sample.kept is None else np.flatnonzero(sample.kept)
         for start in range(0, kept_n, step):
             rows = slice(start, min(start + step, kept_n))
-            summary = add_partials(summary, _check_chunk(sample.variables, rows, start, checks, accumulators))
+            summary = add_partials(summary, _check_chunk(sample.variables, rows, start, checks, accumulators,
+                                                         None if given is None else given[rows]))
     if summary:
         sample.summary.update(summary)
     sample._passes.count = 1  # the scan
@@ -417,9 +420,10 @@ def _raise_not_finite(name: str, values: np.ndarray, first: int) -> None:
     )
 
 
-def _check_chunk(variables: Mapping[str, Variable], rows: slice, offset: int, checks, accumulators) -> dict:
+def _check_chunk(variables: Mapping[str, Variable], rows: slice, offset: int, checks, accumulators,
+                 given: np.ndarray | None = None) -> dict:
     arrays = {name: v.values[rows] for name, v in variables.items()}
-    with positions(offset):
+    with positions(offset, kept=None if given is None else given - offset):
         for key, check in checks:
             check(arrays[key])
     return {name: accumulate(arrays) for name, accumulate in accumulators.items()}
@@ -453,6 +457,8 @@ class _Reader:
                 values = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
                 ok = ~pd.isna(values)
             else:
+                if isinstance(values, np.ndarray) and values.dtype == object:  # pandas NA (a nullable column): missing
+                    values = np.where(pd.isna(values), np.nan, values)
                 try:
                     values = np.asarray(values, dtype=float)
                 except (TypeError, ValueError) as error:
@@ -478,10 +484,11 @@ class _Reader:
         if bad is not None and bad.any():
             keep = ~bad
             arrays = {name: values[keep] for name, values in arrays.items()}
-            return Partition(arrays, int(keep.sum()), partition.offset, partition.label, partition.base), \
-                int(bad.sum()) + partition.dropped
-        return Partition(arrays, partition.nrows, partition.offset, partition.label, partition.base), \
-            partition.dropped
+            kept = np.flatnonzero(keep) if partition.kept is None else partition.kept[keep]
+            return Partition(arrays, int(keep.sum()), partition.offset, partition.label, partition.base,
+                             kept=kept), int(bad.sum()) + partition.dropped
+        return Partition(arrays, partition.nrows, partition.offset, partition.label, partition.base,
+                         kept=partition.kept), partition.dropped
 
     @staticmethod
     def _shaped(values: np.ndarray, spec: _Spec, partition: Partition) -> np.ndarray:
@@ -512,7 +519,7 @@ class _Scan:
 
     def __call__(self, partition: Partition) -> dict:
         clean, dropped = self.reader.read(partition, validate=True)
-        with positions(clean.offset, clean.label, clean.base):
+        with positions(clean.offset, clean.label, clean.base, clean.kept):
             for key, check in self.checks:
                 check(clean[key])
         out = {"rows": clean.nrows, "dropped": dropped}
@@ -600,7 +607,8 @@ class ChunkedSample:
         reader = _Reader(specs, missing)
         label_keys = tuple(name for name, spec in specs.items() if spec.kind == "labels")
         result = source.reduce(_Scan(reader, tuple(checks), dict(accumulators or {}), label_keys))
-        nobs, dropped = int(result["rows"]), int(result["dropped"])
+        # a source without rows (a memory map or Parquet files of 0 rows) has no partition to reduce
+        nobs, dropped = (0, 0) if result is None else (int(result["rows"]), int(result["dropped"]))
         if nobs == 0:
             what = "every row has a NaN or infinite value or a missing label" if dropped else "it has no rows"
             raise ValueError(f"the {label} sample is empty: {what}.")

@@ -948,7 +948,9 @@ class BoundDesign:
         low, high = np.full(self.nstrata, np.nan), np.full(self.nstrata, np.nan)
         frame = ranges.frame
         if self.has_strata:
-            codes = [self.stratum_names.index(str(label)) for label in frame.index]
+            # coded as the scanned rows' labels are (a label's text may differ from its stratum's name: 0.0, 0)
+            strata = self.unlabeled.strata
+            codes = np.asarray(strata.of({strata.key: frame.index.to_numpy()}), dtype=np.intp)
         else:
             codes = [0] * len(frame)
         low[codes], high[codes] = frame["low"].to_numpy(dtype=float), frame["high"].to_numpy(dtype=float)

@@ -56,9 +56,9 @@ class ScoreMoments:
 
     def __call__(self, arrays: Mapping[str, np.ndarray]) -> "GroupMoments | None":
         v = arrays[self.V]
-        u = v.reshape(v.shape[0], -1)
-        if u.shape[0] == 0:
+        if v.shape[0] == 0:  # an empty partition (a filtered Dask DataFrame): nothing to add
             return None
+        u = v.reshape(v.shape[0], -1)
         w = arrays[self.weights] if self.weights else None
         x = arrays[self.X] if self.X else None
         z = _product(w, x, u.shape[0])
@@ -129,10 +129,20 @@ class GroupMoments:
         P = _group_sums(d * z[:, None], codes, G)
         if G == 1:
             M = (d.T @ d)[None]
-        else:
+        elif G <= 8:
             M = np.zeros((G, u.shape[1], u.shape[1]))
             for g in range(G):
                 rows = d[codes == g]
+                M[g] = rows.T @ rows
+        else:
+            # many groups: the rows sorted once, then each group's slice (not a scan of every row per group;
+            # no (rows, k, k) products either: k is every stored column, all synthetic draws)
+            order = np.argsort(codes, kind="stable")
+            bounds = np.searchsorted(codes[order], np.arange(G + 1))
+            d_sorted = d[order]
+            M = np.empty((G, u.shape[1], u.shape[1]))
+            for g in range(G):
+                rows = d_sorted[bounds[g] : bounds[g + 1]]
                 M[g] = rows.T @ rows
         return cls(keys, count, Z, Z2, reference, D, M, P)
 
