@@ -77,7 +77,7 @@ def run(partition: FormulaPartitions, frame: pd.DataFrame):
 def test_nullable_numbers_are_read_with_their_missing_values():
     frame = pd.DataFrame({"x1": pd.array([1.5, None, 2.0, 3.0], dtype="Float64"),
                           "x2": pd.array([1, 2, None, 3], dtype="Int64"), "f": np.ones(4)})
-    arrays, nrows, dropped = run(partitions("y ~ x1 + x2", missing="drop"), frame)
+    arrays, nrows, dropped, _ = run(partitions("y ~ x1 + x2", missing="drop"), frame)
     np.testing.assert_array_equal(arrays["X_unlabeled"], [[1.0, 1.5, 1.0], [1.0, 3.0, 3.0]])
     assert (nrows, dropped) == (2, 2)
     with pytest.raises(ValueError, match=r"2 row\(s\) with missing values .* \(first at row 1 of file part.parquet"):

@@ -140,33 +140,19 @@ def test_check_names_the_row_of_the_file_after_the_formula_dropped_rows(tmp_path
 
 
 # -- moments.py: many strata -----------------------------------------------------------------------------
-def test_score_moments_of_many_strata_cost_a_sort_not_a_scan_per_stratum():
-    """The squares of many strata (counties) are summed over slices of the rows sorted once, in about
-    the time of the in-memory collector's ``group_outer`` (a scan of every row per stratum made a
-    partition of 1M rows and 2,000 strata take seconds); their values are the strata's sums of squares."""
-    import time
-
+def test_score_moments_of_many_strata_equal_the_in_memory_sums():
+    """The squares of many strata (counties), summed over slices of the rows sorted once, are the
+    strata's sums of squares of the in-memory collector (``group_outer``). (Their cost, one sort
+    rather than a scan of every row per stratum, is a matter for benchmarks, not tests.)"""
     from ppinfer.designs.base import group_outer
     from ppinfer.designs.moments import GroupMoments
 
     generator = np.random.default_rng(4)
     m, G = 100_000, 3000
     u, z, codes = generator.normal(size=(m, 2)), generator.uniform(1, 2, m), generator.integers(0, G, m)
-    keys = pd.Index(np.arange(G))
-
-    def best(function):
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            out = function()
-            times.append(time.perf_counter() - start)
-        return min(times), out
-
-    elapsed, moments = best(lambda: GroupMoments.of(u, z, codes, keys, squares=True))
+    moments = GroupMoments.of(u, z, codes, pd.Index(np.arange(G)), squares=True)
     d = u - z[:, None] * moments.reference
-    baseline, expected = best(lambda: group_outer(d, d, codes, G))
-    np.testing.assert_allclose(moments.M, expected, rtol=1e-10, atol=1e-10)
-    assert elapsed < 10 * baseline + 0.05, (elapsed, baseline)
+    np.testing.assert_allclose(moments.M, group_outer(d, d, codes, G), rtol=1e-10, atol=1e-10)
 
 
 # -- moments.py: strata and PSUs sorted across partitions (checked, no bug found) ---------------------------
@@ -219,7 +205,9 @@ def test_nullable_boolean_predictions_with_missing_values():
     chunked = ppinfer.Mean(Y[L], F[L], dd.from_pandas(values.to_frame("f"), npartitions=3)["f"], missing="drop")
     assert chunked.unlabeled.n_dropped == memory.unlabeled.n_dropped == 2
     assert_same(chunked, memory)
-    with pytest.raises(ValueError, match=r"NaN or infinite value\(s\) in rows 0 to 299 of partition 0"):
+    # the partitions are checked in parallel: either bad one may be named
+    with pytest.raises(ValueError, match=r"NaN or infinite value\(s\) in rows 0 to 299 of partition "
+                                         r"(0 \(first at row 5 |2 \(first at row 100 )"):
         ppinfer.Mean(Y[L], F[L], dd.from_pandas(values.to_frame("f"), npartitions=3)["f"])
 
 
