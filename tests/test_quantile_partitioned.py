@@ -109,15 +109,17 @@ def test_synthetic_draws():
     check_fits(model, reference, [{"method": "ppi++"}, {"method": "ppi"}])
 
 
-@pytest.mark.parametrize("design", ["srs", "strata", "clusters", "nested"])
-def test_search_splits_gaps_and_counts_in_several_passes(monkeypatch, design):
+@pytest.mark.parametrize("design, contiguous", [("srs", False), ("strata", False), ("clusters", False),
+                                                ("nested", False), ("clusters", True)])
+def test_search_splits_gaps_and_counts_in_several_passes(monkeypatch, design, contiguous):
     """Limits small enough that the search splits gaps before gathering their rows, and
-    that a clustered sample's PSU x bin table takes several passes per count."""
+    that the PSU x bin table of the PSUs spanning partitions (all of them, or a few when the
+    rows are sorted by PSU) takes several passes per count."""
     monkeypatch.setattr(partitioned, "COLLECT_CELLS", 40)
     monkeypatch.setattr(partitioned, "REFINE_POINTS", 6)
-    monkeypatch.setattr(partitioned, "DENSE_CELLS", 60 * 40)
-    assert quantile(design, as_dask).fit().unlabeled_passes >= 3
-    check_fits(quantile(design, as_dask), quantile(design, lambda v: v),
+    monkeypatch.setattr(partitioned, "DENSE_CELLS", 4 * 60 if contiguous else 60 * 40)
+    assert quantile(design, as_dask, contiguous=contiguous).fit().unlabeled_passes >= 3
+    check_fits(quantile(design, as_dask, contiguous=contiguous), quantile(design, lambda v: v, contiguous=contiguous),
                [{"method": "ppi++"}, {"method": "ppi++", "lam": 0.7}])
 
 
@@ -157,17 +159,6 @@ def test_many_psus_in_few_passes(monkeypatch):
     result = chunked.fit()
     assert result.unlabeled_passes <= 5 and spanning_psus(chunked) == [0]
     check_fits(model(lambda v: da.from_array(v, chunks=1000)), model(lambda v: v), [{"method": "ppi++"}])
-
-
-def test_shared_psus_stored_together(monkeypatch):
-    """PSUs with units in both samples, the unlabeled rows sorted by PSU (pair weights for the
-    cross sums; a few PSUs spanning two partitions), in several rounds."""
-    monkeypatch.setattr(partitioned, "COLLECT_CELLS", 40)
-    monkeypatch.setattr(partitioned, "REFINE_POINTS", 6)
-    options = {"two_phase": True, "strata": True}
-    model = joined(as_dask, **options, contiguous=True)
-    check_fits(model, joined(lambda v: v, **options, contiguous=True), [{"method": "ppi++"}])
-    assert spanning_psus(model) and all(0 < share <= 0.25 for share in spanning_psus(model))
 
 
 def test_tests_components_and_plot_read_the_partitions():
@@ -255,6 +246,17 @@ def test_joined_samples_in_several_rounds(monkeypatch):
     assert joined(as_dask, **options).fit().unlabeled_passes >= 3
     check_fits(joined(as_dask, **options), joined(lambda v: v, **options),
                [{"method": "ppi++"}, {"method": "ppi++", "lam": 0.7}])
+
+
+def test_shared_psus_stored_together(monkeypatch):
+    """PSUs with units in both samples, the unlabeled rows sorted by PSU (pair weights for the
+    cross sums; a few PSUs spanning two partitions), in several rounds."""
+    monkeypatch.setattr(partitioned, "COLLECT_CELLS", 2000)
+    monkeypatch.setattr(partitioned, "REFINE_POINTS", 6)
+    options = {"two_phase": True, "strata": True}
+    model = joined(as_dask, **options, contiguous=True)
+    check_fits(model, joined(lambda v: v, **options, contiguous=True), [{"method": "ppi++"}])
+    assert spanning_psus(model) and all(0 < share <= 0.25 for share in spanning_psus(model))
 
 
 def test_naive_pooling_and_bootstrap_raise():

@@ -212,8 +212,11 @@ class _Count:
         clusters = self.clusters
         coef = alpha * clusters.multiplier[group]
         increments = {"a": alpha, "c": coef, "x": coef * clusters.totals[group]}
-        # the rows by PSU, then by value (their rank)
-        by_psu = np.argsort(group.astype(np.int64) * ordered.size + np.arange(ordered.size))
+        # the rows by PSU, then by value: a stable sort of the PSU codes (a radix sort when the
+        # partition's codes span fewer than 2^16)
+        local = group - group.min() if group.size else group
+        by_psu = np.argsort(local.astype(np.uint16) if local.size and local.max() < 1 << 16 else local,
+                            kind="stable")
         psu_sorted, coef_sorted = group[by_psu], coef[by_psu]
         pair = np.empty_like(coef)
         pair[by_psu] = coef_sorted * (coef_sorted + 2.0 * _running_before(psu_sorted, coef_sorted))
