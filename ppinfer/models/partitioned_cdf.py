@@ -18,14 +18,30 @@ coefficients ``c(t) = sum c_i 1{u_i <= t}``, ``x(t) = sum_g C_g(t) K_g`` and
 One *counting pass* gives them at any set of points: each partition's values
 are sorted, the points are searched among them (so the bins are runs of the
 sorted values: bin ``2k`` strictly between points k - 1 and k, bin ``2k + 1``
-equal to point k), and the sums are ``bincount``s over the bins, per PSU for a
-clustered sample (a PSU x bin table, so the points are taken in chunks).
-The unlabeled variance block at ``t`` follows exactly, with ``F = F_u(t)``:
+equal to point k), and the sums are ``bincount``s of per-row weights over the
+bins (see *Clusters* for a clustered sample). The unlabeled variance block at
+``t`` follows exactly, with ``F = F_u(t)``:
 
     V_fu(t) = sum_h [p_h - 2 F x_h + F^2 R_h - (c_h - F C_h)^2 / G_h]
 
 (``R_h``, ``C_h`` the stratum's totals, ``G_h`` its PSUs), the terms of the
 in-memory CDF for two independent samples.
+
+*Clusters.* Before its first count a clustered sample takes one pass over its
+weights and PSU labels (:meth:`PartitionedCDF._scan_psu`): each PSU's share of
+the weight (hence its coefficients' multiplier, CR2's included, and their total
+``K_g``) and the partitions holding its rows. The fields are then sums of
+per-row weights too: ``alpha_j``, ``c_j``, ``c_j K_g`` for a, c and x, and for p,
+when the rows of j's PSU all lie in one partition, ``c_j (c_j + 2 S_j)``, ``S_j``
+the coefficients of the PSU's rows before j when the partition's rows are
+sorted by PSU, then value: their sum over the rows at most ``t`` is
+``sum_g C_g(t)^2`` (tied rows of a PSU enter together, so their order does not
+matter). Only the PSUs whose rows lie in several partitions keep a PSU x bin
+table of their coefficients, from which their ``C_g(t)^2`` is summed (at most
+:data:`DENSE_CELLS` cells a pass: the points are taken in chunks when many
+PSUs span partitions). When a file stores each PSU's rows together, the passes
+do not grow with the number of PSUs. Each pass checks that the other PSUs still
+lie in one partition.
 
 *Gaps.* Between two consecutive nodes the labeled CDFs are constant (every
 labeled value is a node) and the unlabeled sums move monotonically from the
@@ -59,13 +75,20 @@ coefficients at most ``t``, ``K`` their total). Then (:class:`_Joint`):
   ``x`` and ``p`` give ``sum_g (U^U_g)^2``;
 * a PSU with units in both samples adds ``sum_g A_g U^U_g = m_A - F_A k_A - F_u l_A
   + F_A F_u r_A`` for A in (y, f, u_L): ``m_A = sum_g C^A_g(t) C^U_g(t)`` and
-  ``k_A = sum_g K^A_g C^U_g(t)`` are counted at the nodes as further fields (from the
-  PSU x bin table, and by increments for gathered rows), ``l_A = sum_g C^A_g(t) K^U_g``
-  and ``r_A`` follow from the labeled rows once the PSU totals ``K^U_g`` are known.
+  ``k_A = sum_g K^A_g C^U_g(t)`` are counted at the nodes as further fields,
+  ``l_A = sum_g C^A_g(t) K^U_g`` and ``r_A`` follow from the labeled rows once the PSU
+  totals ``K^U_g`` are known. A pair of a labeled row i and an unlabeled row j of one
+  PSU enters ``m_A`` at ``max(v_i, u_j)``, so ``m_A(t) = sum_{u_j <= t} c_j C^A_g(u_j)
+  + sum_{v_i <= t} c^A_i D_i``, ``D_i`` the unlabeled coefficients of i's PSU strictly
+  below ``v_i`` (summed over the partitions; :class:`_PsuSums`): a per-row weight and a
+  labeled cumulative sum. ``k_A`` has the per-row weight ``c_j K^A_g``. Both are linear
+  in ``C^U_g`` and need no table, whatever the partitions holding a PSU.
 
 Inside a gap every labeled ``C^A_g`` is constant and non-negative and every
 ``C^U_g`` non-decreasing, so ``m_A`` and ``k_A`` are monotone there like the other
 fields, and the interval arithmetic bounds these terms too (``F_u`` moving in the gap).
+Gathered rows bring their pass's per-row weights as their increments of the sums (a PSU
+spanning partitions: its running sums from the table's sum at the gap's left node).
 
 Supported designs: weights, strata, clusters and fpc of either sample, two-phase
 designs (fpc and labeling strata included) and PSUs with units in both samples.
