@@ -153,11 +153,8 @@ class _Clusters:
     totals: np.ndarray  # (npsu,) K_g, the PSU's coefficients' total
     strata: np.ndarray  # (npsu,) each PSU's stratum
     spanning: np.ndarray  # (npsu,) index among the PSUs with rows in several partitions (-1: in one)
+    nspan: int  # the PSUs with rows in several partitions
     shared: dict  # name -> _PsuSums: the labeled fits of PSUs with units in both samples
-
-    @property
-    def nspan(self) -> int:
-        return int(np.count_nonzero(self.spanning >= 0))
 
 
 @dataclass(frozen=True)
@@ -488,7 +485,7 @@ class PartitionedCDF:
             spanning[several] = np.arange(np.count_nonzero(several))
             shared = self.joint.psu_sums if len(self.fields) > len(FIELDS) else {}
             self._clusters = _Clusters(self.psu_multiplier, shares * self.psu_multiplier, self.psu_strata,
-                                       spanning, shared)
+                                       spanning, int(np.count_nonzero(several)), shared)
         return self._clusters
 
     def _pass(self, points: np.ndarray, collect: np.ndarray | None = None) -> _Tally:
