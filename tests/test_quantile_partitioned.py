@@ -36,7 +36,8 @@ def as_dask(values):
     return da.from_array(values, chunks=(CHUNK,) + values.shape[1:])
 
 
-def quantile(design: str, convert, *, outcome="y", prediction="f", rounding=None):
+def quantile(design: str, convert, *, outcome="y", prediction="f", rounding=None, contiguous=False):
+    """``contiguous``: the unlabeled rows sorted by PSU, so that most PSUs lie in one partition."""
     labeled, unlabeled = design_arrays(DATA, design)
     if "clusters_unlabeled" in unlabeled:
         # PSUs of each sample's own (clusters with units in both samples join them: see below)
@@ -44,8 +45,13 @@ def quantile(design: str, convert, *, outcome="y", prediction="f", rounding=None
     y, f = DATA[outcome], DATA[prediction]
     if rounding is not None:
         y, f = np.round(y, rounding), np.round(f, rounding)
+    f_unlabeled = f[U]
+    if contiguous:
+        order = np.argsort(unlabeled["clusters_unlabeled"], kind="stable")
+        unlabeled = {key: value[order] for key, value in unlabeled.items()}
+        f_unlabeled = f_unlabeled[order]
     options = dict(labeled, **{key: convert(value) for key, value in unlabeled.items()})
-    return ppinfer.Quantile(y[L], f[L], convert(f[U]), q=LEVELS, **options)
+    return ppinfer.Quantile(y[L], f[L], convert(f_unlabeled), q=LEVELS, **options)
 
 
 def same(actual, expected, what: str) -> None:
@@ -103,16 +109,56 @@ def test_synthetic_draws():
     check_fits(model, reference, [{"method": "ppi++"}, {"method": "ppi"}])
 
 
-@pytest.mark.parametrize("design", ["srs", "strata", "clusters", "nested"])
-def test_search_splits_gaps_and_counts_in_several_passes(monkeypatch, design):
+@pytest.mark.parametrize("design, contiguous", [("srs", False), ("strata", False), ("clusters", False),
+                                                ("nested", False), ("clusters", True)])
+def test_search_splits_gaps_and_counts_in_several_passes(monkeypatch, design, contiguous):
     """Limits small enough that the search splits gaps before gathering their rows, and
-    that a clustered sample's PSU x bin table takes several passes per count."""
+    that the PSU x bin table of the PSUs spanning partitions (all of them, or a few when the
+    rows are sorted by PSU) takes several passes per count."""
     monkeypatch.setattr(partitioned, "COLLECT_CELLS", 40)
     monkeypatch.setattr(partitioned, "REFINE_POINTS", 6)
-    monkeypatch.setattr(partitioned, "DENSE_CELLS", 60 * 40)
-    assert quantile(design, as_dask).fit().unlabeled_passes >= 3
-    check_fits(quantile(design, as_dask), quantile(design, lambda v: v),
+    monkeypatch.setattr(partitioned, "DENSE_CELLS", 4 * 60 if contiguous else 60 * 40)
+    assert quantile(design, as_dask, contiguous=contiguous).fit().unlabeled_passes >= 3
+    check_fits(quantile(design, as_dask, contiguous=contiguous), quantile(design, lambda v: v, contiguous=contiguous),
                [{"method": "ppi++"}, {"method": "ppi++", "lam": 0.7}])
+
+
+def spanning_psus(model) -> list[float]:
+    """The share of the PSUs with rows in several partitions, per partitioned CDF the model built."""
+    return [cdf._clusters.nspan / cdf.npsu for cdf in model._cache.values()
+            if isinstance(cdf, partitioned.PartitionedCDF) and cdf._clusters is not None]
+
+
+@pytest.mark.parametrize("design, rounding", [("clusters", None), ("nested", None), ("two-phase", 0)])
+def test_psus_stored_together(design, rounding):
+    """The unlabeled rows sorted by PSU: most PSUs lie in one partition (their sums from
+    pair weights), a few span two (the PSU x bin table); with ties inside PSUs."""
+    model = quantile(design, as_dask, rounding=rounding, contiguous=True)
+    check_fits(model, quantile(design, lambda v: v, rounding=rounding, contiguous=True),
+               [{"method": "ppi++"}, {"method": "ppi++", "cov_type": "CR1"}])
+    assert spanning_psus(model) and all(0 < share <= 0.25 for share in spanning_psus(model))
+
+
+def test_many_psus_in_few_passes(monkeypatch):
+    """2,000 PSUs of 10 consecutive rows (the first 50 with labeled units too), each within a
+    partition: no PSU x bin table, so the passes do not grow with the PSUs (with the table
+    limited as below, counting every PSU's table took 33 passes)."""
+    monkeypatch.setattr(partitioned, "DENSE_CELLS", 2000 * 25)
+    rng = np.random.default_rng(7)
+    n, N = 200, 20_000
+    f = rng.normal(size=n + N)
+    y = f + rng.normal(scale=0.5, size=n + N)
+    f = np.round(f, 2)  # ties inside PSUs and with labeled values
+    psu = np.r_[np.arange(n) // 4, np.arange(N) // 10].astype(float)
+    options = {"clusters": psu[:n], "q": [0.25, 0.5]}
+
+    def model(convert):
+        return ppinfer.Quantile(y[:n], f[:n], convert(f[n:]), clusters_unlabeled=convert(psu[n:]), **options)
+
+    chunked = model(lambda v: da.from_array(v, chunks=1000))
+    result = chunked.fit()
+    assert result.unlabeled_passes <= 5 and spanning_psus(chunked) == [0]
+    check_fits(model(lambda v: da.from_array(v, chunks=1000)), model(lambda v: v), [{"method": "ppi++"}])
 
 
 def test_tests_components_and_plot_read_the_partitions():
@@ -161,10 +207,11 @@ def test_two_phase_leverage_and_fixed_lambda():
     check_fits(quantile("two-phase fpc", as_dask), quantile("two-phase fpc", lambda v: v), fits)
 
 
-def joined(convert, *, two_phase: bool, strata: bool, label_strata: bool = False):
-    """A model whose clusters (schools) have units in both samples."""
+def joined(convert, *, two_phase: bool, strata: bool, label_strata: bool = False, contiguous: bool = False):
+    """A model whose clusters (schools) have units in both samples (``contiguous``: the
+    unlabeled rows sorted by school)."""
     y, f, school, region, weights = (DATA[k] for k in ("y", "f", "school", "region", "weights"))
-    labeled, unlabeled = {"clusters": school[L]}, {"clusters_unlabeled": school[U]}
+    labeled, unlabeled = {"clusters": school[L]}, {"clusters_unlabeled": school[U], "f": f[U]}
     if two_phase:
         labeled["label_prob"] = DATA["label_prob"][L]
     if label_strata:
@@ -172,8 +219,9 @@ def joined(convert, *, two_phase: bool, strata: bool, label_strata: bool = False
     if strata:
         labeled.update(strata=region[L], weights=weights[L])
         unlabeled.update(strata_unlabeled=region[U], weights_unlabeled=weights[U])
-    unlabeled = {key: convert(value) for key, value in unlabeled.items()}
-    return ppinfer.Quantile(y[L], f[L], convert(f[U]), q=LEVELS, **labeled, **unlabeled)
+    order = np.argsort(school[U], kind="stable") if contiguous else slice(None)
+    unlabeled = {key: convert(value[order]) for key, value in unlabeled.items()}
+    return ppinfer.Quantile(y[L], f[L], unlabeled.pop("f"), q=LEVELS, **labeled, **unlabeled)
 
 
 @pytest.mark.parametrize("two_phase, strata, fits", [
@@ -198,6 +246,17 @@ def test_joined_samples_in_several_rounds(monkeypatch):
     assert joined(as_dask, **options).fit().unlabeled_passes >= 3
     check_fits(joined(as_dask, **options), joined(lambda v: v, **options),
                [{"method": "ppi++"}, {"method": "ppi++", "lam": 0.7}])
+
+
+def test_shared_psus_stored_together(monkeypatch):
+    """PSUs with units in both samples, the unlabeled rows sorted by PSU (pair weights for the
+    cross sums; a few PSUs spanning two partitions), in several rounds."""
+    monkeypatch.setattr(partitioned, "COLLECT_CELLS", 2000)
+    monkeypatch.setattr(partitioned, "REFINE_POINTS", 6)
+    options = {"two_phase": True, "strata": True}
+    model = joined(as_dask, **options, contiguous=True)
+    check_fits(model, joined(lambda v: v, **options, contiguous=True), [{"method": "ppi++"}])
+    assert spanning_psus(model) and all(0 < share <= 0.25 for share in spanning_psus(model))
 
 
 def test_naive_pooling_and_bootstrap_raise():

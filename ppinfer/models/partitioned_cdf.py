@@ -18,14 +18,30 @@ coefficients ``c(t) = sum c_i 1{u_i <= t}``, ``x(t) = sum_g C_g(t) K_g`` and
 One *counting pass* gives them at any set of points: each partition's values
 are sorted, the points are searched among them (so the bins are runs of the
 sorted values: bin ``2k`` strictly between points k - 1 and k, bin ``2k + 1``
-equal to point k), and the sums are ``bincount``s over the bins, per PSU for a
-clustered sample (a PSU x bin table, so the points are taken in chunks).
-The unlabeled variance block at ``t`` follows exactly, with ``F = F_u(t)``:
+equal to point k), and the sums are ``bincount``s of per-row weights over the
+bins (see *Clusters* for a clustered sample). The unlabeled variance block at
+``t`` follows exactly, with ``F = F_u(t)``:
 
     V_fu(t) = sum_h [p_h - 2 F x_h + F^2 R_h - (c_h - F C_h)^2 / G_h]
 
 (``R_h``, ``C_h`` the stratum's totals, ``G_h`` its PSUs), the terms of the
 in-memory CDF for two independent samples.
+
+*Clusters.* Before its first count a clustered sample takes one pass over its
+weights and PSU labels (:meth:`PartitionedCDF._scan_psu`): each PSU's share of
+the weight (hence its coefficients' multiplier, CR2's included, and their total
+``K_g``) and the partitions holding its rows. The fields are then sums of
+per-row weights too: ``alpha_j``, ``c_j``, ``c_j K_g`` for a, c and x, and for p,
+when the rows of j's PSU all lie in one partition, ``c_j (c_j + 2 S_j)``, ``S_j``
+the coefficients of the PSU's rows before j when the partition's rows are
+sorted by PSU, then value: their sum over the rows at most ``t`` is
+``sum_g C_g(t)^2`` (tied rows of a PSU enter together, so their order does not
+matter). Only the PSUs whose rows lie in several partitions keep a PSU x bin
+table of their coefficients, from which their ``C_g(t)^2`` is summed (at most
+:data:`DENSE_CELLS` cells a pass: the points are taken in chunks when many
+PSUs span partitions). When a file stores each PSU's rows together, the passes
+do not grow with the number of PSUs. Each pass checks that the other PSUs still
+lie in one partition.
 
 *Gaps.* Between two consecutive nodes the labeled CDFs are constant (every
 labeled value is a node) and the unlabeled sums move monotonically from the
@@ -59,13 +75,20 @@ coefficients at most ``t``, ``K`` their total). Then (:class:`_Joint`):
   ``x`` and ``p`` give ``sum_g (U^U_g)^2``;
 * a PSU with units in both samples adds ``sum_g A_g U^U_g = m_A - F_A k_A - F_u l_A
   + F_A F_u r_A`` for A in (y, f, u_L): ``m_A = sum_g C^A_g(t) C^U_g(t)`` and
-  ``k_A = sum_g K^A_g C^U_g(t)`` are counted at the nodes as further fields (from the
-  PSU x bin table, and by increments for gathered rows), ``l_A = sum_g C^A_g(t) K^U_g``
-  and ``r_A`` follow from the labeled rows once the PSU totals ``K^U_g`` are known.
+  ``k_A = sum_g K^A_g C^U_g(t)`` are counted at the nodes as further fields,
+  ``l_A = sum_g C^A_g(t) K^U_g`` and ``r_A`` follow from the labeled rows once the PSU
+  totals ``K^U_g`` are known. A pair of a labeled row i and an unlabeled row j of one
+  PSU enters ``m_A`` at ``max(v_i, u_j)``, so ``m_A(t) = sum_{u_j <= t} c_j C^A_g(u_j)
+  + sum_{v_i <= t} c^A_i D_i``, ``D_i`` the unlabeled coefficients of i's PSU strictly
+  below ``v_i`` (summed over the partitions; :class:`_PsuSums`): a per-row weight and a
+  labeled cumulative sum. ``k_A`` has the per-row weight ``c_j K^A_g``. Both are linear
+  in ``C^U_g`` and need no table, whatever the partitions holding a PSU.
 
 Inside a gap every labeled ``C^A_g`` is constant and non-negative and every
 ``C^U_g`` non-decreasing, so ``m_A`` and ``k_A`` are monotone there like the other
 fields, and the interval arithmetic bounds these terms too (``F_u`` moving in the gap).
+Gathered rows bring their pass's per-row weights as their increments of the sums (a PSU
+spanning partitions: its running sums from the table's sum at the gap's left node).
 
 Supported designs: weights, strata, clusters and fpc of either sample, two-phase
 designs (fpc and labeling strata included) and PSUs with units in both samples.
@@ -106,30 +129,63 @@ FIELDS = ("a", "c", "x", "p")
 class _Tally:
     """Partial sums of one counting pass (added over partitions)."""
 
-    def __init__(self, count, sums, dense, low, high, rows):
+    def __init__(self, count, sums, dense, low, high, rows, below=None, presence=None):
         self.count, self.sums, self.dense, self.low, self.high, self.rows = count, sums, dense, low, high, rows
+        self.below, self.presence = below, presence
 
     def merge(self, other: _Tally) -> _Tally:
         def add(a, b):
             return b if a is None else a if b is None else a + b
 
-        rows = None if self.rows is None else [np.concatenate([a, b]) for a, b in zip(self.rows, other.rows)]
+        rows = None if self.rows is None else {k: np.concatenate([v, other.rows[k]]) for k, v in self.rows.items()}
+        below = None if self.below is None else {k: v + other.below[k] for k, v in self.below.items()}
         return _Tally(self.count + other.count, {k: add(v, other.sums.get(k)) for k, v in self.sums.items()},
                       add(self.dense, other.dense), np.minimum(self.low, other.low),
-                      np.maximum(self.high, other.high), rows)
+                      np.maximum(self.high, other.high), rows, below, add(self.presence, other.presence))
+
+
+@dataclass(frozen=True)
+class _Clusters:
+    """What a counting pass over a clustered sample needs to know of its PSUs (from the scan
+    of :meth:`PartitionedCDF._scan_psu`)."""
+
+    multiplier: np.ndarray  # (npsu,) each PSU's coefficient per unit of weight share
+    totals: np.ndarray  # (npsu,) K_g, the PSU's coefficients' total
+    strata: np.ndarray  # (npsu,) each PSU's stratum
+    spanning: np.ndarray  # (npsu,) index among the PSUs with rows in several partitions (-1: in one)
+    nspan: int  # the PSUs with rows in several partitions
+    shared: dict  # name -> _PsuSums: the labeled fits of PSUs with units in both samples
+
+
+@dataclass(frozen=True)
+class _PsuScan:
+    """Per PSU: the unlabeled rows' shares of the weight, and the partitions holding its rows."""
+
+    npsu: int
+    total: float
+
+    def __call__(self, weights, psu):
+        alpha = None if weights is None else weights / self.total
+        shares = np.bincount(psu, weights=alpha, minlength=self.npsu)
+        if weights is None:
+            shares = shares / self.total
+        present = np.zeros(self.npsu)
+        present[psu] = 1.0
+        return shares, present
 
 
 @dataclass(frozen=True)
 class _Count:
-    """One counting pass at sorted ``points``: row counts, sums by stratum (or PSU) and bin,
-    the smallest and largest value of each bin, and the rows of the bins in ``collect``."""
+    """One counting pass at sorted ``points``: row counts, sums by stratum and bin (and a PSU x
+    bin table of the PSUs with rows in several partitions), the smallest and largest value of
+    each bin, and the rows of the bins in ``collect`` with their increments of the sums."""
 
     points: np.ndarray
     total: float  # the unlabeled rows' total weight (rows without weights)
     root: np.ndarray  # (H,) square root of each stratum's factor
     nstrata: int
-    npsu: int  # 0: every row its own unit
     collect: np.ndarray | None  # bins whose rows are gathered
+    clusters: _Clusters | None = None  # None: every row its own unit
 
     def __call__(self, values, weights, psu, strata) -> _Tally:
         values = np.ravel(values) if values.ndim > 1 else values
@@ -147,24 +203,68 @@ class _Count:
         low[filled], high[filled] = ordered[edges[:-1][filled]], ordered[edges[1:][filled] - 1]
         bins = np.repeat(np.arange(B), count)
         alpha = np.full(ordered.size, 1.0 / self.total) if weights is None else weights[order] / self.total
-        sums, dense = {}, None
-        if self.npsu:
-            dense = np.bincount(psu[order] * B + bins, weights=alpha, minlength=self.npsu * B)
+        dense = below = presence = None
+        if self.clusters is None:
+            group = np.zeros(ordered.size, dtype=np.intp) if strata is None else strata[order]
+            coef = alpha * (self.root[group] if self.nstrata > 1 else self.root[0])
+            increments = {"a": alpha, "x": coef * coef}
+            h = group
         else:
-            h = np.zeros(ordered.size, dtype=np.intp) if strata is None else strata[order]
-            index = h * B + bins if self.nstrata > 1 else bins
-            coef = alpha * (self.root[h] if self.nstrata > 1 else self.root[0])
-            sums["a"] = np.bincount(index, weights=alpha, minlength=self.nstrata * B)
-            sums["x"] = np.bincount(index, weights=coef * coef, minlength=self.nstrata * B)
+            group = psu[order]
+            increments, dense, below, presence = self._cluster_increments(ordered, alpha, group, bins, B)
+            h = self.clusters.strata[group]
+        index = h * B + bins if self.nstrata > 1 else bins
+        sums = {f: np.bincount(index, weights=w, minlength=self.nstrata * B) for f, w in increments.items()}
         rows = None
         if self.collect is not None:
             keep = np.concatenate([np.arange(edges[b], edges[b + 1]) for b in self.collect])
-            if self.npsu:
-                group = psu[order][keep]
-            else:
-                group = np.zeros(keep.size, dtype=np.intp) if strata is None else strata[order][keep]
-            rows = [ordered[keep], alpha[keep], group]
-        return _Tally(count, sums, dense, low, high, rows)
+            rows = {"t": ordered[keep], "group": group[keep], **{f: w[keep] for f, w in increments.items()}}
+        return _Tally(count, sums, dense, low, high, rows, below, presence)
+
+    def _cluster_increments(self, ordered, alpha, group, bins, B):
+        """Each row's increments of the fields (rows sorted by value), the PSU x bin table of the
+        PSUs with rows in several partitions, the sums ``D_i`` below the labeled rows of the
+        shared PSUs and the PSUs present.
+
+        A PSU's ``C_g(t)^2`` grows by ``c_j (c_j + 2 S_j)`` at each of its rows, ``S_j`` the
+        coefficients of its rows before ``j`` by value, found in this partition when it holds
+        all of the PSU's rows; the others' coefficients go to the table."""
+        clusters = self.clusters
+        coef = alpha * clusters.multiplier[group]
+        increments = {"a": alpha, "c": coef, "x": coef * clusters.totals[group]}
+        # the rows by PSU, then by value: a stable sort of the PSU codes (a radix sort when the
+        # partition's codes span fewer than 2^16)
+        local = group - group.min() if group.size else group
+        by_psu = np.argsort(local.astype(np.uint16) if local.size and local.max() < 1 << 16 else local,
+                            kind="stable")
+        psu_sorted, coef_sorted = group[by_psu], coef[by_psu]
+        pair = np.empty_like(coef)
+        pair[by_psu] = coef_sorted * (coef_sorted + 2.0 * _running_before(psu_sorted, coef_sorted))
+        spanning = clusters.spanning[group]
+        elsewhere = spanning >= 0
+        dense = None
+        if clusters.nspan:
+            pair[elsewhere] = 0.0
+            dense = np.bincount(spanning[elsewhere] * B + bins[elsewhere], weights=coef[elsewhere],
+                                minlength=clusters.nspan * B)
+        increments["p"] = pair
+        presence = np.zeros(clusters.spanning.size)
+        presence[group] = 1.0
+        below = None
+        if clusters.shared:
+            below = {}
+            # keys (PSU, labeled points at most the value), ascending in the PSU-then-value order
+            some = next(iter(clusters.shared.values()))
+            keys = psu_sorted.astype(np.int64) * some.width + \
+                np.searchsorted(some.grid, ordered, side="right")[by_psu]
+            prefix = np.r_[0.0, np.cumsum(coef_sorted)]
+            for name, labeled in clusters.shared.items():
+                at_most = np.empty_like(coef)
+                at_most[by_psu] = labeled.at_most(keys, psu_sorted)
+                increments[f"m_{name}"] = coef * at_most
+                increments[f"k_{name}"] = coef * labeled.totals[group]
+                below[name] = labeled.below(keys, prefix)
+        return increments, dense, below, presence
 
 
 class _Nodes:
@@ -283,7 +383,10 @@ class PartitionedCDF:
         self.inversions: dict = {}
         #: per PSU: the multiplier of alpha in the coefficients (known after the first pass)
         self.psu_multiplier: np.ndarray | None = None
-        #: the points of the last counting pass over a clustered sample and its PSU x bin coefficient sums
+        #: a clustered sample's PSUs as the counting passes need them (:meth:`_scan_psu`)
+        self._clusters: _Clusters | None = None
+        #: the points of the last counting pass over a clustered sample and the coefficient sums of
+        #: its PSUs with rows in several partitions (spanning x bin)
         self._psu_coef: tuple | None = None
         labeled_values = np.concatenate([s.values for s in labeled.streams.values()])
         self.labeled_points = np.unique(labeled_values)
@@ -309,18 +412,18 @@ class PartitionedCDF:
         PSUs' weights are known, which CR2 needs)."""
         if self._joint is None and self._joint_parts is not None:
             if self.npsu and self.psu_shares is None:
-                self._ensure_nodes()
+                self._scan_psu()
             weight = totals = None
             if self.psu_shares is not None:
                 weight, totals = self.psu_shares * self.total, self.psu_shares * self.psu_multiplier
-            self._joint = _Joint(*self._joint_parts, psu_weight=weight,
+            self._joint = _Joint(*self._joint_parts, psu_weight=weight, grid=self.labeled_points,
                                  unlabeled_psu=totals if len(self.fields) > len(FIELDS) else None)
         return self._joint
 
     @property
     def collect_rows(self) -> int:
         """Rows gathered into memory in one round (:data:`COLLECT_CELLS`)."""
-        return max(1, COLLECT_CELLS // (2 * len(self.fields) * self.H + 3))
+        return max(1, COLLECT_CELLS // (2 * len(self.fields) * self.H + len(self.fields) + 3))
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -369,17 +472,35 @@ class PartitionedCDF:
         return cdf
 
     # -- counting passes ---------------------------------------------------------------------------
+    def _scan_psu(self) -> _Clusters | None:
+        """A clustered sample's PSUs, from one pass over its weights and PSU labels before the
+        first count: each PSU's share of the weight (hence its coefficients' multiplier and
+        total ``K_g``) and whether its rows lie in several partitions."""
+        if self.npsu and self._clusters is None:
+            _, weights, psu, _ = self.columns
+            shares, partitions = reduce_rows(_PsuScan(self.npsu, float(self.total)), weights, psu)
+            self.psu_shares, self.psu_multiplier = shares, self._multipliers(shares)
+            spanning = np.full(self.npsu, -1, dtype=np.intp)
+            several = partitions > 1
+            spanning[several] = np.arange(np.count_nonzero(several))
+            shared = self.joint.psu_sums if len(self.fields) > len(FIELDS) else {}
+            self._clusters = _Clusters(self.psu_multiplier, shares * self.psu_multiplier, self.psu_strata,
+                                       spanning, int(np.count_nonzero(several)), shared)
+        return self._clusters
+
     def _pass(self, points: np.ndarray, collect: np.ndarray | None = None) -> _Tally:
-        count = _Count(points, float(self.total), self.root, self.H, self.npsu, collect)
+        count = _Count(points, float(self.total), self.root, self.H, collect, self._scan_psu())
         return reduce_rows(count, *self.columns)
 
     def _count(self, points: np.ndarray, collect_gaps: np.ndarray | None = None):
-        """Nodes at sorted ``points`` (one pass; several for a clustered sample with many points),
-        and the rows strictly inside the gaps ``collect_gaps`` (indices into ``points``' gaps)."""
+        """Nodes at sorted ``points`` (one pass; several when many PSUs have rows in several
+        partitions), and the rows strictly inside the gaps ``collect_gaps`` (indices into
+        ``points``' gaps)."""
         size = points.size
-        if self.npsu and collect_gaps is None:
+        clusters = self._scan_psu()
+        if clusters is not None and clusters.nspan and collect_gaps is None:
             # the PSU x bin table of a pass stays within DENSE_CELLS cells
-            size = min(size, max(2, (DENSE_CELLS // self.npsu - 1) // 2))
+            size = min(size, max(2, (DENSE_CELLS // clusters.nspan - 1) // 2))
         pieces, rows = [], None
         # consecutive chunks share a point, so that every gap lies within one pass
         step = max(size - 1, 1)
@@ -404,22 +525,20 @@ class PartitionedCDF:
         value gives that value as a node too."""
         B = 2 * points.size + 1
         count = np.cumsum(tally.count)
+        cumulative = {f: np.cumsum(v.reshape(self.H, B), axis=1) for f, v in tally.sums.items()}
         if self.npsu:
-            cells = np.cumsum(tally.dense.reshape(self.npsu, B), axis=1)  # alpha of each PSU at most each bin
-            if self.psu_multiplier is None:
-                self.psu_shares = cells[:, -1]
-                self.psu_multiplier = self._multipliers(cells[:, -1])
-            coef = cells * self.psu_multiplier[:, None]
-            K = coef[:, -1:]
-            cumulative = {"a": _by_stratum(cells, self.psu_strata, self.H),
-                          "c": _by_stratum(coef, self.psu_strata, self.H),
-                          "x": _by_stratum(coef * K, self.psu_strata, self.H),
-                          "p": _by_stratum(coef * coef, self.psu_strata, self.H)}
-            self._psu_coef = (points, coef)
+            clusters = self._clusters
+            if np.any(tally.presence[clusters.spanning < 0] > 1):
+                raise RuntimeError("internal: the partitions of the unlabeled sample changed between passes")
+            if tally.dense is not None:
+                # the PSUs with rows in several partitions: sum_g C_g(t)^2 from their table
+                coef = np.cumsum(tally.dense.reshape(clusters.nspan, B), axis=1)
+                span_strata = self.psu_strata[np.flatnonzero(clusters.spanning >= 0)]
+                cumulative["p"] = cumulative["p"] + _by_stratum(coef * coef, span_strata, self.H)
+                self._psu_coef = (points, coef)
         else:
-            a = np.cumsum(tally.sums["a"].reshape(self.H, B), axis=1)
-            x = np.cumsum(tally.sums["x"].reshape(self.H, B), axis=1)
-            cumulative = {"a": a, "c": a * self.root[:, None], "x": x, "p": x}
+            cumulative["c"] = cumulative["a"] * self.root[:, None]
+            cumulative["p"] = cumulative["x"]
         # node k: at most = bin 2k + 1, below = bin 2k; single-valued gaps: at most = bin 2k
         m = points.size
         inner = np.arange(0, B, 2)  # the gaps' bins
@@ -447,21 +566,13 @@ class PartitionedCDF:
         neighbours = position[1:] - position[:-1] == 1
         low[position[:-1][neighbours]] = gap_low[neighbours]
         high[position[:-1][neighbours]] = gap_high[neighbours]
-        if len(self.fields) > len(FIELDS):
-            self._shared_sums(sorted_t, at(coef, at_most)[..., order], right, "right")
-            self._shared_sums(sorted_t, at(coef, below_bins)[..., order], left, "left")
+        if tally.below:
+            # pairs of a labeled row and the unlabeled rows of its PSU below it enter at the labeled value
+            for name, labeled in self._clusters.shared.items():
+                entered = _StrataSums(labeled.stream, labeled.coefficients * tally.below[name], self.H)
+                right[f"m_{name}"] += entered(Points(sorted_t, "right"))
+                left[f"m_{name}"] += entered(Points(sorted_t, "left"))
         return _Nodes(sorted_t, right, left, n_right, n_left, low, high)
-
-    def _shared_sums(self, t: np.ndarray, coef: np.ndarray, sums: dict, side: str) -> None:
-        """The cross sums at ``t`` from the unlabeled PSUs' coefficients there (npsu, m): per
-        stratum ``m_A = sum_g C^A_g(t) C_g(t)`` and ``k_A = sum_g K^A_g C_g(t)`` over the PSUs
-        with labeled units, ``C^A_g`` the labeled fit A's coefficients at most (or below) ``t``."""
-        joint = self.joint
-        psu = joint.labeled_psu
-        strata, unlabeled = self.psu_strata[psu], coef[psu]
-        for name, labeled in joint.psu_sums.items():
-            sums[f"m_{name}"] = _by_stratum(labeled(psu[:, None], t[None, :], side) * unlabeled, strata, self.H)
-            sums[f"k_{name}"] = _by_stratum(labeled.totals[psu][:, None] * unlabeled, strata, self.H)
 
     def _multipliers(self, shares: np.ndarray) -> np.ndarray:
         """Each PSU's coefficient per unit of weight share: the square root of its stratum's
@@ -620,37 +731,36 @@ class PartitionedCDF:
             points = np.unique(np.r_[lefts, rights])
             fresh, rows = self._count(points, np.searchsorted(points, lefts))
             nodes = nodes.merge(fresh)
-            if rows is not None and rows[0].size:
-                nodes = nodes.merge(self._gathered(nodes, *rows))
+            if rows is not None and rows["t"].size:
+                nodes = nodes.merge(self._gathered(nodes, rows))
         self._nodes = nodes
 
-    def _gathered(self, nodes: _Nodes, values, alpha, group) -> _Nodes:
-        """Nodes at every gathered value: the sums at the gap's left node plus the gathered rows'."""
+    def _gathered(self, nodes: _Nodes, rows: dict) -> _Nodes:
+        """Nodes at every gathered value: the sums at the gap's left node plus the gathered rows'
+        increments (counted with them)."""
+        values, group = rows["t"], rows["group"]
         t = np.unique(values)
         row_gap = np.searchsorted(nodes.t, values, side="left") - 1  # each row's left node
         t_gap = np.searchsorted(nodes.t, t, side="left") - 1
         if self.npsu:
             strata = self.psu_strata[group]
-            coef = alpha * self.psu_multiplier[group]
-            points, psu_coef = self._psu_coef
-            position = np.searchsorted(points, nodes.t[row_gap])
-            # adding c to a PSU's running sum s (from its sum at the gap's left node) adds c (2 s + c) to p
-            key = row_gap.astype(np.int64) * self.npsu + group
-            order = np.lexsort((values, key))
-            running = _running_before(key[order], coef[order]) + psu_coef[group, 2 * position + 1][order]
-            dp = np.empty_like(coef)
-            dp[order] = coef[order] * (2.0 * running + coef[order])
-            dx = coef * psu_coef[group, -1]
+            increments = {f: rows[f] for f in self.fields}
+            span = self._clusters.spanning[group]
+            elsewhere = np.flatnonzero(span >= 0)
+            if elsewhere.size:
+                # a PSU with rows in several partitions: adding c to its running sum s (from its sum
+                # at the gap's left node) adds c (2 s + c) to p
+                points, psu_coef = self._psu_coef
+                gap, coef, index = row_gap[elsewhere], increments["c"][elsewhere], span[elsewhere]
+                position = np.searchsorted(points, nodes.t[gap])
+                key = gap.astype(np.int64) * self._clusters.nspan + index
+                order = np.lexsort((values[elsewhere], key))
+                running = _running_before(key[order], coef[order]) + psu_coef[index, 2 * position + 1][order]
+                increments["p"] = increments["p"].copy()
+                increments["p"][elsewhere[order]] = coef[order] * (2.0 * running + coef[order])
         else:
             strata = group
-            coef = alpha * self.root[group]
-            dp = dx = coef * coef
-        increments = {"a": alpha, "c": coef, "x": dx, "p": dp}
-        if len(self.fields) > len(FIELDS):
-            # inside a gap the labeled coefficients of a PSU are those at its left node
-            for name, labeled in self.joint.psu_sums.items():
-                increments[f"m_{name}"] = coef * labeled(group, nodes.t[row_gap], "right")
-                increments[f"k_{name}"] = coef * labeled.totals[group]
+            increments = {"a": rows["a"], "c": rows["a"] * self.root[group], "x": rows["x"], "p": rows["x"]}
         right = {f: nodes.right[f][:, t_gap].copy() for f in self.fields}
         left = {f: nodes.right[f][:, t_gap].copy() for f in self.fields}
         gap_start = nodes.t[t_gap]
@@ -661,11 +771,11 @@ class PartitionedCDF:
                 prefix[np.searchsorted(sorted_values, gap_start, side="right")]
 
         for h in np.unique(strata):
-            rows = strata == h
-            order = np.argsort(values[rows], kind="stable")
-            v = values[rows][order]
+            in_stratum = strata == h
+            order = np.argsort(values[in_stratum], kind="stable")
+            v = values[in_stratum][order]
             for f, inc in increments.items():
-                prefix = np.r_[0.0, np.cumsum(inc[rows][order])]
+                prefix = np.r_[0.0, np.cumsum(inc[in_stratum][order])]
                 right[f][h] += within_gap(v, prefix, "right")
                 left[f][h] += within_gap(v, prefix, "left")
         v = np.sort(values)
@@ -706,7 +816,7 @@ class _Joint:
     """
 
     def __init__(self, builder: _Builder, y: Stream, f: Stream, labeled_part, weight_elsewhere: float, masks,
-                 *, psu_weight: np.ndarray | None, unlabeled_psu: np.ndarray | None):
+                 *, psu_weight: np.ndarray | None, unlabeled_psu: np.ndarray | None, grid: np.ndarray):
         H = builder.design.nstrata
         self.u: Stream | None = None
         #: per block: the pair sums of y, f and u with u's labeled rows over PSUs (units)
@@ -732,7 +842,7 @@ class _Joint:
             self.labeled_psu = np.unique(y.units)
             for name, s in streams.items():
                 coef = np.broadcast_to(s.coef, s.units.shape)
-                self.psu_sums[name] = _PsuSums(s.values, coef, s.units, builder.design.npsu)
+                self.psu_sums[name] = _PsuSums(s, coef, grid, builder.design.npsu)
                 self.shared[name] = _StrataSums(s, coef * unlabeled_psu[s.units], H)
 
     def _shared_products(self, points: Points, levels: dict, sums: dict) -> dict:
@@ -768,26 +878,34 @@ class _Joint:
 
 
 class _PsuSums:
-    """``C_g(t) = sum_{i in g, v_i <= t} c_i`` of a labeled fit at pairs (PSU g, point t).
+    """A labeled fit's coefficients in the PSUs it shares with the unlabeled sample, keyed by
+    (PSU, number of labeled points at most the value).
 
-    The rows are sorted by PSU, then by the rank of their value; a pair's sum is a
-    difference of two cumulative sums found by binary search."""
+    An unlabeled row ``j`` of PSU ``g`` keyed ``(g, R_j)`` has ``C_g(u_j)`` (the labeled
+    coefficients of ``g`` at most ``u_j``) in :meth:`at_most`; a labeled row ``i`` is keyed
+    ``(g, Q_i)`` and the unlabeled coefficients of ``g`` below ``v_i`` are those of the rows with
+    ``R_j < Q_i`` (:meth:`below`): each pair of rows is counted once, at the larger value."""
 
-    def __init__(self, values: np.ndarray, coefficients: np.ndarray, psu: np.ndarray, npsu: int):
-        self.levels = np.unique(values)
-        self.width = self.levels.size + 1
-        key = psu.astype(np.int64) * self.width + np.searchsorted(self.levels, values) + 1
-        order = np.argsort(key, kind="stable")
-        self.keys = key[order]
+    def __init__(self, stream: Stream, coefficients: np.ndarray, grid: np.ndarray, npsu: int):
+        self.stream, self.coefficients, self.grid = stream, coefficients, grid
+        self.width = grid.size + 1
+        self.psu = stream.units.astype(np.int64)
+        self.keys = self.psu * self.width + np.searchsorted(grid, stream.values, side="right")
+        order = np.argsort(self.keys, kind="stable")
+        self.sorted_keys = self.keys[order]
         self.sums = np.r_[0.0, np.cumsum(coefficients[order])]
-        self.totals = np.bincount(psu, weights=coefficients, minlength=npsu)
+        self.first = np.searchsorted(self.sorted_keys, np.arange(npsu, dtype=np.int64) * self.width)
+        self.totals = np.bincount(stream.units, weights=coefficients, minlength=npsu)
 
-    def __call__(self, psu, t, side: str) -> np.ndarray:
-        psu, t = np.broadcast_arrays(np.asarray(psu, dtype=np.int64), t)
-        start = psu * self.width
-        rank = np.searchsorted(self.levels, t, side=side)
-        return self.sums[np.searchsorted(self.keys, start + rank, side="right")] - \
-            self.sums[np.searchsorted(self.keys, start, side="left")]
+    def at_most(self, keys: np.ndarray, psu: np.ndarray) -> np.ndarray:
+        """``C_g(u_j)`` of unlabeled rows keyed ``(g, R_j)``."""
+        return self.sums[np.searchsorted(self.sorted_keys, keys, side="right")] - self.sums[self.first[psu]]
+
+    def below(self, keys: np.ndarray, prefix: np.ndarray) -> np.ndarray:
+        """Per labeled row, the unlabeled coefficients of its PSU below its value, from the
+        unlabeled rows' sorted keys and the prefix sums of their coefficients."""
+        return prefix[np.searchsorted(keys, self.keys, side="left")] - \
+            prefix[np.searchsorted(keys, self.psu * self.width, side="left")]
 
 
 class _Evaluation(Evaluation):
