@@ -306,7 +306,7 @@ def plan_time(N: float, k: int, P: int, w: float, s: float, rows_per_partition: 
 
 
 def plan_table(w: float, s: float, bandwidth: float, rows_per_partition: float = 1e6) -> list[str]:
-    passes = {"P = 1 (Mean, the goal)": 1, "P = 2 (OLS; Mean today)": 2, "P = 5 (Logit, Poisson)": 5}
+    passes = {"P = 1 (Mean, Total, Ratio: the scan)": 1, "P = 2 (OLS)": 2, "P = 5 (Logit, Poisson)": 5}
     lines = [(f"Partitions of {rows_per_partition:.0e} rows; cells: data in memory / read at {bandwidth:g} MB/s per "
               "worker on every pass."), "",
              "| N | workers k | partitions | " + " | ".join(passes) + " |", "|" + "---|" * (3 + len(passes))]
