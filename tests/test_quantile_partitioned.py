@@ -267,6 +267,21 @@ def test_naive_pooling_and_bootstrap_raise():
         model.fit(ci="bootstrap", n_boot=10)
 
 
+def test_compare_leaves_out_naive_pooling_with_a_warning():
+    """compare()'s default methods on a partitioned sample: naive pooling left out (a PPIWarning
+    naming why), the other rows those of the in-memory comparison; named explicitly, naive raises."""
+    model, reference = quantile("srs", as_dask), quantile("srs", lambda v: v)
+    with pytest.warns(ppinfer.PPIWarning, match=r"leaves out method='naive': naive pooling of a quantile needs"):
+        table = model.compare().table
+    expected = reference.compare().table
+    assert list(table["method"].unique()) == ["classical", "ppi", "ppi++"]
+    kept = expected[expected["method"] != "naive"].reset_index(drop=True)
+    numbers = kept.select_dtypes("number").columns
+    np.testing.assert_allclose(table[numbers].to_numpy(float), kept[numbers].to_numpy(float), rtol=1e-10)
+    with pytest.raises(TypeError, match="method='naive'"):
+        model.compare(methods=["classical", "naive"])
+
+
 def test_missing_predictions_dropped_or_named():
     f = DATA["f"].copy()
     f[N_LABELED + np.array([5, 701, 2400])] = np.nan

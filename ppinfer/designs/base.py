@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from ..core.options import choose, reject_unknown_keywords
+from ..core.options import reject_unknown_keywords
 from ..core.sources import Column
 from ..core.validation import (
     ChunkedInput, Sample, Variable, as_cluster_labels, as_variable, check_range, recode_clusters,

@@ -476,6 +476,12 @@ class Quantile(PPIModel):
             )
         return self._cache[key]
 
+    def _unavailable_methods(self) -> dict[str, str]:
+        if not self.unlabeled.partitioned:
+            return {}
+        return {"naive": "naive pooling of a quantile needs the unlabeled predictions in memory, and this "
+                         f"unlabeled sample is read from {self.unlabeled.source.kind} partition by partition"}
+
     def _partitioned_cdf(self, kind: str, cov_type: str, by_stratum: bool, draw: int | None):
         """The rectified CDF of an unlabeled sample read partition by partition (see
         :mod:`ppinfer.models.partitioned_cdf`): classical needs none of its rows; PPI
