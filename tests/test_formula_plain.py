@@ -105,3 +105,25 @@ def test_formula_fit_on_parquet_with_missing_values_equals_in_memory(tmp_path):
                             missing="drop")
     assert streamed.rows_dropped == in_memory.rows_dropped == (0, 2)
     assert_same_results({"ppi++": streamed.fit()}, {"ppi++": in_memory.fit()})
+
+
+def test_in_memory_formula_with_plain_columns_equals_the_array_interface():
+    """An unlabeled data frame in memory: NaN rows dropped (missing='drop') and integer columns, as
+    patsy builds them; the fit equals the array interface on patsy's matrices."""
+    labeled, unlabeled = frame_of(300, seed=4), frame_of(4_000, seed=5)
+    unlabeled.loc[[10, 3000], "x1"] = np.nan
+    model = ppinfer.ols("y ~ x1 + x2 + x3", labeled, unlabeled, yhat="f", missing="drop")
+    y, X = patsy.dmatrices("y ~ x1 + x2 + x3", labeled, return_type="dataframe")
+    (X_unlabeled,) = patsy.build_design_matrices([X.design_info], unlabeled, NA_action="drop",
+                                                 return_type="dataframe")
+    reference = ppinfer.OLS(y.iloc[:, 0], X, labeled["f"], X_unlabeled, unlabeled["f"].loc[X_unlabeled.index])
+    assert model.rows_dropped == (0, 2)
+    assert model.param_names == reference.param_names
+    assert_same_results({"ppi++": model.fit()}, {"ppi++": reference.fit()})
+
+
+def test_in_memory_string_column_is_named():
+    labeled, unlabeled = frame_of(100, seed=6), frame_of(500, seed=7)
+    unlabeled["x1"] = unlabeled["x1"].astype(str)
+    with pytest.raises(TypeError, match=r"column 'x1' of unlabeled is (object|str), but numeric in data"):
+        ppinfer.ols("y ~ x1 + x2", labeled, unlabeled, yhat="f")

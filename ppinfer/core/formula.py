@@ -356,16 +356,7 @@ def model_arguments(
         return _partitioned_arguments(formula, (labeled_frame, labeled_index), outcome, X, unlabeled, yhat,
                                       yhat_unlabeled, missing, spec, unlabeled_columns)
     unlabeled_frame, unlabeled_index = _frame(unlabeled, "unlabeled")
-    try:
-        (X_unlabeled,) = patsy.build_design_matrices(
-            [X.design_info], unlabeled_frame, NA_action="drop", return_type="dataframe"
-        )
-    except patsy.PatsyError as error:
-        raise ValueError(
-            f"could not build the unlabeled design with the labeled data's specification: {error}. "
-            "Every variable of the formula's right-hand side must be in unlabeled, and every categorical "
-            "level in unlabeled must occur in data (merge rare levels, or drop those rows)."
-        ) from None
+    X_unlabeled = _unlabeled_design(X.design_info, unlabeled_frame)
     if missing == "raise" and len(X_unlabeled) < len(unlabeled_frame):
         raise ValueError(_dropped_message(unlabeled_frame, X_unlabeled.index, "unlabeled"))
     _check_levels(X, X_unlabeled)
@@ -392,6 +383,33 @@ def model_arguments(
         arguments[key] = column(name, unlabeled_frame, unlabeled_index, X_unlabeled.index, key, "unlabeled")
     dropped = (len(labeled_frame) - len(X), len(unlabeled_frame) - len(X_unlabeled))
     return arguments, dropped
+
+
+def _unlabeled_design(info, frame: pd.DataFrame) -> pd.DataFrame:
+    """The labeled design's specification applied to the unlabeled frame (rows with a missing
+    value dropped): the columns copied for a design of plain numeric columns
+    (:func:`plain_columns`), else patsy's matrix."""
+    plain = plain_columns(info)
+    if plain is not None:
+        kinds = {name: _kind(frame, name) for name in plain if name is not None}
+        for name, kind in kinds.items():
+            if kind == "other":
+                raise TypeError(
+                    f"column {name!r} of unlabeled is {frame[name].dtype}, but numeric in data; convert it to "
+                    "numbers (e.g. pandas.to_numeric) before fitting."
+                )
+        if "patsy" not in kinds.values():
+            values, rows = plain_design(frame, plain)
+            return pd.DataFrame(values, index=frame.index[rows], columns=info.column_names, copy=False)
+    try:
+        (X_unlabeled,) = patsy.build_design_matrices([info], frame, NA_action="drop", return_type="dataframe")
+    except patsy.PatsyError as error:
+        raise ValueError(
+            f"could not build the unlabeled design with the labeled data's specification: {error}. "
+            "Every variable of the formula's right-hand side must be in unlabeled, and every categorical "
+            "level in unlabeled must occur in data (merge rare levels, or drop those rows)."
+        ) from None
+    return X_unlabeled
 
 
 # -- an unlabeled sample read partition by partition ------------------------------------------------
