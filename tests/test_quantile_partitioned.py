@@ -77,8 +77,8 @@ def check_fits(model, reference, fits) -> None:
             same(np.asarray(result.lam, dtype=float), np.asarray(expected.lam, dtype=float), f"{label} lam")
 
 
-FITS = [{"method": "ppi++"}, {"method": "ppi"}, {"method": "classical"}, {"method": "ppi++", "lam": "overall"},
-        {"method": "ppi++", "cov_type": "HC0", "use_t": False}]
+FITS = [{"method": "ppi++"}, {"method": "ppi"}, {"method": "classical"}, {"method": "naive"},
+        {"method": "ppi++", "lam": "overall"}, {"method": "ppi++", "cov_type": "HC0", "use_t": False}]
 CLUSTERED_FITS = FITS[:-1] + [{"method": "ppi++", "cov_type": "CR0", "use_t": False}]
 
 
@@ -225,7 +225,8 @@ def joined(convert, *, two_phase: bool, strata: bool, label_strata: bool = False
 
 
 @pytest.mark.parametrize("two_phase, strata, fits", [
-    (False, False, [{"method": "ppi++"}, {"method": "ppi++", "cov_type": "CR1"}, {"method": "ppi"}]),
+    (False, False, [{"method": "ppi++"}, {"method": "ppi++", "cov_type": "CR1"}, {"method": "ppi"},
+                    {"method": "naive"}]),
     (True, True, [{"method": "ppi++"}, {"method": "ppi++", "lam": "overall"}, {"method": "ppi++", "lam": 0.6}]),
 ])
 def test_clusters_in_both_samples_equal_in_memory(two_phase, strata, fits):
@@ -245,7 +246,7 @@ def test_joined_samples_in_several_rounds(monkeypatch):
     options = {"two_phase": True, "strata": True, "label_strata": True}
     assert joined(as_dask, **options).fit().unlabeled_passes >= 3
     check_fits(joined(as_dask, **options), joined(lambda v: v, **options),
-               [{"method": "ppi++"}, {"method": "ppi++", "lam": 0.7}])
+               [{"method": "ppi++"}, {"method": "ppi++", "lam": 0.7}, {"method": "naive"}])
 
 
 def test_shared_psus_stored_together(monkeypatch):
@@ -259,27 +260,30 @@ def test_shared_psus_stored_together(monkeypatch):
     assert spanning_psus(model) and all(0 < share <= 0.25 for share in spanning_psus(model))
 
 
-def test_naive_pooling_and_bootstrap_raise():
+def test_bootstrap_raises():
     model = quantile("srs", as_dask)
-    with pytest.raises(TypeError, match="method='naive'.*NumPy array"):
-        model.fit(method="naive")
     with pytest.raises(ValueError, match="ci='analytic'"):
         model.fit(ci="bootstrap", n_boot=10)
 
 
-def test_compare_leaves_out_naive_pooling_with_a_warning():
-    """compare()'s default methods on a partitioned sample: naive pooling left out (a PPIWarning
-    naming why), the other rows those of the in-memory comparison; named explicitly, naive raises."""
-    model, reference = quantile("srs", as_dask), quantile("srs", lambda v: v)
-    with pytest.warns(ppinfer.PPIWarning, match=r"leaves out method='naive': naive pooling of a quantile needs"):
-        table = model.compare().table
-    expected = reference.compare().table
-    assert list(table["method"].unique()) == ["classical", "ppi", "ppi++"]
-    kept = expected[expected["method"] != "naive"].reset_index(drop=True)
-    numbers = kept.select_dtypes("number").columns
-    np.testing.assert_allclose(table[numbers].to_numpy(float), kept[numbers].to_numpy(float), rtol=1e-10)
-    with pytest.raises(TypeError, match="method='naive'"):
-        model.compare(methods=["classical", "naive"])
+def test_compare_equals_in_memory():
+    """compare()'s default methods, naive pooling included, give the in-memory comparison."""
+    table, expected = quantile("srs", as_dask).compare().table, quantile("srs", lambda v: v).compare().table
+    assert list(table["method"].unique()) == ["classical", "naive", "ppi", "ppi++"]
+    assert list(table["method"]) == list(expected["method"])
+    numbers = expected.select_dtypes("number").columns
+    np.testing.assert_allclose(table[numbers].to_numpy(float), expected[numbers].to_numpy(float), rtol=1e-10)
+
+
+def test_naive_pooling_in_several_rounds(monkeypatch):
+    """Naive pooling reads the unlabeled values near its estimate and interval ends, as PPI
+    does: a forced search that splits gaps and gathers rows in several rounds gives the
+    in-memory numbers."""
+    monkeypatch.setattr(partitioned, "COLLECT_CELLS", 40)
+    monkeypatch.setattr(partitioned, "REFINE_POINTS", 6)
+    model = quantile("strata", as_dask)
+    assert model.fit(method="naive").unlabeled_passes >= 3
+    check_fits(model, quantile("strata", lambda v: v), [{"method": "naive"}, {"method": "naive", "cov_type": "HC0"}])
 
 
 def test_missing_predictions_dropped_or_named():

@@ -90,9 +90,17 @@ fields, and the interval arithmetic bounds these terms too (``F_u`` moving in th
 Gathered rows bring their pass's per-row weights as their increments of the sums (a PSU
 spanning partitions: its running sums from the table's sum at the gap's left node).
 
+*Naive pooling* (:meth:`PartitionedCDF.build_pooled`) inverts the CDF of one sample made
+of the outcomes (first-phase weights in a two-phase design) and the unlabeled predictions,
+with the PSU counts of both samples, as in memory. It is the all-units fit ``u`` above with
+the outcomes in place of the labeled predictions: ``F(t) = F_u(t)`` and its variance is
+``V(u, u)`` alone (the labeled rows' pair sums, the unlabeled sums and, for PSUs with units
+in both samples, twice their cross sums), so the same nodes, bounds and resolution apply;
+only the outcomes' values are not the only breakpoints, whatever lambda.
+
 Supported designs: weights, strata, clusters and fpc of either sample, two-phase
-designs (fpc and labeling strata included) and PSUs with units in both samples.
-Naive pooling is not available on a partitioned sample.
+designs (fpc and labeling strata included) and PSUs with units in both samples, for
+PPI, PPI++, classical fits and naive pooling.
 """
 
 from __future__ import annotations
@@ -401,6 +409,8 @@ class PartitionedCDF:
         self.labeled_psu_share: np.ndarray | None = None
         #: per PSU: the unlabeled rows' shares of the weight (known after the first pass)
         self.psu_shares: np.ndarray | None = None
+        #: naive pooling: the CDF of the outcomes and the unlabeled predictions as one sample
+        self.pooled = False
 
     @property
     def nstrata(self) -> int:
@@ -417,7 +427,8 @@ class PartitionedCDF:
             if self.psu_shares is not None:
                 weight, totals = self.psu_shares * self.total, self.psu_shares * self.psu_multiplier
             self._joint = _Joint(*self._joint_parts, psu_weight=weight, grid=self.labeled_points,
-                                 unlabeled_psu=totals if len(self.fields) > len(FIELDS) else None)
+                                 unlabeled_psu=totals if len(self.fields) > len(FIELDS) else None,
+                                 pooled=self.pooled)
         return self._joint
 
     @property
@@ -431,6 +442,20 @@ class PartitionedCDF:
               by_stratum: bool = False) -> PartitionedCDF:
         """The PPI rectified CDF of ``design`` for ``cov_type``; ``predictions_unlabeled`` is a
         column of the partitioned unlabeled sample."""
+        return cls._build(design, outcomes, predictions, predictions_unlabeled, cov_type=cov_type,
+                          by_stratum=by_stratum, pooled=False)
+
+    @classmethod
+    def build_pooled(cls, design, outcomes, predictions_unlabeled, *, cov_type: str) -> PartitionedCDF:
+        """The CDF of naive pooling: the outcomes (first-phase weights in a two-phase design)
+        and the unlabeled predictions as one sample, with the PSU counts of both samples (see
+        *Naive pooling* in the module docstring)."""
+        return cls._build(design, outcomes, outcomes, predictions_unlabeled, cov_type=cov_type,
+                          by_stratum=False, pooled=True)
+
+    @classmethod
+    def _build(cls, design, outcomes, predictions, predictions_unlabeled, *, cov_type: str, by_stratum: bool,
+               pooled: bool) -> PartitionedCDF:
         builder = _Builder(design, cov_type)
         weights = design.fit_weights(LABELED)
         y = builder.stream("y", [(LABELED, outcomes, weights)])
@@ -445,29 +470,32 @@ class PartitionedCDF:
         labeled = RectifiedCDF({"y": y, "f": f}, blocks)
         unlabeled = design.unlabeled
         total = unlabeled.weight_total()
-        if design.two_phase:
-            # the all-units fit u: the labeled rows' predictions with their first-phase weights, then these
+        # the fit u over the unlabeled rows has labeled rows too: a two-phase design's all-units
+        # fit (the labeled predictions), naive pooling (the outcomes), with first-phase weights
+        with_labeled = design.two_phase or pooled
+        if with_labeled:
             first_phase = design.phase_one_weights(LABELED)
             total += outcomes.size if first_phase is None else float(first_phase.sum())
         sample = "all" if design.two_phase else UNLABELED
         root = np.sqrt(np.broadcast_to(design.factors(sample, cov_type, 1), (H,)).astype(float))
         cdf = cls(labeled, f_strata, predictions_unlabeled, design.phase_one_weights(UNLABELED), unlabeled.psu,
                   unlabeled.strata, total=total, root=root,
-                  counts=design.psu_counts("all" if design.combined else UNLABELED),
+                  counts=design.psu_counts("all" if design.combined or pooled else UNLABELED),
                   npsu=design.npsu if unlabeled.psu is not None else 0, psu_strata=design.psu_strata,
                   nstrata=H, by_stratum=by_stratum, cov_type=cov_type)
-        if design.combined:
+        cdf.pooled = pooled
+        if design.combined or pooled:
             labeled_part = None
-            if design.two_phase:
+            if with_labeled:
                 labeled_part = (predictions, first_phase)
-                if unlabeled.psu is not None:
+                if unlabeled.psu is not None and design.labeled.psu is not None:
                     share = np.full(outcomes.size, 1.0) if first_phase is None else first_phase
                     cdf.labeled_psu_share = np.bincount(design.labeled.psu, weights=share / total,
                                                         minlength=design.npsu)
             cdf._joint_parts = (builder, y, f, labeled_part, unlabeled.weight_total(), masks)
             if design.labeled.psu is not None and unlabeled.psu is not None and np.any(
                     design.labeled.present_psu(design.npsu) & unlabeled.present_psu(design.npsu)):
-                names = ("y", "f", "u") if design.two_phase else ("y", "f")
+                names = ("u",) if pooled else ("y", "f", "u") if design.two_phase else ("y", "f")
                 cdf.fields = FIELDS + tuple(f"{kind}_{name}" for kind in ("m", "k") for name in names)
         return cdf
 
@@ -636,6 +664,12 @@ class PartitionedCDF:
         F, variance = self._unlabeled_terms(sums, totals)
         slopes = self._slopes(F, sums, totals, levels, f_parts)
         blocks = list(blocks)
+        if self.pooled:
+            # one sample: F_u itself, and the variance of its centred PSU sums in the first block
+            own = self.joint.own_block(points, dict(levels, u=F), sums, self._per_block)
+            variance = own + self._per_block(variance)
+            zero = np.zeros(np.shape(blocks[1]))
+            return F, np.zeros(np.shape(slopes)), [variance, zero, zero, zero]
         if self.joint is None:
             blocks[3] = self._per_block(variance)
         else:
@@ -682,7 +716,7 @@ class PartitionedCDF:
             resolve: set[int] = set()
             for j in range(q.size):
                 found, gaps = _decide(nodes, views, q[j], lam[j], None if critical is None else critical[j],
-                                      alternative, self._bounds)
+                                      alternative, self._bounds, self.pooled)
                 point[j], lower[j], upper[j] = found
                 resolve |= gaps
             if not resolve:
@@ -816,10 +850,12 @@ class _Joint:
     """
 
     def __init__(self, builder: _Builder, y: Stream, f: Stream, labeled_part, weight_elsewhere: float, masks,
-                 *, psu_weight: np.ndarray | None, unlabeled_psu: np.ndarray | None, grid: np.ndarray):
+                 *, psu_weight: np.ndarray | None, unlabeled_psu: np.ndarray | None, grid: np.ndarray,
+                 pooled: bool = False):
         H = builder.design.nstrata
         self.u: Stream | None = None
-        #: per block: the pair sums of y, f and u with u's labeled rows over PSUs (units)
+        #: per block: the pair sums of y, f and u with u's labeled rows over PSUs (units); naive
+        #: pooling: u's with itself only
         self.units: list[list[Term]] = []
         if labeled_part is not None:
             values, weights = labeled_part
@@ -827,8 +863,10 @@ class _Joint:
             self.u = u
             for mask in masks:
                 yk, fk, uk = (s if mask is None else s.within(mask) for s in (y, f, u))
-                self.units.append([builder.units_term(a, uk) for a in (yk, fk, uk)])
+                self.units.append([builder.units_term(a, uk) for a in ((uk,) if pooled else (yk, fk, uk))])
         streams = {"y": y, "f": f} if self.u is None else {"y": y, "f": f, "u": self.u}
+        if pooled:
+            streams = {"u": self.u}
         #: per stratum: the coefficients of y, f (and u's labeled rows) at most t, and u's weight shares
         self.strata = {name: _StrataSums(s, s.coef, H) for name, s in streams.items()}
         if self.u is not None:
@@ -839,7 +877,7 @@ class _Joint:
         self.psu_sums: dict[str, _PsuSums] = {}
         self.shared: dict[str, _StrataSums] = {}
         if unlabeled_psu is not None:
-            self.labeled_psu = np.unique(y.units)
+            self.labeled_psu = np.unique(next(iter(streams.values())).units)
             for name, s in streams.items():
                 coef = np.broadcast_to(s.coef, s.units.shape)
                 self.psu_sums[name] = _PsuSums(s, coef, grid, builder.design.npsu)
@@ -855,6 +893,13 @@ class _Joint:
             out[name] = (sums[f"m_{name}"] - level * sums[f"k_{name}"] - F * labeled(points)
                          + (level * F) * labeled.totals)
         return out
+
+    def own_block(self, points: Points, levels: dict, sums: dict, per_block):
+        """Naive pooling: ``V(u, u)`` beyond the unlabeled sample's own PSU sums and the strata
+        centring (K, m): the labeled units' pair sums and twice the cross sums of shared PSUs."""
+        own = _stack([term(points, levels) for (term,) in self.units]) if self.units else 0.0
+        shared = self._shared_products(points, levels, sums)
+        return own + 2.0 * per_block(shared["u"]) if "u" in shared else own
 
     def blocks(self, points: Points, levels: dict, sums: dict, centred_u, G: np.ndarray, per_block):
         """``cov_yf`` and ``var_f`` (K, m) beyond the labeled fits' terms and the variance of
@@ -930,14 +975,16 @@ def _running_before(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
     return exclusive - exclusive[first]
 
 
-def _decide(nodes: _Nodes, views, q: float, lam: np.ndarray, critical: float | None, alternative: str, bounds):
+def _decide(nodes: _Nodes, views, q: float, lam: np.ndarray, critical: float | None, alternative: str, bounds,
+            pooled: bool = False):
     """Point estimate and interval ends of one level from the nodes, and the gaps that must be
-    resolved before they are exact (see the module docstring)."""
+    resolved before they are exact (see the module docstring); ``pooled``: naive pooling, whose
+    CDF has the unlabeled values as breakpoints whatever lambda."""
     right, left, breakpoint, outcome_points = views
     lam = np.asarray(lam, dtype=float)
     M = nodes.t.size
     dirty = np.flatnonzero(nodes.inside > 0)
-    if not np.any(lam != 0):
+    if not pooled and not np.any(lam != 0):
         # F is the outcomes' CDF: only their values are breakpoints, and no gap needs its rows
         breakpoint, dirty = outcome_points, dirty[:0]
     F_right, F_left = right.value(lam), left.value(lam)

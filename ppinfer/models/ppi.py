@@ -658,24 +658,17 @@ class PPIModel(Estimator):
         inference = BootstrapInference(results.params.to_numpy(), replicates, kind=kind)
         return results._with_inference(inference, ("Intervals", f"bootstrap ({int(n_boot)})"))
 
-    def compare(self, methods=None, *, alpha: float = 0.05, reference: str | None = "classical", **fit_options):
+    def compare(self, methods=COMPARED_METHODS, *, alpha: float = 0.05, reference: str | None = "classical",
+                **fit_options):
         """Several methods fitted side by side: estimates, standard errors, intervals, width
         relative to ``reference`` and effective sample sizes (naive pooling flagged invalid).
 
-        ``methods`` defaults to classical, naive, PPI and PPI++; a method the model cannot
-        fit (naive pooling of a quantile whose unlabeled sample is read partition by
-        partition) is then left out with a :class:`~ppinfer.PPIWarning` (named
-        explicitly, it raises). ``fit_options`` (``cov_type``, ``use_t``, ``lam``...) go
-        to every :meth:`fit` (``lam`` to PPI++ only). Returns a
-        :class:`~ppinfer.models.comparison.Comparison` (``.table``, ``.plot()``).
+        ``fit_options`` (``cov_type``, ``use_t``, ``lam``...) go to every :meth:`fit`
+        (``lam`` to PPI++ only). Returns a :class:`~ppinfer.models.comparison.Comparison`
+        (``.table``, ``.plot()``).
         """
         from .comparison import Comparison
 
-        if methods is None:
-            unavailable = self._unavailable_methods()
-            methods = [method for method in COMPARED_METHODS if method not in unavailable]
-            for method, reason in unavailable.items():
-                warnings.warn(f"compare() leaves out method={method!r}: {reason}.", PPIWarning, stacklevel=2)
         lam = fit_options.pop("lam", None)
         results = {}
         for method in methods:
@@ -685,10 +678,6 @@ class PPIModel(Estimator):
             results[method] = self.fit(**options)
         reference = reference if reference in results else None
         return Comparison(results, alpha, reference)
-
-    def _unavailable_methods(self) -> dict[str, str]:
-        """Methods of :data:`COMPARED_METHODS` this model cannot fit, with the reason."""
-        return {}
 
     def _replicate(self, rng: np.random.Generator, task) -> np.ndarray:
         """The point estimate on one bootstrap resample (``task``: method, rule and cov_type)."""

@@ -320,8 +320,8 @@ class Quantile(PPIModel):
     splitting a stretch first when it holds more than about a million rows). No
     approximation is made; each step is a pass, counted in ``res.unlabeled_passes``
     (3 or 4 for a PPI++ fit is typical). Every design is supported (weights, strata,
-    clusters and fpc, two phases, clusters with units in both samples); naive
-    pooling is not.
+    clusters and fpc, two phases, clusters with units in both samples), and every
+    method, naive pooling included.
 
     PPI++ tunes lambda for each level at the lambda = 1 point estimate ``t0``
     with the mean's formula ``C_Yf / (V_f + V_fu)`` for the indicators at ``t0``,
@@ -476,23 +476,14 @@ class Quantile(PPIModel):
             )
         return self._cache[key]
 
-    def _unavailable_methods(self) -> dict[str, str]:
-        if not self.unlabeled.partitioned:
-            return {}
-        return {"naive": "naive pooling of a quantile needs the unlabeled predictions in memory, and this "
-                         f"unlabeled sample is read from {self.unlabeled.source.kind} partition by partition"}
-
     def _partitioned_cdf(self, kind: str, cov_type: str, by_stratum: bool, draw: int | None):
         """The rectified CDF of an unlabeled sample read partition by partition (see
         :mod:`ppinfer.models.partitioned_cdf`): classical needs none of its rows; PPI
         reads them in a few counting passes."""
-        source = self.unlabeled.source.kind
-        if kind == "naive":
-            raise TypeError(
-                f"method='naive' is not available for Quantile when the unlabeled sample is read from {source} "
-                "partition by partition; load the predictions into a NumPy array to pool them."
-            )
         design = self.design
+        if kind == "naive":
+            return PartitionedCDF.build_pooled(design, self.labeled["y"], self._prediction(UNLABELED, draw),
+                                               cov_type=cov_type)
         outcomes, predictions = self.labeled["y"], self._prediction(LABELED, draw)
         if kind == "classical":
             return RectifiedCDF.from_design(design, outcomes, predictions, None, cov_type=cov_type, kind=kind)
