@@ -19,7 +19,8 @@ For each N it reports, in a fresh subprocess each:
   into a NumPy array, its time, and whether the two give the same estimate and
   interval (to 1e-10).
 
-``--design`` picks the sampling design: ``srs`` (independent simple random
+``--method`` picks the fit's method (default PPI++; ``naive`` pools the outcomes with
+the unlabeled predictions). ``--design`` picks the sampling design: ``srs`` (independent simple random
 samples, the default); ``two-phase``, the labeled units a random subsample of
 the phase-one sample (``label_prob = n / (n + N)``), so the all-units fit holds
 the labeled rows too; ``clusters``, PSUs of 1,000 consecutive unlabeled rows
@@ -101,7 +102,7 @@ def design_options(design: str, n: int, N: int) -> dict:
     return {}
 
 
-def run_fit(folder: str, n: int, in_memory: bool, design: str = "srs") -> dict:
+def run_fit(folder: str, n: int, in_memory: bool, design: str = "srs", method: str = "ppi++") -> dict:
     import numpy as np
 
     import ppinfer
@@ -116,7 +117,7 @@ def run_fit(folder: str, n: int, in_memory: bool, design: str = "srs") -> dict:
     memory = PeakMemory()
     start = time.perf_counter()
     model = ppinfer.Quantile(y, f, table["pred"], q=0.5, **options)
-    result = model.fit()
+    result = model.fit(method=method)
     interval = result.conf_int().to_numpy()
     out["seconds"] = time.perf_counter() - start
     out["peak_mib"] = memory.stop()
@@ -126,7 +127,7 @@ def run_fit(folder: str, n: int, in_memory: bool, design: str = "srs") -> dict:
         values = np.concatenate([pq.read_table(path, columns=["pred"]).column("pred").to_numpy()
                                  for path in table.paths])
         start = time.perf_counter()
-        reference = ppinfer.Quantile(y, f, values, q=0.5, **options).fit()
+        reference = ppinfer.Quantile(y, f, values, q=0.5, **options).fit(method=method)
         expected = reference.conf_int().to_numpy()
         out["in_memory_seconds"] = time.perf_counter() - start
         out["same"] = bool(np.allclose(interval, expected, rtol=0, atol=1e-10)
@@ -150,15 +151,15 @@ def run_pass(folder: str) -> dict:
 
 def child(arguments) -> None:
     if arguments.child == "fit":
-        result = run_fit(arguments.folder, arguments.n, arguments.in_memory, arguments.design)
+        result = run_fit(arguments.folder, arguments.n, arguments.in_memory, arguments.design, arguments.method)
     else:
         result = run_pass(arguments.folder)
     print(json.dumps(result))
 
 
-def fresh(kind: str, folder: str, n: int, in_memory: bool, design: str = "srs") -> dict:
+def fresh(kind: str, folder: str, n: int, in_memory: bool, design: str = "srs", method: str = "ppi++") -> dict:
     command = [sys.executable, os.path.abspath(__file__), "--child", kind, "--folder", folder, "--n", str(n),
-               "--design", design]
+               "--design", design, "--method", method]
     if in_memory:
         command.append("--in-memory")
     done = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -172,6 +173,7 @@ def main() -> None:
     parser.add_argument("--dir", default="/tmp/ppinfer_bench")
     parser.add_argument("--in-memory", action="store_true")
     parser.add_argument("--design", choices=["srs", "two-phase", "clusters", "shared-clusters"], default="srs")
+    parser.add_argument("--method", choices=["ppi++", "ppi", "classical", "naive"], default="ppi++")
     parser.add_argument("--child", choices=["fit", "pass"])
     parser.add_argument("--folder")
     arguments = parser.parse_args()
@@ -179,7 +181,7 @@ def main() -> None:
         child(arguments)
         return
     print(f"# load {os.getloadavg()[0]:.2f}; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}; "
-          f"design {arguments.design}")
+          f"design {arguments.design}; method {arguments.method}")
     print("| N | fit (s) | one pass (s) | fit / pass | passes | peak memory (MiB) | in memory (s) | same |")
     print("|---|---|---|---|---|---|---|---|")
     for N in arguments.N:
@@ -188,7 +190,7 @@ def main() -> None:
             sys.exit(f"no Parquet files at {folder}: run benchmarks/bench_scale.py --N {N:g} --sources parquet")
         fresh("pass", folder, arguments.n, False)  # warm the page cache
         reference = fresh("pass", folder, arguments.n, False)
-        fit = fresh("fit", folder, arguments.n, arguments.in_memory, arguments.design)
+        fit = fresh("fit", folder, arguments.n, arguments.in_memory, arguments.design, arguments.method)
         memory = f"{fit['in_memory_seconds']:.2f}" if "in_memory_seconds" in fit else ""
         print(f"| {int(N):,} | {fit['seconds']:.2f} | {reference['seconds']:.2f} | "
               f"{fit['seconds'] / reference['seconds']:.1f} | {fit['passes']} | {fit['peak_mib']:.0f} | "
