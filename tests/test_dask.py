@@ -160,3 +160,13 @@ def test_quantile_counting_passes_run_on_the_cluster(client):
     np.testing.assert_allclose(result.params, expected.params, rtol=1e-10)
     np.testing.assert_allclose(result.conf_int(), expected.conf_int(), rtol=1e-10)
     np.testing.assert_allclose(result.lam, expected.lam, rtol=1e-10)
+    # naive pooling and a two-phase design, whose counts carry the labeled rows' share, on the workers too
+    naive, expected_naive = model.fit(method="naive"), reference.fit(method="naive")
+    np.testing.assert_allclose(naive.params, expected_naive.params, rtol=1e-10)
+    np.testing.assert_allclose(naive.conf_int(), expected_naive.conf_int(), rtol=1e-10)
+    two_phase = dict(label_prob=DATA["label_prob"][L], clusters=school[L])
+    streamed = ppinfer.Quantile(DATA["y"][L], f[L], as_dask(None, f[U]), q=0.5, **two_phase,
+                                clusters_unlabeled=as_dask(None, school[U])).fit()
+    in_memory = ppinfer.Quantile(DATA["y"][L], f[L], f[U], q=0.5, **two_phase, clusters_unlabeled=school[U]).fit()
+    np.testing.assert_allclose(streamed.conf_int(), in_memory.conf_int(), rtol=1e-10)
+    np.testing.assert_allclose(streamed.lam, in_memory.lam, rtol=1e-10)
