@@ -106,7 +106,7 @@ def test_synthetic_draws():
     draws = DATA["draws"]
     reference = ppinfer.Quantile(DATA["y"][L], draws[L], draws[U], q=LEVELS)
     model = ppinfer.Quantile(DATA["y"][L], draws[L], as_dask(draws[U]), q=LEVELS)
-    check_fits(model, reference, [{"method": "ppi++"}, {"method": "ppi"}])
+    check_fits(model, reference, [{"method": "ppi++"}, {"method": "ppi"}, {"method": "naive"}])
 
 
 @pytest.mark.parametrize("design, contiguous", [("srs", False), ("strata", False), ("clusters", False),

@@ -478,8 +478,8 @@ class Quantile(PPIModel):
 
     def _partitioned_cdf(self, kind: str, cov_type: str, by_stratum: bool, draw: int | None):
         """The rectified CDF of an unlabeled sample read partition by partition (see
-        :mod:`ppinfer.models.partitioned_cdf`): classical needs none of its rows; PPI
-        reads them in a few counting passes."""
+        :mod:`ppinfer.models.partitioned_cdf`): classical needs none of its rows; PPI and
+        naive pooling read them in a few counting passes."""
         design = self.design
         if kind == "naive":
             return PartitionedCDF.build_pooled(design, self.labeled["y"], self._prediction(UNLABELED, draw),
