@@ -536,3 +536,20 @@ def test_constant_outcome_warns_of_degenerate_inference(model):
     }[model]
     with pytest.warns(ppinfer.PPIWarning, match="y is constant"):
         build()
+
+
+@pytest.mark.parametrize("labeled, unlabeled, shared", [
+    # one integer dtype: coded as given, exactly (ids above 2**53 stay distinct)
+    (np.array([2**60, 2**60 + 1]), np.array([2**60 + 1, 2**60 + 2]), 1),
+    # integers beside floats: labels compare as values (3 and 3.0 are one cluster)
+    (np.array([3, 4]), np.array([3.0, 5.0]), 1),
+    # strings beside integers: never the same label
+    (np.array(["3", "4"]), np.array([3, 4]), 0),
+])
+def test_cluster_labels_shared_by_the_samples(labeled, unlabeled, shared):
+    from ppinfer.core.validation import as_cluster_labels
+
+    left, right, uniques = as_cluster_labels(labeled, unlabeled, "clusters", "clusters_unlabeled")
+    assert uniques.size == 4 - shared
+    assert len(set(left.values) & set(right.values)) == shared
+    assert len(set(left.values)) == len(set(right.values)) == 2

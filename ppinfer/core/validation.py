@@ -907,13 +907,17 @@ def _width(values: np.ndarray) -> int:
     return 1 if values.ndim < 2 else values.shape[1]
 
 
-def _labels(value, argument: str) -> pd.Series:
+def _labels(value, argument: str, native: bool = False) -> pd.Series:
+    """Labels as a Series; ``native``: a NumPy array of numbers stays as it is (coded without a
+    Python object per row), else arrays become objects so that labels of any types compare."""
     if isinstance(value, pd.DataFrame):
         if value.shape[1] != 1:
             raise ValueError(f"{argument} must be one column of labels; got {value.shape[1]} columns.")
         value = value.iloc[:, 0]
     if isinstance(value, pd.Series):
         return value
+    if native and value.ndim == 1:
+        return pd.Series(value, copy=False)
     array = np.asarray(value, dtype=object)
     if array.ndim != 1:
         raise ValueError(f"{argument} must be one-dimensional (one label per row); got shape {array.shape}.")
@@ -944,7 +948,11 @@ def as_cluster_labels(
             chunked = _chunked_labels(unlabeled, argument_unlabeled, uniques)
         return left, Variable(chunked, [argument_unlabeled]), uniques
     given = [(name, value) for name, value in ((argument, labeled), (argument_unlabeled, unlabeled)) if value is not None]
-    series = {name: _labels(value, name) for name, value in given}
+    # NumPy numbers of one dtype in both samples are coded as they are (exactly, and without a
+    # Python object per row); mixed or other types as objects (3 and 3.0 are then one label)
+    native = all(isinstance(value, np.ndarray) and value.dtype.kind in "iuf" for _, value in given) and \
+        len({value.dtype for _, value in given}) == 1
+    series = {name: _labels(value, name, native) for name, value in given}
     if not series:
         return None, None, np.array([], dtype=object)
     codes, uniques = pd.factorize(pd.concat([s.reset_index(drop=True) for s in series.values()], ignore_index=True))
