@@ -389,18 +389,10 @@ def _unlabeled_design(info, frame: pd.DataFrame) -> pd.DataFrame:
     """The labeled design's specification applied to the unlabeled frame (rows with a missing
     value dropped): the columns copied for a design of plain numeric columns
     (:func:`plain_columns`), else patsy's matrix."""
-    plain = plain_columns(info)
-    if plain is not None:
-        kinds = {name: _kind(frame, name) for name in plain if name is not None}
-        for name, kind in kinds.items():
-            if kind == "other":
-                raise TypeError(
-                    f"column {name!r} of unlabeled is {frame[name].dtype}, but numeric in data; convert it to "
-                    "numbers (e.g. pandas.to_numeric) before fitting."
-                )
-        if "patsy" not in kinds.values():
-            values, rows = plain_design(frame, plain)
-            return pd.DataFrame(values, index=frame.index[rows], columns=info.column_names, copy=False)
+    copied = _copied_design(plain_columns(info), frame)
+    if copied is not None:
+        values, rows = copied
+        return pd.DataFrame(values, index=frame.index[rows], columns=info.column_names, copy=False)
     try:
         (X_unlabeled,) = patsy.build_design_matrices([info], frame, NA_action="drop", return_type="dataframe")
     except patsy.PatsyError as error:
@@ -471,19 +463,11 @@ class FormulaPartitions:
             arrays[key] = frame[name].to_numpy()[rows]
         return arrays, rows.size, dropped, rows if dropped else None
 
-
     def _design(self, frame: pd.DataFrame, partition: Partition) -> tuple[np.ndarray, np.ndarray]:
         """The partition's design matrix (C-ordered float64) and the positions of its complete rows."""
-        if self.plain is not None:
-            kinds = [_kind(frame, name) for name in self.plain if name is not None]
-            for name, kind in zip([n for n in self.plain if n is not None], kinds):
-                if kind == "other":
-                    raise TypeError(
-                        f"column {name!r} of unlabeled is {frame[name].dtype} in {partition.describe()}, but numeric "
-                        f"in data; convert it to numbers (e.g. pandas.to_numeric) before fitting."
-                    )
-            if "patsy" not in kinds:
-                return plain_design(frame, self.plain)
+        copied = _copied_design(self.plain, frame, f" in {partition.describe()}")
+        if copied is not None:
+            return copied
         try:
             (X,) = patsy.build_design_matrices([self.info], frame, NA_action="drop", return_type="dataframe")
         except patsy.PatsyError as error:
@@ -512,6 +496,24 @@ def plain_columns(info) -> list[str | None] | None:
             return None
         names.append(code)
     return names if len(names) == len(info.column_names) else None
+
+
+def _copied_design(plain: list[str | None] | None, frame: pd.DataFrame,
+                   where: str = "") -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`plain_design` of ``frame`` when the design is made of plain numeric columns
+    (``plain``, from :func:`plain_columns`) that ``frame`` holds as numbers; None when patsy
+    must build it. A column that is not numbers in ``frame`` (``where`` says which rows)
+    raises a TypeError naming it."""
+    if plain is None:
+        return None
+    kinds = {name: _kind(frame, name) for name in plain if name is not None}
+    for name, kind in kinds.items():
+        if kind == "other":
+            raise TypeError(
+                f"column {name!r} of unlabeled is {frame[name].dtype}{where}, but numeric in data; convert it to "
+                "numbers (e.g. pandas.to_numeric) before fitting."
+            )
+    return None if "patsy" in kinds.values() else plain_design(frame, plain)
 
 
 def _kind(frame: pd.DataFrame, name: str) -> str:
