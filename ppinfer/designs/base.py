@@ -62,7 +62,6 @@ from ..core.validation import (
     ChunkedInput, Sample, Variable, as_cluster_labels, as_variable, check_range, recode_clusters,
 )
 from ..core.warnings import FewClustersWarning, PPIWarning
-from .moments import ScoreMoments
 
 __all__ = ["Design", "BoundDesign", "DesignWarning", "design_from_keywords"]
 
@@ -327,6 +326,8 @@ class Design:
         if not any(isinstance(v.values, ChunkedInput) for v in unlabeled.values()):
             return {}
         weights, strata, psu = self.unlabeled_keys(unlabeled)
+        from .moments import ScoreMoments  # moments.py builds on this module's sums
+
         return {"design:scores": ScoreMoments(response, denominator, weights, strata, psu)}
 
     def bind(self, labeled: Sample, unlabeled: Sample, *, what: str = "the model") -> "BoundDesign":

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .base import DesignCollector, group_sums
+
 __all__ = ["ScoreMoments", "GroupMoments", "ScannedScores"]
 
 
@@ -123,10 +125,10 @@ class GroupMoments:
         total = float(Z2.sum())
         reference = (z @ u) / total if total > 0 else np.zeros(u.shape[1])
         d = u - z[:, None] * reference
-        D = _group_sums(d, codes, G)
+        D = group_sums(d, codes, G)
         if not squares:
             return cls(keys, count, Z, Z2, reference, D)
-        P = _group_sums(d * z[:, None], codes, G)
+        P = group_sums(d * z[:, None], codes, G)
         if G == 1:
             M = (d.T @ d)[None]
         elif G <= 8:
@@ -198,13 +200,6 @@ class GroupMoments:
         return {keys[0]: self.keys.to_numpy()} if keys else {}
 
 
-def _group_sums(rows: np.ndarray, codes: np.ndarray, G: int) -> np.ndarray:
-    """(G, k) sums of ``rows`` (m, k) within codes."""
-    if G == 1:
-        return rows.sum(axis=0)[None]
-    return np.stack([np.bincount(codes, weights=rows[:, k], minlength=G) for k in range(rows.shape[1])], axis=1)
-
-
 def _add_by_group(x: np.ndarray, y: np.ndarray, position: np.ndarray, new: np.ndarray) -> np.ndarray:
     """``x`` with ``y``'s groups added where they match (``position``) and appended where ``new``."""
     out = np.concatenate([x, y[new]])
@@ -242,22 +237,18 @@ class ScannedScores:
     def collector(self, params, scale: float = 1.0):
         """The design collector of the scores ``scale (u - b z)`` with Hessian weights ``scale^2 z``
         at ``b = params``."""
-        from .base import DesignCollector
-
         design, moments = self.design, self.moments
         b = np.atleast_1d(np.asarray(params, dtype=float))
         collector = DesignCollector(None, None, design.npsu, design.nstrata)
         moments = moments.shift(b)
         totals = scale * moments.D
         if self.psu_codes is not None:
-            collector.totals = np.zeros((design.npsu, totals.shape[1]))
-            np.add.at(collector.totals, self.psu_codes, totals)
+            collector.totals = group_sums(totals, self.psu_codes, design.npsu)
             collector.jacobians = np.bincount(self.psu_codes, weights=scale**2 * moments.Z, minlength=design.npsu)
             return collector
         H, codes = design.nstrata, self.stratum_codes
-        collector.s1 = np.zeros((H, totals.shape[1]))
-        np.add.at(collector.s1, codes, totals)
-        collector.s2 = np.zeros((H, totals.shape[1], totals.shape[1]))
-        np.add.at(collector.s2, codes, scale**2 * moments.M)
+        k = totals.shape[1]
+        collector.s1 = group_sums(totals, codes, H)
+        collector.s2 = group_sums(scale**2 * moments.M.reshape(len(codes), k * k), codes, H).reshape(H, k, k)
         collector.counts = np.bincount(codes, weights=moments.count, minlength=H)
         return collector
