@@ -112,7 +112,7 @@ import numpy as np
 from ..core.covariance import leverage_scale
 from ..core.sources import reduce_rows
 from ..designs.base import LABELED, UNLABELED
-from .rectified_cdf import Cumulative, Evaluation, Points, RectifiedCDF, Stream, Term, _Builder
+from .rectified_cdf import Cumulative, Evaluation, Points, RectifiedCDF, Stream, Term, _Builder, _sum_before
 
 #: numbers kept for the rows of the unlabeled sample gathered in one round of the search: each
 #: gathered value becomes a node holding ``2 * len(FIELDS)`` sums per stratum (about 1.5 million
@@ -247,7 +247,7 @@ class _Count:
                             kind="stable")
         psu_sorted, coef_sorted = group[by_psu], coef[by_psu]
         pair = np.empty_like(coef)
-        pair[by_psu] = coef_sorted * (coef_sorted + 2.0 * _running_before(psu_sorted, coef_sorted))
+        pair[by_psu] = coef_sorted * (coef_sorted + 2.0 * _sum_before(psu_sorted, coef_sorted))
         spanning = clusters.spanning[group]
         elsewhere = spanning >= 0
         dense = None
@@ -662,14 +662,13 @@ class PartitionedCDF:
         levels, blocks, f_parts = self._labeled_terms(points)
         sums, totals = self._with_labeled_part(points, sums, self._totals())
         F, variance = self._unlabeled_terms(sums, totals)
-        slopes = self._slopes(F, sums, totals, levels, f_parts)
-        blocks = list(blocks)
         if self.pooled:
             # one sample: F_u itself, and the variance of its centred PSU sums in the first block
             own = self.joint.own_block(points, dict(levels, u=F), sums, self._per_block)
-            variance = own + self._per_block(variance)
-            zero = np.zeros(np.shape(blocks[1]))
-            return F, np.zeros(np.shape(slopes)), [variance, zero, zero, zero]
+            zero = np.zeros((1, np.size(levels["y"])))
+            return F, zero, [own + self._per_block(variance), zero, zero, zero]
+        slopes = self._slopes(F, sums, totals, levels, f_parts)
+        blocks = list(blocks)
         if self.joint is None:
             blocks[3] = self._per_block(variance)
         else:
@@ -681,7 +680,8 @@ class PartitionedCDF:
 
     def _labeled_terms(self, points: Points):
         levels = self.labeled.levels(points)
-        blocks = self.labeled.blocks(points, levels)
+        # naive pooling needs the labeled fits' levels only (its variance is the pooled fit's)
+        blocks = None if self.pooled else self.labeled.blocks(points, levels)
         f_parts = None
         if self.by_stratum:
             f_parts = np.array([cumulative(points) for cumulative, _ in self.f_strata])
@@ -789,7 +789,7 @@ class PartitionedCDF:
                 position = np.searchsorted(points, nodes.t[gap])
                 key = gap.astype(np.int64) * self._clusters.nspan + index
                 order = np.lexsort((values[elsewhere], key))
-                running = _running_before(key[order], coef[order]) + psu_coef[index, 2 * position + 1][order]
+                running = _sum_before(key[order], coef[order]) + psu_coef[index, 2 * position + 1][order]
                 increments["p"] = increments["p"].copy()
                 increments["p"][elsewhere[order]] = coef[order] * (2.0 * running + coef[order])
         else:
@@ -864,9 +864,7 @@ class _Joint:
             for mask in masks:
                 yk, fk, uk = (s if mask is None else s.within(mask) for s in (y, f, u))
                 self.units.append([builder.units_term(a, uk) for a in ((uk,) if pooled else (yk, fk, uk))])
-        streams = {"y": y, "f": f} if self.u is None else {"y": y, "f": f, "u": self.u}
-        if pooled:
-            streams = {"u": self.u}
+        streams = {"u": self.u} if pooled else {"y": y, "f": f} if self.u is None else {"y": y, "f": f, "u": self.u}
         #: per stratum: the coefficients of y, f (and u's labeled rows) at most t, and u's weight shares
         self.strata = {name: _StrataSums(s, s.coef, H) for name, s in streams.items()}
         if self.u is not None:
@@ -877,7 +875,6 @@ class _Joint:
         self.psu_sums: dict[str, _PsuSums] = {}
         self.shared: dict[str, _StrataSums] = {}
         if unlabeled_psu is not None:
-            self.labeled_psu = np.unique(next(iter(streams.values())).units)
             for name, s in streams.items():
                 coef = np.broadcast_to(s.coef, s.units.shape)
                 self.psu_sums[name] = _PsuSums(s, coef, grid, builder.design.npsu)
@@ -965,14 +962,6 @@ def _by_stratum(cells: np.ndarray, strata: np.ndarray, H: int) -> np.ndarray:
     out = np.zeros((H, cells.shape[1]))
     np.add.at(out, strata, cells)
     return out
-
-
-def _running_before(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """For rows sorted by group: the sum of the earlier rows' ``values`` in the same group."""
-    exclusive = np.cumsum(values) - values
-    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    first = np.repeat(starts, np.diff(np.r_[starts, groups.size]))
-    return exclusive - exclusive[first]
 
 
 def _decide(nodes: _Nodes, views, q: float, lam: np.ndarray, critical: float | None, alternative: str, bounds,
