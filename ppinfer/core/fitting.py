@@ -322,6 +322,7 @@ def fit_glm(
     max_iter: int = 100,
     iterate: bool = True,
     normal_equations: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None,
+    start_hessian: np.ndarray | None = None,
 ) -> Fit:
     """Fit a GLM by damped Newton iterations over row reductions.
 
@@ -348,6 +349,12 @@ def fit_glm(
         For a Gaussian fit, each block's ``(X'WX, X'Wv)`` if already summed (by
         the scan that validated the sample): the fit then needs only the pass
         that feeds the collectors.
+    start_hessian : (p, p) array, optional
+        An approximation of the summed Hessian at ``start`` (another sample's,
+        scaled to these blocks' total weight): the first step is made with it,
+        so the pass at ``start`` computes the score alone. Used for the logistic
+        and Poisson models when the step is certified to decrease the loss (see
+        the Notes); otherwise the Hessian at ``start`` is computed after all.
 
     Notes
     -----
@@ -374,6 +381,17 @@ def fit_glm(
     both points), and a step with ``K max_i |x_i's| <= 1.5`` is taken without
     evaluating the loss; longer steps are halved until the loss does not
     increase (the first trial also gives the loss at ``b``).
+
+    A first step made with an approximate Hessian ``A`` (``start_hessian``),
+    ``s = A^-1 g``, has ``phi'(0) = -s'As``; bounding ``phi''`` on the step by its
+    value at the end, ``phi''(t) <= phi''(1) e^(c (1 - t))``, gives
+    ``phi(1) - phi(0) <= -s'As + phi''(1) (e^c (c - 1) + 1) / c^2``. The pass at
+    ``b + s`` gives ``phi''(1) = s'H(b + s)s`` and ``c``, so the step is kept
+    when that bound is not positive; otherwise the Hessian at ``b`` is computed
+    and the fit goes on from there. With ``A`` the Hessian of a sample of n rows
+    from the same population, the step lands about ``sqrt(p / n)`` times its
+    length from the solution, as close as a Newton step from that start would,
+    for the price of a pass without the Hessian.
     """
     weights = list(weights) if weights is not None else [None] * len(blocks)
     factories = list(collectors) if collectors is not None else [None] * len(blocks)
@@ -424,10 +442,12 @@ def fit_glm(
     # a Newton step whose reach is short enough for the family's third derivative cannot
     # increase the loss: such steps are taken without computing the loss (see the Notes)
     concordance = None if fisher else getattr(family, "concordance", None)
-    current, collected = sums(beta, loss=concordance is None, fisher=fisher)
+    # the first step may be made with the approximate Hessian given for the start
+    guess = start_hessian if start is not None and concordance is not None else None
+    current, collected = sums(beta, loss=concordance is None, fisher=fisher, hessian=guess is None)
     if not _finite(current) and start is not None:
         # a warm start from another fit can put fitted means outside the family's range
-        beta = _initial_params(family, X0, v0, offsets[0], p)
+        beta, guess = _initial_params(family, X0, v0, offsets[0], p), None
         current, collected = sums(beta, loss=concordance is None, fisher=fisher)
     if not _finite(current):
         raise ValueError(
@@ -439,10 +459,21 @@ def fit_glm(
     current_fisher, collected_at_current = fisher, False
     steps = _Steps(tol)
     for _ in range(max_iter):
-        step = solve_symmetric(current.hessian, current.score, what)
+        step = solve_symmetric(current.hessian if guess is None else guess, current.score, what)
         size = np.max(np.abs(step)) / (1.0 + np.max(np.abs(beta)))
         if size <= tol:
             break
+        if guess is not None:
+            # a step with the approximate Hessian: kept if the loss certainly decreases
+            candidate = beta + step
+            trial, trial_collected = sums(candidate, previous=beta)
+            if _finite(trial) and _guess_decreases(trial, step, current.score, concordance):
+                steps.taken(size, kept=False)
+                beta, current, collected, guess = candidate, trial, trial_collected, None
+            else:
+                guess = None
+                current, collected = sums(beta)
+            continue
         # the next point is likely the last: feed the collectors in the same pass
         collect = steps.final_next(size)
         fisher = fisher and not collect
@@ -485,7 +516,7 @@ def fit_glm(
             "response may be perfectly separated by the design (estimates at infinity)."
         )
     # the bread needs the observed Hessian at the estimate itself
-    fresh = not (current_fisher or steps.kept)
+    fresh = not (current_fisher or steps.kept or current.hessian is None)
     if not collected_at_current or not fresh:
         final, collected = sums(beta, hessian=not fresh, collect=True, score=False)
         if not fresh:
@@ -527,6 +558,15 @@ class _Steps:
 
     def taken(self, size: float, *, kept: bool) -> None:
         self.last, self.kept = size, kept
+
+
+def _guess_decreases(trial: "_Sums", step: np.ndarray, score: np.ndarray, concordance: float) -> bool:
+    """The step ``s = A^-1 g`` made with an approximate Hessian ``A`` decreases the loss:
+    ``phi''(1) chi(c) <= s'g`` with ``phi''(1) = s'H s`` at the step's end, ``c`` the family's
+    constant times the step's reach and ``chi(c) = (e^c (c - 1) + 1) / c^2`` (see :func:`fit_glm`)."""
+    c = concordance * trial.reach
+    chi = 0.5 + c / 3.0 if c < 1e-4 else (np.expm1(c) * (c - 1.0) + c) / c**2
+    return bool(step @ trial.hessian @ step * chi <= step @ score)
 
 
 def _finite(sums: "_Sums") -> bool:

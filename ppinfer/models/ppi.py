@@ -313,23 +313,32 @@ class PPIModel(Estimator):
         blocks = [(LABELED, response, self.design.fit_weights(LABELED), RowScores)]
         return self._fit_blocks(blocks, what=what, predicted=predicted)
 
-    def _prediction_fit(self, draw: int | None = None, start=None) -> Fit:
-        """The fit of the unlabeled rows' predictions (of every unit's, in a two-phase design)."""
+    def _start_hessian(self, fit_f: Fit) -> np.ndarray | None:
+        """An approximation of the prediction fit's summed Hessian at ``fit_f``'s estimate, from
+        the labeled prediction fit, for fits that can start with it (None: computed by the fit)."""
+        return None
+
+    def _prediction_fit(self, draw: int | None = None, start: Fit | None = None) -> Fit:
+        """The fit of the unlabeled rows' predictions (of every unit's, in a two-phase design),
+        started from the labeled prediction fit ``start``."""
         design = self.design
+        guess = None if start is None else self._start_hessian(start)
+        options = {} if guess is None else {"start_hessian": guess}
+        start = None if start is None else start.params
         unlabeled = (UNLABELED, self._prediction(UNLABELED, draw), design.phase_one_weights(UNLABELED),
                      design.collector(UNLABELED))
         if design.two_phase:
             labeled = (LABELED, self._prediction(LABELED, draw), design.phase_one_weights(LABELED), RowScores)
             return self._fit_blocks([labeled, unlabeled], start=start, what="the fit of all units' predictions",
-                                    predicted=True)
-        return self._fit_blocks([unlabeled], start=start, what="the fit of yhat_unlabeled", predicted=True)
+                                    predicted=True, **options)
+        return self._fit_blocks([unlabeled], start=start, what="the fit of yhat_unlabeled", predicted=True, **options)
 
     def _fits(self, draw: int | None = None) -> tuple[Fit, Fit, Fit]:
         key = ("fits", draw)
         if key not in self._cache:
             fit_y = self._cached_fit_y()
             fit_f = self._labeled_fit(self._prediction(LABELED, draw), "the fit of yhat", predicted=True)
-            fit_u = self._prediction_fit(draw, start=fit_f.params)
+            fit_u = self._prediction_fit(draw, start=fit_f)
             self._cache[key] = (fit_y, fit_f, fit_u)
         return self._cache[key]
 

@@ -17,7 +17,7 @@ from ..core.validation import (
     ChunkedInput, GramOf, Variable, as_variable, check_full_rank, check_gram, match_columns,
 )
 from ..core.warnings import SeparationWarning
-from ..designs.base import LABELED, Design, design_from_keywords
+from ..designs.base import LABELED, UNLABELED, Design, design_from_keywords
 from .base import document_design_keywords, with_design_keywords
 from .mean import weights_key
 from .ppi import PPIModel
@@ -208,8 +208,19 @@ class RegressionModel(PPIModel):
         eta = self._design_rows(sample, predicted) @ params
         return eta if offset is None else eta + offset
 
+    def _start_hessian(self, fit_f: Fit) -> np.ndarray | None:
+        # the labeled rows' Hessian, scaled from their total weight to the prediction fit's
+        if self._family.linear:
+            return None
+        design = self.design
+        weights = design.fit_weights(LABELED)
+        labeled_total = self.nobs if weights is None else float(weights.sum())
+        samples = [LABELED, UNLABELED] if design.two_phase else [UNLABELED]
+        total = sum(design.sample(sample).weight_total() for sample in samples)
+        return np.linalg.inv(fit_f.bread) * (total / labeled_total)
+
     def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False,
-                    predicted: bool = False) -> Fit:
+                    predicted: bool = False, start_hessian: np.ndarray | None = None) -> Fit:
         normal = []
         for sample, response, weights, _ in blocks:
             found = None if self._offset(sample) is not None else self._prepared(sample, response, weights, "normal")
@@ -228,6 +239,7 @@ class RegressionModel(PPIModel):
             what=f"{what} ({self._title})",
             iterate=not evaluate_only,
             normal_equations=normal,
+            start_hessian=start_hessian,
         )
 
     def _fitted_values(self, fit: Fit, predicted: bool = False) -> np.ndarray:
