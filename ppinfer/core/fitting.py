@@ -468,7 +468,11 @@ def fit_glm(
             candidate = beta + step
             trial, trial_collected = sums(candidate, previous=beta)
             if _finite(trial) and _guess_decreases(trial, step, current.score, concordance):
-                steps.taken(size, kept=False)
+                # the score's change along the step against the Hessian at its end,
+                # H^-1 (g - g') - s = -H^-1 T[s, s] / 2, gives the Newton steps' quadratic rate
+                secant = solve_symmetric(trial.hessian, current.score - trial.score, what) - step
+                scale = 1.0 + np.max(np.abs(candidate))
+                steps.taken(size, kept=False, rate=np.max(np.abs(secant)) / scale / size**2)
                 beta, current, collected, guess = candidate, trial, trial_collected, None
             else:
                 guess = None
@@ -529,16 +533,19 @@ class _Steps:
 
     Newton's method converges quadratically: the step after one of size ``s`` is
     about ``C s^2``, with ``C`` estimated from the last two steps (``s / s_prev^2``;
-    1 after the first step). After a step made with the previous point's Hessian
-    the next is about ``2 C s d`` instead, ``d`` the distance to that point (the
-    Hessian's error is about ``2 C d`` times the Hessian). The pass at the next
-    point feeds the collectors when that foreseen step is below the tolerance, so
-    that it is very likely the last: collecting in a pass that turns out not to be
-    the last wastes the collectors' work (less than a pass), while not collecting
-    in the last pass costs one pass that only collects. Otherwise the next pass
-    keeps the Hessian of this point when the step is small enough (``s^3 <= tol``)
-    that the step made with it is off by far less than the tolerance, and is then
-    cheap.
+    1 after the first step; after a step made with an approximate Hessian, from
+    the third derivative the scores show along it). After a step made with the
+    previous point's Hessian the next is about ``2 C s d`` instead, ``d`` the
+    distance to that point (the Hessian's error is about ``2 C d`` times the
+    Hessian). The pass at the next point feeds the collectors when that foreseen
+    step is below the tolerance, so that it is very likely the last: collecting
+    in a pass that turns out not to be the last wastes the collectors' work (less
+    than a pass), while not collecting in the last pass costs one pass that only
+    collects. Otherwise the next pass keeps the Hessian of this point when the
+    step after it is foreseen below the tolerance (``2 C^2 s^3``, from ``d = s``
+    and a next step of ``C s^2``), so that the pass after it is the last, and the
+    kept pass is cheap; a kept Hessian that leaves a step above the tolerance
+    would cost a pass more than it saves.
     """
 
     def __init__(self, tol: float):
@@ -546,18 +553,25 @@ class _Steps:
         self.last: float | None = None
         #: the current point's Hessian is the previous point's
         self.kept = False
+        #: the rate estimated for the step after one made with an approximate Hessian
+        self._rate: float | None = None
+
+    def rate(self, size: float) -> float:
+        if self._rate is not None:
+            return self._rate
+        return 1.0 if self.last is None else size / self.last**2
 
     def final_next(self, size: float) -> bool:
-        rate = 1.0 if self.last is None else size / self.last**2
+        rate = self.rate(size)
         stale = 2.0 * rate * self.last if self.kept else 0.0
         foreseen = size * max(rate * size, stale)
         return foreseen <= self.tol
 
     def may_keep_hessian(self, size: float) -> bool:
-        return not self.kept and size**3 <= self.tol
+        return not self.kept and 2.0 * self.rate(size) ** 2 * size**3 <= self.tol
 
-    def taken(self, size: float, *, kept: bool) -> None:
-        self.last, self.kept = size, kept
+    def taken(self, size: float, *, kept: bool, rate: float | None = None) -> None:
+        self.last, self.kept, self._rate = size, kept, rate
 
 
 def _guess_decreases(trial: "_Sums", step: np.ndarray, score: np.ndarray, concordance: float) -> bool:
