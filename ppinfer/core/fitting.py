@@ -57,6 +57,9 @@ class Collector(Protocol):
     equations (:func:`fit_estimating_equations`) ``X`` is None and ``curvature``
     (m, p, p) holds each row's Hessian ``-w_i d psi_i / d b`` itself. ``scores`` may
     be a buffer that the next chunk's scores overwrite: a collector keeps sums or copies.
+    The passes of :func:`fit_glm` call ``add_with_ones(rows, block, X, curvature)``
+    instead when a collector has it: ``block`` (p + 1, m) holds the scores' transpose
+    above a row of ones.
     """
 
     def add(self, rows: slice, scores: np.ndarray, X: np.ndarray | None, curvature: np.ndarray) -> None: ...
@@ -190,7 +193,7 @@ def _block_sums(
     reach, previous_loss = 0.0, 0.0
     unit_curvature = family.linear and weights is None
     points = beta if previous is None else np.stack([beta, beta - previous])
-    buffer, augmented = _ColumnBuffer(p), _ColumnBuffer(p + 1)
+    buffer, augmented = _ColumnBuffer(p + 1, ones=True), _ColumnBuffer(p + 1)
     for rows in chunks(v.shape[0], DESIGN_CHUNK_ROWS):
         Xc = np.ascontiguousarray(X[rows])  # a strided memory map: one chunk copied
         if previous is None:
@@ -206,8 +209,9 @@ def _block_sums(
             w = weights[rows]
             residual = residual * w
             curvature = curvature * w
+        scaled = False  # the augmented buffer holds the chunk's sqrt(c) x_i and r_i / sqrt(c)
         if score and hessian and not unit_curvature:
-            chunk_hessian, chunk_score = _hessian_and_score(Xc, curvature, residual, augmented, buffer)
+            chunk_hessian, chunk_score, scaled = _hessian_and_score(Xc, curvature, residual, augmented, buffer)
             total_hessian += chunk_hessian
             total_score += chunk_score
         else:
@@ -221,9 +225,18 @@ def _block_sums(
                 previous_loss += _loss_sum(family, v[rows], eta - moved, None if weights is None else weights[rows])
         if collector is not None:
             # the buffer is reused for the next chunk: collectors keep sums or copies; the scores
-            # are the transpose of the scaled columns (an (m, p) view in column-major order)
-            scores = np.multiply(Xc.T, residual, out=buffer.columns(Xc.shape[0])).T
-            collector.add(rows, scores, Xc, curvature)
+            # are the transpose of the scaled columns (an (m, p) view in column-major order),
+            # above a row of ones for collectors that sum their products with it too
+            block = buffer.columns(Xc.shape[0])
+            if scaled:  # x_i r_i from the scaled rows: contiguous, faster than the chunk's columns
+                columns = augmented.columns(Xc.shape[0])
+                np.multiply(columns[:p], columns[p], out=block[:p])
+            else:
+                np.multiply(Xc.T, residual, out=block[:p])
+            if hasattr(collector, "add_with_ones"):
+                collector.add_with_ones(rows, block, Xc, curvature)
+            else:
+                collector.add(rows, block[:p].T, Xc, curvature)
     return _Sums(total_score, total_hessian if hessian else None, total_loss, reach, previous_loss)
 
 
@@ -238,33 +251,37 @@ _SMALLEST_CURVATURE = 1e-150
 
 
 def _hessian_and_score(X: np.ndarray, curvature: np.ndarray, residual: np.ndarray, augmented: "_ColumnBuffer",
-                       buffer: "_ColumnBuffer") -> tuple[np.ndarray, np.ndarray]:
+                       buffer: "_ColumnBuffer") -> tuple[np.ndarray, np.ndarray, bool]:
     """``X' diag(c) X`` and ``X' r`` from one symmetric product: the columns of ``X`` scaled by
     ``sqrt(c)`` above the row ``r / sqrt(c)`` (in ``augmented``), whose Gram matrix holds
     both (its last column is ``X' r``), so that the score costs no second read of the chunk.
-    Curvatures that are negative or too small to divide by fall back to two products."""
+    Curvatures that are negative or too small to divide by fall back to two products. The
+    flag says whether ``augmented`` holds the scaled rows."""
     p = X.shape[1]
     if curvature.shape[0] == 0 or not curvature.min() > _SMALLEST_CURVATURE:
-        return _weighted_gram(X, curvature, buffer), X.T @ residual
+        return _weighted_gram(X, curvature, buffer), X.T @ residual, False
     root = np.sqrt(curvature)
     columns = augmented.columns(X.shape[0])
     np.multiply(X.T, root, out=columns[:p])
     np.divide(residual, root, out=columns[p])
     gram = columns @ columns.T
-    return gram[:p, :p], gram[:p, p]
+    return gram[:p, :p], gram[:p, p], True
 
 
 class _ColumnBuffer:
     """A (p x chunk rows) array reused across the chunks of a pass: the design's columns of a
     chunk, scaled, one per row of the buffer. Scaling the columns of the transposed chunk runs
-    along the rows (a long inner loop) and is faster than scaling each short row of ``X``."""
+    along the rows (a long inner loop) and is faster than scaling each short row of ``X``.
+    With ``ones``, the last row holds ones (written once: the chunks fill the rows above it)."""
 
-    def __init__(self, p: int):
-        self.p, self._array = p, None
+    def __init__(self, p: int, ones: bool = False):
+        self.p, self.ones, self._array = p, ones, None
 
     def columns(self, m: int) -> np.ndarray:
         if self._array is None or self._array.shape[1] < m:
             self._array = np.empty((self.p, max(m, DESIGN_CHUNK_ROWS)))
+            if self.ones:
+                self._array[-1] = 1.0
         return self._array[:, :m]
 
 
@@ -302,7 +319,7 @@ def _weighted_gram(X: np.ndarray, weights: np.ndarray | None, buffer: "_ColumnBu
     of ``X``'s columns scaled by the square roots of non-negative weights (into ``buffer`` if given)."""
     if weights is None:
         return X.T @ X
-    out = None if buffer is None else buffer.columns(X.shape[0])
+    out = None if buffer is None else buffer.columns(X.shape[0])[: X.shape[1]]
     if weights.min() >= 0:
         scaled = np.multiply(X.T, np.sqrt(weights), out=out)
         return scaled @ scaled.T

@@ -636,6 +636,21 @@ class DesignCollector:
             setattr(merged, name, b if a is None else a if b is None else a + b)
         return merged
 
+    def add_with_ones(self, rows, block, X, curvature):
+        """:meth:`add` of the scores ``block[:-1].T``, given above a row of ones: without
+        clusters or strata, one symmetric product of the block holds the sum of the scores'
+        outer products, their sum and the count (faster than the products of the scores alone)."""
+        if self.psu is not None or self.strata is not None:
+            self.add(rows, block[:-1].T, X, curvature)
+            return
+        q = block.shape[0] - 1
+        if self.s1 is None:
+            self.s1, self.s2, self.counts = np.zeros((1, q)), np.zeros((1, q, q)), np.zeros(1)  # one stratum
+        products = block @ block.T
+        self.s2[0] += products[:q, :q]
+        self.s1[0] += products[:q, q]
+        self.counts[0] += products[q, q]
+
     def add(self, rows, scores, X, curvature):
         q = scores.shape[1]
         if self.psu is not None:

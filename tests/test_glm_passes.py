@@ -1,14 +1,20 @@
-"""A GLM fit's first step made with an approximate Hessian (``fit_glm(start_hessian=...)``).
+"""How a GLM fit spends its passes over a large block (``ppinfer.core.fitting.fit_glm``).
 
-The PPI fits of the unlabeled predictions start from the labeled prediction fit
-and take their first step with that fit's Hessian, scaled to the unlabeled
-sample's total weight, so that the pass at the start computes the score alone.
+* The PPI fits of the unlabeled predictions start from the labeled prediction
+  fit and take their first step with that fit's Hessian, scaled to the
+  unlabeled sample's total weight (``start_hessian``), so that the pass at the
+  start computes the score alone. The step is kept only when a bound certifies
+  that the loss decreases; these tests check the bound against the loss itself,
+  and that a poor approximation (too small, too large, wrong directions)
+  changes neither the estimate nor the bread.
+* The design collector of an unstratified, unclustered sample sums its scores'
+  outer products, their sum and their count from one product of the scores
+  above a row of ones; rows whose Hessian weight is too small to divide by take
+  another path. Both must give the sums computed here by hand.
 
 Reference values: statsmodels' ``GLM`` (coefficients and the inverse of its
-Hessian at the estimate) and the logistic loss computed here by hand. The step
-is kept only when a bound certifies that the loss decreases; these tests check
-the bound against the loss itself, and that a poor approximation (too small,
-too large, wrong directions) changes neither the estimate nor the bread.
+Hessian at the estimate), the logistic loss and the score sums computed here
+with NumPy.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import ppinfer
 import ppinfer.core.fitting as fitting
 from ppinfer.core.families import Binomial, Poisson
 from ppinfer.core.fitting import fit_glm
+from ppinfer.designs.base import DesignCollectorFactory
 
 # statsmodels warns on the fits of fractional predictions with the binomial family
 pytestmark = pytest.mark.filterwarnings("ignore:Perfect separation")
@@ -157,3 +164,64 @@ def test_ppi_fits_start_from_the_labeled_hessian(cls, monkeypatch):
     fit_f = sm.GLM(f, X, family=sm_family).fit(tol=1e-13).params
     fit_u = sm.GLM(fu, Xu, family=sm_family).fit(tol=1e-13).params
     np.testing.assert_allclose(res.params, fit_y + fit_u - fit_f, rtol=1e-9, atol=1e-11)
+
+
+def _sums_by_hand(scores, codes, ngroups):
+    s1 = np.stack([scores[codes == g].sum(axis=0) for g in range(ngroups)])
+    s2 = np.stack([scores[codes == g].T @ scores[codes == g] for g in range(ngroups)])
+    return s1, s2, np.bincount(codes, minlength=ngroups).astype(float)
+
+
+@pytest.mark.parametrize("design", ["plain", "strata", "clusters"])
+def test_design_collector_sums_equal_the_scores_sums(design):
+    """The collector fed by a Poisson fit's last pass holds the sums of the scores
+    ``x_i (y_i - exp(x_i'b))`` at statsmodels' estimate (by stratum, or by PSU)."""
+    rng = np.random.default_rng(8)
+    n = 30_000  # several chunks of the fit's passes
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
+    y = rng.poisson(np.exp(X @ np.array([0.1, 0.3, -0.2]))).astype(float)
+    codes = rng.integers(0, 4, size=n)
+    factory = {
+        "plain": DesignCollectorFactory(None, None, 0, 1),
+        "strata": DesignCollectorFactory(None, codes, 0, 4),
+        "clusters": DesignCollectorFactory(codes, None, 4, 1),
+    }[design]
+    fit = fit_glm(Poisson(), [(X, y)], collectors=[factory])
+    expected = sm.GLM(y, X, family=sm.families.Poisson()).fit(tol=1e-13).params
+    np.testing.assert_allclose(fit.params, expected, rtol=1e-9)
+    scores = X * (y - np.exp(X @ expected))[:, None]
+    collected = fit.collected[0]
+    if design == "clusters":
+        totals, _, _ = _sums_by_hand(scores, codes, 4)
+        np.testing.assert_allclose(collected.totals, totals, rtol=1e-7, atol=1e-6)
+        return
+    s1, s2, counts = _sums_by_hand(scores, codes if design == "strata" else np.zeros(n, dtype=int),
+                                   4 if design == "strata" else 1)
+    np.testing.assert_allclose(collected.s1, s1, rtol=1e-7, atol=1e-6)
+    np.testing.assert_allclose(collected.s2, s2, rtol=1e-9)
+    np.testing.assert_array_equal(collected.counts, counts)
+
+
+def test_rows_with_vanishing_hessian_weights_take_the_other_path():
+    """Poisson rows with offset -400 have means (Hessian weights) near 1e-174, below what the
+    one-product path divides by: those chunks sum the Hessian, score and collector apart, and
+    the fit, its bread and the collector's sums still equal statsmodels' and NumPy's. Those rows
+    (all with y = 0) add less than 1e-170 to any sum, so the reference is statsmodels' fit of
+    the other rows (its fit with the offsets stops at the start: the deviance hardly moves)."""
+    rng = np.random.default_rng(9)
+    n = 20_000
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
+    offset = np.where(np.arange(n) % 3 == 0, -400.0, 0.0)
+    y = rng.poisson(np.exp(X @ np.array([0.2, 0.3, -0.2]) + offset)).astype(float)
+    # started near the solution: the usual starting values regress log(y + 1/2) - offset, far off here
+    start = np.array([0.2, 0.3, -0.2])
+    fit = fit_glm(Poisson(), [(X, y)], offsets=[offset], collectors=[DesignCollectorFactory(None, None, 0, 1)],
+                  start=start)
+    assert not np.any(y[offset < 0])
+    model = sm.GLM(y[offset == 0], X[offset == 0], family=sm.families.Poisson())
+    expected = model.fit(tol=1e-13).params
+    np.testing.assert_allclose(fit.params, expected, rtol=1e-9)
+    np.testing.assert_allclose(fit.bread, np.linalg.inv(-model.hessian(expected)), rtol=1e-8)
+    scores = X * (y - np.exp(X @ expected + offset))[:, None]
+    np.testing.assert_allclose(fit.collected[0].s2[0], scores.T @ scores, rtol=1e-9)
+    np.testing.assert_allclose(fit.collected[0].s1[0], scores.sum(axis=0), atol=1e-6)
