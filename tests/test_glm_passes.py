@@ -11,6 +11,10 @@
   outer products, their sum and their count from one product of the scores
   above a row of ones; rows whose Hessian weight is too small to divide by take
   another path. Both must give the sums computed here by hand.
+* The scan checks the rank of a GLM's unlabeled design on every 16th row; when
+  those rows are not of full rank, one more pass sums the whole design's Gram
+  matrix, and only the whole design's rank decides (an error names the
+  dependent columns).
 
 Reference values: statsmodels' ``GLM`` (coefficients and the inverse of its
 Hessian at the estimate), the logistic loss and the score sums computed here
@@ -225,3 +229,56 @@ def test_rows_with_vanishing_hessian_weights_take_the_other_path():
     scores = X * (y - np.exp(X @ expected + offset))[:, None]
     np.testing.assert_allclose(fit.collected[0].s2[0], scores.T @ scores, rtol=1e-9)
     np.testing.assert_allclose(fit.collected[0].s1[0], scores.sum(axis=0), atol=1e-6)
+
+
+def _glm_data(rng, N, n=400):
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
+    Xu = np.column_stack([np.ones(N), rng.normal(size=(N, 2))])
+    beta = np.array([0.2, 0.5, -0.3])
+    y = (rng.random(n) < 1 / (1 + np.exp(-X @ beta))).astype(float)
+    return y, X, 1 / (1 + np.exp(-X @ beta - 0.2)), Xu, 1 / (1 + np.exp(-Xu @ beta - 0.2))
+
+
+def test_sampled_rows_of_full_rank_need_no_other_pass():
+    y, X, f, Xu, fu = _glm_data(np.random.default_rng(10), 50_000)
+    assert ppinfer.Logit(y, X, f, Xu, fu).unlabeled_passes == 1
+
+
+@pytest.mark.parametrize("partitioned", [False, True], ids=["in-memory", "float32-partitions"])
+def test_a_dummy_missed_by_the_sampled_rows_takes_one_pass_more(partitioned):
+    """A dummy that is 1 only on rows the sample skips (row 5 of every 16): the sampled rows
+    have an all-zero column, the whole design has full rank, and the fit is statsmodels'."""
+    rng = np.random.default_rng(11)
+    N = 40_000
+    y, X, f, Xu, fu = _glm_data(rng, N)
+    dummy_u = (np.arange(N) % 16 == 5).astype(float)
+    dummy = (rng.random(X.shape[0]) < 0.1).astype(float)
+    X, Xu = np.column_stack([X, dummy]), np.column_stack([Xu, dummy_u])
+    unlabeled = Xu.astype(np.float32) if partitioned else Xu
+    model = ppinfer.Logit(y, X, f, unlabeled, fu)
+    assert model.unlabeled_passes == 2
+    res = model.fit(method="ppi", use_t=False)
+    fit_u = sm.GLM(fu, unlabeled.astype(float), family=sm.families.Binomial()).fit(tol=1e-13).params
+    fit_f = sm.GLM(f, X, family=sm.families.Binomial()).fit(tol=1e-13).params
+    fit_y = sm.GLM(y, X, family=sm.families.Binomial()).fit(tol=1e-13).params
+    np.testing.assert_allclose(res.params, fit_y + fit_u - fit_f, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("partitioned", [False, True], ids=["in-memory", "float32-partitions"])
+def test_a_collinear_unlabeled_design_is_named_after_the_whole_design_pass(partitioned):
+    rng = np.random.default_rng(12)
+    y, X, f, Xu, fu = _glm_data(rng, 30_000)
+    X = np.column_stack([X, rng.normal(size=X.shape[0])])
+    Xu = np.column_stack([Xu, 2.0 * Xu[:, 1] - Xu[:, 2]])
+    unlabeled = Xu.astype(np.float32) if partitioned else Xu
+    with pytest.raises(ValueError, match=r"^X_unlabeled is rank deficient \(rank 3 < 4 columns\)"):
+        ppinfer.Logit(y, X, f, unlabeled, fu)
+
+
+def test_a_zero_column_of_the_unlabeled_design_is_named():
+    rng = np.random.default_rng(13)
+    y, X, f, Xu, fu = _glm_data(rng, 30_000)
+    X = np.column_stack([X, rng.normal(size=X.shape[0])])
+    Xu = np.column_stack([Xu, np.zeros(Xu.shape[0])])
+    with pytest.raises(ValueError, match=r"^X_unlabeled has all-zero column\(s\) \['x4'\]"):
+        ppinfer.Poisson(y, X, np.exp(X[:, 1]), Xu, np.exp(Xu[:, 1]))

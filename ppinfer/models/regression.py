@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from ..core.families import Binomial, Family, Gaussian, GLMFamily, Poisson as PoissonFamily
 from ..core.fitting import Fit, NormalEquations, fit_glm
-from ..core.sources import Column, current_position
+from ..core.sources import Column, current_position, reduce_rows
 from ..core.validation import (
-    ChunkedInput, GramOf, Variable, as_variable, check_full_rank, check_gram, match_columns,
+    ChunkedInput, SampledGram, Variable, as_variable, check_full_rank, check_gram, full_rank, gram_of_rows,
+    match_columns,
 )
 from ..core.warnings import SeparationWarning
 from ..designs.base import LABELED, UNLABELED, Design, design_from_keywords
@@ -179,18 +180,25 @@ class RegressionModel(PPIModel):
         the unlabeled predictions solves."""
         if self._family.linear:
             sums = {"normal": NormalEquations("X_unlabeled", "yhat_unlabeled", weights_key(design))}
-        else:  # an iterated fit cannot start from the normal equations: the Gram matrix alone
-            sums = {"gram": GramOf("X_unlabeled")}
+        else:  # an iterated fit needs no Gram matrix: the rank is checked on sampled rows
+            sums = {"gram": SampledGram("X_unlabeled")}
         return dict(checks=[("yhat_unlabeled", _PredictionCheck(self._family, "yhat_unlabeled"))],
                     accumulators=sums)
 
     def _check_unlabeled_design(self, names: list[str]) -> None:
-        """Rank of the unlabeled design, from the Gram matrix the scan summed (an all-zero
-        column of a formula's categorical level is named as such)."""
+        """Rank of the unlabeled design, from the Gram matrix the scan summed, or from its
+        sampled rows' when those have full rank (otherwise one more pass sums the whole
+        design's); an all-zero column of a formula's categorical level is named as such."""
         from ..core.formula import check_zero_columns
 
         summary = self.unlabeled.summary
-        gram = summary["normal"][0] if "normal" in summary else summary["gram"]
+        if "normal" in summary:
+            gram = summary["normal"][0]
+        else:
+            sampled, nrows = summary["gram"]
+            if full_rank(sampled, int(nrows)):
+                return
+            gram = reduce_rows(gram_of_rows, self.unlabeled.column("X_unlabeled"))
         check_zero_columns([name for name, value in zip(names, np.diag(gram)) if value == 0], "unlabeled")
         check_gram(gram, self.nobs_unlabeled, names, "X_unlabeled")
 
