@@ -32,7 +32,7 @@ import numpy as np
 import scipy.linalg
 
 from .families import Family
-from .sources import Column, reduce_rows
+from .sources import Column, add_partials, reduce_rows
 
 #: rows per chunk in reductions: large enough for BLAS, small enough for the cache
 CHUNK_ROWS = 1 << 15
@@ -648,6 +648,18 @@ class NormalEquations:
     weights: str | None = None
 
     def __call__(self, arrays):
+        # by pieces of DESIGN_CHUNK_ROWS rows, so that the products after the Gram matrix find the
+        # piece in the cache however long the scan's chunks are
+        total = None
+        for rows in chunks(arrays[self.X].shape[0], DESIGN_CHUNK_ROWS):
+            total = add_partials(total, self._sums({key: arrays[key][rows] for key in self._keys}))
+        return total
+
+    @property
+    def _keys(self) -> tuple[str, ...]:
+        return (self.X, self.V) if self.weights is None else (self.X, self.V, self.weights)
+
+    def _sums(self, arrays):
         X = np.ascontiguousarray(arrays[self.X])
         V = arrays[self.V]
         V = V[:, None] if V.ndim == 1 else V

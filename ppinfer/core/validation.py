@@ -27,8 +27,9 @@ from .sources import (
     current_position, is_dask, is_dask_frame, positions,
 )
 
-#: rows per chunk of the checks of a sample held in memory (at least: see :func:`_check_rows`)
-CHECK_ROWS = 1 << 13
+#: rows per chunk of the checks of a sample held in memory (at least: see :func:`_check_rows`); the
+#: accumulators that multiply a design several times split a chunk into cache-sized pieces themselves
+CHECK_ROWS = 1 << 15
 #: values per chunk of those checks: chunks of a narrow sample have more rows, up to this many values
 CHECK_VALUES = 11 * CHECK_ROWS
 
@@ -362,8 +363,8 @@ def make_sample(variables: Mapping[str, Variable], *, missing: str, label: str, 
 
 def _check_rows(items) -> int:
     """Rows per chunk of a scan in memory: :data:`CHECK_ROWS`, or more for a narrow sample, so
-    that a chunk holds about :data:`CHECK_VALUES` values (a chunk of a wide design stays in
-    the cache for the products that follow; one of a single column costs little per row)."""
+    that a chunk holds about :data:`CHECK_VALUES` values (long chunks spread the scan's work
+    per chunk over many rows; the accumulators' products take cache-sized pieces of them)."""
     width = sum(_width(variable.values) for _, variable in items)
     return max(CHECK_ROWS, CHECK_VALUES // max(width, 1))
 
