@@ -105,6 +105,66 @@ def test_strided_float64_memory_map_is_used_in_place(tmp_path):
     assert_same_results(fits(model), reference("OLS", "srs"))
 
 
+def _strided(tmp_path):
+    """A converter that stores each unlabeled array in the first columns of a wider float64
+    file and gives back that column slice of its memory map (rows a stride apart)."""
+    made = iter(range(100))
+
+    def convert(key, values):
+        values = np.asarray(values, dtype=float)
+        width = 1 if values.ndim == 1 else values.shape[1]
+        path = tmp_path / f"{key}{next(made)}.npy"
+        wide = np.lib.format.open_memmap(path, mode="w+", dtype=float, shape=(values.shape[0], width + 3))
+        wide[:, :width] = values.reshape(values.shape[0], width)
+        wide[:, width:] = -1.0
+        wide.flush()
+        stored = np.load(path, mmap_mode="r")
+        return stored[:, 0] if values.ndim == 1 else stored[:, :width]
+
+    return convert
+
+
+@pytest.mark.parametrize("design", ["srs", "clusters", "weights"])
+@pytest.mark.parametrize("estimator", ["OLS", "Logit", "Poisson"])
+def test_strided_memory_maps_of_every_design_array_give_the_in_memory_results(tmp_path, estimator, design):
+    """Every unlabeled array a column slice of a wider file: the chunks go to BLAS and the checks
+    where they lie (not copied), and the fits equal the in-memory ones."""
+    model = build(estimator, design, _strided(tmp_path), DATA)
+    assert not model.unlabeled["X_unlabeled"].flags.c_contiguous
+    assert_same_results(fits(model), reference(estimator, design))
+
+
+@pytest.mark.parametrize("estimator", ["OLS", "Logit"])
+def test_a_nan_in_a_strided_memory_map_is_found_and_dropped(tmp_path, estimator):
+    X = DATA["X"][U].copy()
+    X[1234, 2] = np.nan
+    X[2321, 1] = np.inf
+    y, f = (DATA["y"], DATA["f"]) if estimator == "OLS" else (DATA["y_binary"], DATA["f_binary"])
+    cls = getattr(ppinfer, estimator)
+    stored = _strided(tmp_path)("X_unlabeled", X)
+    with pytest.raises(ValueError, match=r"^X_unlabeled has 2 row\(s\) with NaN or infinite values \(first at position 1234\)"):
+        cls(y[L], DATA["X"][L], f[L], stored, f[U])
+    dropped = cls(y[L], DATA["X"][L], f[L], stored, f[U], missing="drop").fit()
+    keep = np.isfinite(X).all(axis=1)
+    expected = cls(y[L], DATA["X"][L], f[L], X[keep], f[U][keep]).fit()
+    np.testing.assert_allclose(dropped.params, expected.params, rtol=1e-10)
+    np.testing.assert_allclose(dropped.bse, expected.bse, rtol=1e-10)
+
+
+def test_row_sums_past_the_largest_float_are_not_missing_values():
+    """The finiteness check of a strided design sums rows; rows of huge finite values whose sum
+    overflows are then looked at one by one and found finite."""
+    from ppinfer.core.validation import Variable, make_sample
+
+    wide = np.zeros((40_000, 4))
+    wide[:, 0] = 1.0
+    wide[7, 1:3] = 1e308
+    sample = make_sample({"X": Variable(wide[:, :3], ["a", "b", "c"])}, missing="raise", label="unlabeled")
+    assert sample.nobs == 40_000
+    dropped = make_sample({"X": Variable(wide[:, :3], ["a", "b", "c"])}, missing="drop", label="unlabeled")
+    assert dropped.nobs == 40_000
+
+
 def test_parquet_ppi_against_statsmodels(table):
     """Independent reference: with lambda = 1, OLS PPI is OLS(X_u, f_u) + OLS(X, y - f)
     (Angelopoulos et al. 2023), and its HC0 variance the sum of the two sandwich variances."""

@@ -326,6 +326,8 @@ def make_sample(variables: Mapping[str, Variable], *, missing: str, label: str, 
             if name in proven or _all_finite(chunk):
                 continue
             row_ok = _finite_rows(chunk)
+            if row_ok.all():  # rows whose sums overflowed, all of them finite
+                continue
             if finite is not None:
                 finite[rows] &= row_ok
             else:
@@ -377,7 +379,14 @@ _ZEROS.flags.writeable = False
 def _all_finite(values: np.ndarray) -> bool:
     """Whether every value is finite: ``0 * x`` is 0 for a finite ``x`` and NaN otherwise, so
     one dot product with zeros per piece of ``values`` decides, without a temporary the size
-    of ``values`` (a plain dot product: no BLAS skips its zero factors)."""
+    of ``values`` (a plain dot product: no BLAS skips its zero factors). The rows of a 2-D
+    array that is not contiguous (a memory map's columns), which would be copied to be
+    flattened, are summed instead (one product with ones, read in place): a NaN or an
+    infinite value makes its row's sum non-finite (so would finite values summing past the
+    largest float; the caller then looks at the values themselves and finds nothing)."""
+    if values.ndim == 2 and not values.flags.c_contiguous:
+        with np.errstate(invalid="ignore", over="ignore"):
+            return bool(np.isfinite(values @ np.ones(values.shape[1])).all())
     rows = max(1, _ZEROS.shape[0] // max(_width(values), 1))
     with np.errstate(invalid="ignore"):
         for start in range(0, values.shape[0], rows):
@@ -793,7 +802,7 @@ class GramOf:
     key: str
 
     def __call__(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
-        X = np.ascontiguousarray(arrays[self.key])
+        X = arrays[self.key]  # strided rows (a memory map's columns) go to BLAS as they are
         return X.T @ X
 
     def finite(self, gram: np.ndarray) -> tuple[str, ...]:
