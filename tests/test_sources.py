@@ -134,6 +134,22 @@ def test_strided_memory_maps_of_every_design_array_give_the_in_memory_results(tm
     assert_same_results(fits(model), reference(estimator, design))
 
 
+@pytest.mark.parametrize("design", ["srs", "clusters"])
+@pytest.mark.parametrize("estimator", ["OLS", "Logit", "Poisson"])
+def test_column_ordered_arrays_are_used_in_place(estimator, design):
+    """A Fortran-ordered design (what a pandas frame's values often are) is not copied, and the
+    fits equal those of the row-ordered arrays."""
+    kept = {}
+
+    def by_columns(key, values):
+        kept[key] = np.asfortranarray(values) if np.ndim(values) == 2 else values
+        return kept[key]
+
+    model = build(estimator, design, by_columns, DATA)
+    assert np.shares_memory(model.unlabeled["X_unlabeled"], kept["X_unlabeled"])
+    assert_same_results(fits(model), reference(estimator, design))
+
+
 @pytest.mark.parametrize("estimator", ["OLS", "Logit"])
 def test_a_nan_in_a_strided_memory_map_is_found_and_dropped(tmp_path, estimator):
     X = DATA["X"][U].copy()

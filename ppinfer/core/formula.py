@@ -536,21 +536,17 @@ def _float_column(series: pd.Series) -> np.ndarray:
     return series.to_numpy(dtype=float, na_value=np.nan)
 
 
-#: rows of a partition copied into the design matrix at a time (they stay in the cache)
-PLAIN_BLOCK_ROWS = 4096
-
 
 def plain_design(frame: pd.DataFrame, names: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
     """What patsy builds for :func:`plain_columns` (rows with a NaN dropped, as its
     ``NA_action="drop"``; infinite values are kept for the validating scan to name), copied
-    column by column in blocks of rows into a C-ordered float64 array."""
+    column by column into a Fortran-ordered float64 array (one contiguous copy per column;
+    the fits read it as it is)."""
     columns = [None if name is None else _float_column(frame[name]) for name in names]
     m = len(frame)
-    X = np.empty((m, len(names)))
-    for start in range(0, m, PLAIN_BLOCK_ROWS):
-        block = X[start:start + PLAIN_BLOCK_ROWS]
-        for j, column in enumerate(columns):
-            block[:, j] = 1.0 if column is None else column[start:start + PLAIN_BLOCK_ROWS]
+    X = np.empty((m, len(names)), order="F")
+    for j, column in enumerate(columns):
+        X[:, j] = 1.0 if column is None else column
     missing = np.isnan(X).any(axis=1)
     if not missing.any():
         return X, np.arange(m)

@@ -198,8 +198,10 @@ def as_variable(value, argument: str, *, ndim: int, default_name: str) -> Variab
     ncols = 1 if array.ndim == 1 else array.shape[1]
     if names is None:
         names = [default_name] if ncols == 1 else [f"{default_name}{k + 1}" for k in range(ncols)]
-    # a memory map is read where it lies (chunk by chunk, even strided); other arrays made contiguous
-    return Variable(array if mapped else np.ascontiguousarray(array), names, index)
+    # a memory map is read where it lies (chunk by chunk, even strided), as is an array stored by
+    # rows or by columns (a pandas frame's values are often by columns); others are copied by rows
+    kept = mapped or array.flags.c_contiguous or array.flags.f_contiguous
+    return Variable(array if kept else np.ascontiguousarray(array), names, index)
 
 
 class _Passes:
