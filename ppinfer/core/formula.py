@@ -536,7 +536,6 @@ def _float_column(series: pd.Series) -> np.ndarray:
     return series.to_numpy(dtype=float, na_value=np.nan)
 
 
-
 def plain_design(frame: pd.DataFrame, names: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
     """What patsy builds for :func:`plain_columns` (rows with a NaN dropped, as its
     ``NA_action="drop"``; infinite values are kept for the validating scan to name), copied
