@@ -313,6 +313,17 @@ class PPIModel(Estimator):
         blocks = [(LABELED, response, self.design.fit_weights(LABELED), RowScores)]
         return self._fit_blocks(blocks, what=what, predicted=predicted)
 
+    def _prediction_samples(self) -> list[str]:
+        """The samples of the prediction fit's blocks: the unlabeled rows, and the labeled ones
+        first in a two-phase design (a fit over all units)."""
+        return [LABELED, UNLABELED] if self.design.two_phase else [UNLABELED]
+
+    def _weight_ratio(self) -> float:
+        """The labeled fits' total weight over the prediction fit's."""
+        weights = self.design.fit_weights(LABELED)
+        labeled = self.nobs if weights is None else float(weights.sum())
+        return labeled / sum(self.design.sample(sample).weight_total() for sample in self._prediction_samples())
+
     def _start_hessian(self, fit_f: Fit) -> np.ndarray | None:
         """An approximation of the prediction fit's summed Hessian at ``fit_f``'s estimate, from
         the labeled prediction fit, for fits that can start with it (None: computed by the fit)."""
@@ -740,19 +751,14 @@ class PPIModel(Estimator):
         labeled_scores = at_anchor.collected[0].scores
         labeled_sums = group_sums(labeled_scores, design.labeled.stratum_codes(), H)
         unlabeled_sums = np.zeros_like(labeled_sums)
-        samples = [LABELED, UNLABELED] if design.two_phase else [UNLABELED]
-        total_weight = 0.0
-        for collected, sample in zip(fit_u.collected, samples):
-            total_weight += design.sample(sample).weight_total()
+        for collected, sample in zip(fit_u.collected, self._prediction_samples()):
             if isinstance(collected, RowScores):
                 unlabeled_sums += group_sums(collected.scores, design.sample(sample).stratum_codes(), H)
             elif collected.totals is not None:
                 unlabeled_sums += group_sums(collected.totals, design.psu_strata, H)
             else:
                 unlabeled_sums += collected.s1
-        labeled_weights = design.fit_weights(LABELED)
-        labeled_total = self.nobs if labeled_weights is None else float(labeled_weights.sum())
-        deltas = at_anchor.contributions(labeled_total / total_weight * unlabeled_sums - labeled_sums)
+        deltas = at_anchor.contributions(self._weight_ratio() * unlabeled_sums - labeled_sums)
         self._cache[key] = deltas
         return deltas
 

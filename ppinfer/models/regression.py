@@ -18,7 +18,7 @@ from ..core.validation import (
     match_columns,
 )
 from ..core.warnings import SeparationWarning
-from ..designs.base import LABELED, UNLABELED, Design, design_from_keywords
+from ..designs.base import LABELED, Design, design_from_keywords
 from .base import document_design_keywords, with_design_keywords
 from .mean import weights_key
 from .ppi import PPIModel
@@ -220,12 +220,7 @@ class RegressionModel(PPIModel):
         # the labeled rows' Hessian, scaled from their total weight to the prediction fit's
         if self._family.linear:
             return None
-        design = self.design
-        weights = design.fit_weights(LABELED)
-        labeled_total = self.nobs if weights is None else float(weights.sum())
-        samples = [LABELED, UNLABELED] if design.two_phase else [UNLABELED]
-        total = sum(design.sample(sample).weight_total() for sample in samples)
-        return np.linalg.inv(fit_f.bread) * (total / labeled_total)
+        return np.linalg.inv(fit_f.bread) / self._weight_ratio()
 
     def _fit_blocks(self, blocks, *, start=None, what: str = "fit", evaluate_only: bool = False,
                     predicted: bool = False, start_hessian: np.ndarray | None = None) -> Fit:
