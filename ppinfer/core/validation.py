@@ -842,7 +842,8 @@ def gram_of_rows(X: np.ndarray) -> np.ndarray:
     """``X'X`` summed over chunks of :data:`CHECK_ROWS` rows (no copy of a strided design)."""
     gram = np.zeros((X.shape[1], X.shape[1]))
     for start in range(0, X.shape[0], CHECK_ROWS):
-        gram += GramOf("X")({"X": X[start : start + CHECK_ROWS]})
+        chunk = X[start : start + CHECK_ROWS]
+        gram += chunk.T @ chunk
     return gram
 
 

@@ -636,6 +636,13 @@ class DesignCollector:
             setattr(merged, name, b if a is None else a if b is None else a + b)
         return merged
 
+    def _start_stratum_sums(self, q: int) -> None:
+        """Zero sums of ``q`` scores per stratum, before the first chunk of an unclustered sample."""
+        if self.s1 is None:
+            self.s1 = np.zeros((self.nstrata, q))
+            self.s2 = np.zeros((self.nstrata, q, q))
+            self.counts = np.zeros(self.nstrata)
+
     def add_with_ones(self, rows, block, X, curvature):
         """:meth:`add` of the scores ``block[:-1].T``, given above a row of ones: without
         clusters or strata, one symmetric product of the block holds the sum of the scores'
@@ -644,8 +651,7 @@ class DesignCollector:
             self.add(rows, block[:-1].T, X, curvature)
             return
         q = block.shape[0] - 1
-        if self.s1 is None:
-            self.s1, self.s2, self.counts = np.zeros((1, q)), np.zeros((1, q, q)), np.zeros(1)  # one stratum
+        self._start_stratum_sums(q)
         products = block @ block.T
         self.s2[0] += products[:q, :q]
         self.s1[0] += products[:q, q]
@@ -667,10 +673,7 @@ class DesignCollector:
             else:
                 self.jacobians += group_outer(X * curvature[:, None], X, codes, self.npsu)
             return
-        if self.s1 is None:
-            self.s1 = np.zeros((self.nstrata, q))
-            self.s2 = np.zeros((self.nstrata, q, q))
-            self.counts = np.zeros(self.nstrata)
+        self._start_stratum_sums(q)
         if self.strata is None:
             self.s1[0] += np.ones(scores.shape[0]) @ scores  # a product: faster than a column sum
             self.s2[0] += scores.T @ scores
